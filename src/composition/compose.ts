@@ -1,0 +1,57 @@
+import { readFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { composeServices } from '@apollo/composition';
+import { Supergraph } from '@apollo/federation-internals';
+import { findBreakingChanges, parse, Source, type GraphQLError } from 'graphql';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+
+const compositionConfigSchema = z.strictObject({
+  federation_version: z.literal(2).optional(),
+  subgraphs: z.record(
+    z.string().regex(/^[A-Za-z][A-Za-z0-9_-]*$/),
+    z.strictObject({ routing_url: z.url(), schema: z.string().min(1) }),
+  ),
+});
+
+export interface CompositionIssue {
+  code: string;
+  message: string;
+  subgraphs: string[];
+}
+
+export type CompositionOutcome =
+  | { ok: true; supergraphSdl: string; hints: number }
+  | { ok: false; errors: CompositionIssue[] };
+
+/** Composes the subgraphs listed in a composition config (paths relative to that file). */
+export function composeFromConfig(configPath: string): CompositionOutcome {
+  const config = compositionConfigSchema.parse(parseYaml(readFileSync(configPath, 'utf8')));
+  const base = dirname(resolve(configPath));
+  const services = Object.entries(config.subgraphs).map(([name, { routing_url, schema }]) => ({
+    name,
+    url: routing_url,
+    // Naming the source after the subgraph lets every error say which subgraph it comes from.
+    typeDefs: parse(new Source(readFileSync(resolve(base, schema), 'utf8'), name)),
+  }));
+  const result = composeServices(services);
+  if (result.errors) return { ok: false, errors: result.errors.map(toIssue) };
+  return { ok: true, supergraphSdl: result.supergraphSdl, hints: result.hints.length };
+}
+
+/** Changes that break existing clients of the public (API) schema: removed fields, changed types… */
+export function breakingChanges(previousSupergraphSdl: string, nextSupergraphSdl: string): string[] {
+  const apiSchema = (sdl: string) => Supergraph.build(sdl).apiSchema().toGraphQLJSSchema();
+  return findBreakingChanges(apiSchema(previousSupergraphSdl), apiSchema(nextSupergraphSdl)).map(
+    (change) => `${change.type}: ${change.description}`,
+  );
+}
+
+function toIssue(error: GraphQLError): CompositionIssue {
+  const subgraphs = new Set<string>();
+  for (const node of error.nodes ?? []) {
+    const name = node.loc?.source.name;
+    if (name && name !== 'GraphQL request') subgraphs.add(name);
+  }
+  return { code: String(error.extensions.code ?? 'COMPOSITION_ERROR'), message: error.message, subgraphs: [...subgraphs] };
+}

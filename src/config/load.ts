@@ -1,0 +1,110 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { parse as parseYaml } from 'yaml';
+import type { z } from 'zod';
+import {
+  CONFIG_FILE_ENV,
+  ENV_KEYS,
+  SUBGRAPH_ENV_PATTERN,
+  configSchema,
+  subgraphEnvName,
+  type GatewayConfig,
+  type SubgraphOverride,
+} from './schema.js';
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+type Env = Readonly<Record<string, string | undefined>>;
+type RawConfig = Record<string, unknown> & { subgraphs?: Record<string, Record<string, unknown>> };
+
+/**
+ * Reads the optional config file, lays environment variables over it, validates the result once and
+ * freezes it. Every error names the field (and the variable it came from) so a bad deploy fails fast.
+ */
+export function loadConfig(env: Env = process.env): GatewayConfig {
+  const raw: RawConfig = { ...readConfigFile(env[CONFIG_FILE_ENV]) };
+  raw.subgraphs = normaliseSubgraphKeys(raw.subgraphs);
+
+  for (const [envName, key] of Object.entries(ENV_KEYS)) {
+    const value = env[envName];
+    if (value !== undefined && value !== '') raw[key] = value;
+  }
+  for (const [envName, value] of Object.entries(env)) {
+    const match = SUBGRAPH_ENV_PATTERN.exec(envName);
+    if (!match || value === undefined || value === '') continue;
+    const [, subgraph, field] = match as unknown as [string, string, 'URL' | 'TIMEOUT_MS'];
+    const entry = (raw.subgraphs[subgraph] ??= {});
+    entry[field === 'URL' ? 'url' : 'timeoutMs'] = value;
+  }
+
+  const parsed = configSchema.safeParse(raw);
+  if (!parsed.success) throw new ConfigError(formatIssues(parsed.error.issues));
+
+  const config = parsed.data;
+  if (!existsSync(config.supergraphPath)) {
+    throw new ConfigError(
+      `Invalid configuration: supergraphPath (env SUPERGRAPH_PATH): file not found: ${config.supergraphPath}`,
+    );
+  }
+  return deepFreeze(config);
+}
+
+/** Overrides for one subgraph, whatever spelling of its name the config file or environment used. */
+export function subgraphOverride(config: GatewayConfig, subgraphName: string): SubgraphOverride {
+  return config.subgraphs[subgraphEnvName(subgraphName)] ?? {};
+}
+
+function readConfigFile(path: string | undefined): Record<string, unknown> {
+  if (!path) return {};
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (error) {
+    throw new ConfigError(`${CONFIG_FILE_ENV}: cannot read ${path}: ${(error as Error).message}`);
+  }
+  let parsed: unknown;
+  try {
+    parsed = parseYaml(text);
+  } catch (error) {
+    throw new ConfigError(`${CONFIG_FILE_ENV}: ${path} is not valid YAML/JSON: ${(error as Error).message}`);
+  }
+  if (parsed === null || parsed === undefined) return {};
+  if (typeof parsed !== 'object' || Array.isArray(parsed)) {
+    throw new ConfigError(`${CONFIG_FILE_ENV}: ${path} must contain a mapping of settings`);
+  }
+  return parsed as Record<string, unknown>;
+}
+
+function normaliseSubgraphKeys(subgraphs: unknown): Record<string, Record<string, unknown>> {
+  const out: Record<string, Record<string, unknown>> = {};
+  if (subgraphs && typeof subgraphs === 'object' && !Array.isArray(subgraphs)) {
+    for (const [name, value] of Object.entries(subgraphs)) {
+      out[subgraphEnvName(name)] = value as Record<string, unknown>;
+    }
+  }
+  return out;
+}
+
+const ENV_BY_KEY = new Map<string, string>(Object.entries(ENV_KEYS).map(([env, key]) => [key, env]));
+
+function formatIssues(issues: readonly z.core.$ZodIssue[]): string {
+  const lines = issues.map((issue) => {
+    const path = issue.path.map(String);
+    let source = '';
+    if (path.length === 1 && ENV_BY_KEY.has(path[0]!)) source = ` (env ${ENV_BY_KEY.get(path[0]!)})`;
+    if (path[0] === 'subgraphs' && path.length === 3) {
+      source = ` (env SUBGRAPH_${path[1]}_${path[2] === 'url' ? 'URL' : 'TIMEOUT_MS'})`;
+    }
+    return `  - ${path.join('.') || '(root)'}${source}: ${issue.message}`;
+  });
+  return `Invalid configuration:\n${lines.join('\n')}`;
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value && typeof value === 'object') {
+    for (const child of Object.values(value)) deepFreeze(child);
+    Object.freeze(value);
+  }
+  return value;
+}

@@ -1,0 +1,89 @@
+/**
+ * Every error the gateway itself produces, defined once: a stable machine-readable code, its HTTP
+ * status and a safe, generic title. REST-style routes render them as RFC 9457 problem+json, the
+ * GraphQL endpoint as GraphQL errors with `extensions.code`.
+ */
+export const ERRORS = {
+  BAD_REQUEST: { status: 400, title: 'The request is malformed' },
+  NOT_FOUND: { status: 404, title: 'No route matches this request' },
+  METHOD_NOT_ALLOWED: { status: 405, title: 'Method not allowed on this route' },
+  PAYLOAD_TOO_LARGE: { status: 413, title: 'The request body is too large' },
+  UNSUPPORTED_MEDIA_TYPE: { status: 415, title: 'Unsupported content type' },
+  SUPERGRAPH_NOT_LOADED: { status: 503, title: 'No valid supergraph is loaded yet' },
+  INTERNAL_SERVER_ERROR: { status: 500, title: 'Internal server error' },
+  // Subgraph failures surface inside GraphQL responses (partial data), not as HTTP statuses.
+  SUBGRAPH_UNAVAILABLE: { status: 502, title: 'The subgraph could not be reached' },
+  SUBGRAPH_TIMEOUT: { status: 504, title: 'The subgraph did not answer in time' },
+  SUBGRAPH_BAD_RESPONSE: { status: 502, title: 'The subgraph answered with an invalid response' },
+  SUBGRAPH_HTTP_ERROR: { status: 502, title: 'The subgraph answered with an HTTP error' },
+} as const satisfies Record<string, { status: number; title: string }>;
+
+export type ErrorCode = keyof typeof ERRORS;
+
+export class GatewayError extends Error {
+  readonly status: number;
+  constructor(
+    readonly code: ErrorCode,
+    /** Safe to show the client: never internal details. */
+    readonly detail: string = ERRORS[code].title,
+  ) {
+    super(detail);
+    this.status = ERRORS[code].status;
+  }
+
+  /** Any error thrown inside a request, as the gateway error the client will see. Unknown errors are masked. */
+  static from(error: unknown): GatewayError {
+    if (error instanceof GatewayError) return error;
+    const { code, statusCode } = (error ?? {}) as { code?: string; statusCode?: number };
+    const known = code ? FASTIFY_ERRORS[code] : undefined;
+    if (known) return new GatewayError(known, (code && FASTIFY_DETAILS[code]) ?? ERRORS[known].title);
+    if (statusCode === 404) return new GatewayError('NOT_FOUND');
+    if (statusCode === 405) return new GatewayError('METHOD_NOT_ALLOWED');
+    if (statusCode !== undefined && statusCode >= 400 && statusCode < 500) return new GatewayError('BAD_REQUEST');
+    return new GatewayError('INTERNAL_SERVER_ERROR');
+  }
+}
+
+/** Fastify's own error codes (raised while reading the request) mapped onto ours. */
+const FASTIFY_ERRORS: Record<string, ErrorCode> = {
+  FST_ERR_CTP_INVALID_JSON_BODY: 'BAD_REQUEST',
+  FST_ERR_CTP_EMPTY_JSON_BODY: 'BAD_REQUEST',
+  FST_ERR_CTP_INVALID_CONTENT_LENGTH: 'BAD_REQUEST',
+  FST_ERR_CTP_EMPTY_TYPE: 'UNSUPPORTED_MEDIA_TYPE',
+  FST_ERR_CTP_INVALID_TYPE: 'UNSUPPORTED_MEDIA_TYPE',
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: 'UNSUPPORTED_MEDIA_TYPE',
+  FST_ERR_CTP_BODY_TOO_LARGE: 'PAYLOAD_TOO_LARGE',
+};
+
+const FASTIFY_DETAILS: Record<string, string> = {
+  FST_ERR_CTP_INVALID_JSON_BODY: 'The request body is not valid JSON',
+  FST_ERR_CTP_EMPTY_JSON_BODY: 'The request body is empty but its content type is JSON',
+};
+
+export interface ProblemDetails {
+  type: string;
+  title: string;
+  status: number;
+  detail: string;
+  code: ErrorCode;
+  instance?: string;
+  requestId: string;
+}
+
+export const PROBLEM_CONTENT_TYPE = 'application/problem+json';
+
+export function problemDetails(error: GatewayError, requestId: string, instance?: string): ProblemDetails {
+  return {
+    type: `urn:gateway:error:${error.code.toLowerCase().replace(/_/g, '-')}`,
+    title: ERRORS[error.code].title,
+    status: error.status,
+    detail: error.detail,
+    code: error.code,
+    ...(instance === undefined ? {} : { instance }),
+    requestId,
+  };
+}
+
+export function graphqlErrorBody(error: GatewayError, requestId: string) {
+  return { errors: [{ message: error.detail, extensions: { code: error.code, requestId } }] };
+}

@@ -1,0 +1,129 @@
+import { ApolloGateway } from '@apollo/gateway';
+import { ApolloServer, type ApolloServerPlugin } from '@apollo/server';
+import { ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/disabled';
+import { fastifyApolloHandler } from '@as-integrations/fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest, RouteHandlerMethod } from 'fastify';
+import { GraphQLError, type GraphQLFormattedError } from 'graphql';
+import { subgraphOverride } from '../config/load.js';
+import type { GatewayConfig } from '../config/schema.js';
+import type { GatewayContext } from '../context.js';
+import { GatewayError, graphqlErrorBody } from '../errors.js';
+import { GatewayDataSource } from './data-source.js';
+import { SubgraphHttpClient } from './subgraph-http.js';
+import { SupergraphFile, type SupergraphStatus } from './supergraph-file.js';
+
+export const GRAPHQL_PATH = '/graphql';
+
+export interface GraphQLEndpoint {
+  readonly status: () => SupergraphStatus;
+  /** Resolves once the first valid supergraph serves; rejects if Apollo cannot start. */
+  readonly started: Promise<void>;
+}
+
+/**
+ * Mounts Apollo Server + Apollo Gateway at `/graphql`. The route exists from the first moment and
+ * answers 503 until a supergraph is loaded, so the process can listen (and report liveness) while
+ * it waits for a valid supergraph file.
+ */
+export function registerGraphQL(app: FastifyInstance, config: GatewayConfig): GraphQLEndpoint {
+  const http = new SubgraphHttpClient();
+  const supergraph = new SupergraphFile({ path: config.supergraphPath, watch: config.supergraphWatch, logger: app.log });
+
+  const gateway = new ApolloGateway({
+    supergraphSdl: supergraph,
+    logger: app.log,
+    buildService: ({ name, url }) => {
+      const override = subgraphOverride(config, name);
+      const target = override.url ?? url;
+      if (!target) throw new Error(`Subgraph "${name}" has no routing URL; set SUBGRAPH_${name.toUpperCase()}_URL`);
+      return new GatewayDataSource({
+        name,
+        url: target,
+        fetcher: http.fetcherWithTimeout(override.timeoutMs ?? config.subgraphTimeoutMs),
+        logger: app.log,
+      });
+    },
+  });
+
+  const apollo = new ApolloServer<GatewayContext>({
+    gateway,
+    logger: app.log,
+    csrfPrevention: true,
+    introspection: config.nodeEnv !== 'production',
+    includeStacktraceInErrorResponses: false,
+    formatError: maskUnexpectedErrors(app),
+    plugins: [ApolloServerPluginLandingPageDisabled(), requestIdInErrors()],
+  });
+
+  let handler: RouteHandlerMethod | null = null;
+  const started = apollo.start().then(() => {
+    handler = fastifyApolloHandler(apollo, { context: async (request) => request.gateway }) as RouteHandlerMethod;
+    app.log.info({ hash: readyHash(supergraph.status) }, 'supergraph loaded, GraphQL is serving');
+  });
+  started.catch((error: Error) => app.log.error({ reason: error.message }, 'GraphQL failed to start'));
+
+  app.route({
+    method: ['GET', 'POST'],
+    url: GRAPHQL_PATH,
+    errorHandler: graphqlErrorHandler,
+    handler(request, reply) {
+      if (!handler) {
+        const error = new GatewayError('SUPERGRAPH_NOT_LOADED');
+        return reply.code(error.status).send(graphqlErrorBody(error, request.id));
+      }
+      return handler.call(this, request, reply);
+    },
+  });
+
+  app.addHook('onClose', async () => {
+    supergraph.stop();
+    if (handler) await apollo.stop();
+    await http.close();
+  });
+
+  return { status: () => supergraph.status, started };
+}
+
+/**
+ * Errors raised before Apollo sees the request (body parsing, size, content type) still answer in
+ * GraphQL's shape, so GraphQL clients get one error format from this endpoint.
+ */
+function graphqlErrorHandler(error: Error & { statusCode?: number; code?: string }, request: FastifyRequest, reply: FastifyReply) {
+  const gatewayError = GatewayError.from(error);
+  if (gatewayError.status >= 500) request.log.error({ err: error }, 'unexpected error on /graphql');
+  return reply.code(gatewayError.status).send(graphqlErrorBody(gatewayError, request.id));
+}
+
+/** Unexpected errors never reach the client with their message: they are logged and replaced. */
+function maskUnexpectedErrors(app: FastifyInstance) {
+  return (formatted: GraphQLFormattedError, error: unknown): GraphQLFormattedError => {
+    const code = formatted.extensions?.code;
+    const fromSubgraph = formatted.extensions?.serviceName !== undefined;
+    if (code !== 'INTERNAL_SERVER_ERROR' || fromSubgraph) return formatted;
+    const original = error instanceof GraphQLError ? (error.originalError ?? error) : error;
+    app.log.error({ err: original }, 'unexpected error while executing a GraphQL operation');
+    return { message: 'Internal server error', path: formatted.path, extensions: { code } };
+  };
+}
+
+/** Tags every GraphQL error with the request id, so a client report can be matched to our logs. */
+function requestIdInErrors(): ApolloServerPlugin<GatewayContext> {
+  return {
+    async requestDidStart({ contextValue }) {
+      return {
+        async willSendResponse({ response }) {
+          if (response.body.kind !== 'single' || !response.body.singleResult.errors) return;
+          const requestId = contextValue.requestId;
+          response.body.singleResult.errors = response.body.singleResult.errors.map((error) => ({
+            ...error,
+            extensions: { ...error.extensions, requestId },
+          }));
+        },
+      };
+    },
+  };
+}
+
+function readyHash(status: SupergraphStatus): string | undefined {
+  return status.state === 'ready' ? status.hash : undefined;
+}

@@ -1,0 +1,48 @@
+import { buildGateway } from './app.js';
+import { ConfigError, loadConfig } from './config/load.js';
+
+/** Process entry: load config → build → listen; SIGTERM/SIGINT → drain in-flight requests → exit 0. */
+async function main(): Promise<void> {
+  let config;
+  try {
+    config = loadConfig();
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      process.stderr.write(`${error.message}\n`);
+      process.exit(78); // EX_CONFIG
+    }
+    throw error;
+  }
+
+  const gateway = buildGateway(config);
+  const { app } = gateway;
+  const address = await app.listen({ port: config.port, host: config.host });
+  app.log.info({ address, graphql: `${address}/graphql` }, 'gateway listening');
+
+  let stopping = false;
+  const shutdown = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    app.log.info({ signal }, 'shutting down: draining in-flight requests');
+    gateway.beginShutdown();
+    const forceExit = setTimeout(() => {
+      app.log.warn({ timeoutMs: config.shutdownTimeoutMs }, 'shutdown timeout reached, closing remaining connections');
+      app.server.closeAllConnections();
+    }, config.shutdownTimeoutMs);
+    forceExit.unref();
+    try {
+      await app.close();
+      process.exit(0);
+    } catch (error) {
+      app.log.error({ err: error }, 'error during shutdown');
+      process.exit(1);
+    }
+  };
+  process.on('SIGTERM', () => void shutdown('SIGTERM'));
+  process.on('SIGINT', () => void shutdown('SIGINT'));
+}
+
+main().catch((error: unknown) => {
+  process.stderr.write(`gateway failed to start: ${error instanceof Error ? error.message : String(error)}\n`);
+  process.exit(1);
+});
