@@ -28,13 +28,30 @@ export type CompositionOutcome =
 export function composeFromConfig(configPath: string): CompositionOutcome {
   const config = compositionConfigSchema.parse(parseYaml(readFileSync(configPath, 'utf8')));
   const base = dirname(resolve(configPath));
-  const services = Object.entries(config.subgraphs).map(([name, { routing_url, schema }]) => ({
-    name,
-    url: routing_url,
-    // Naming the source after the subgraph lets every error say which subgraph it comes from.
-    typeDefs: parse(new Source(readFileSync(resolve(base, schema), 'utf8'), name)),
-  }));
-  const result = composeServices(services);
+  return composeSubgraphs(
+    Object.entries(config.subgraphs).map(([name, { routing_url, schema }]) => ({
+      name,
+      url: routing_url,
+      sdl: readFileSync(resolve(base, schema), 'utf8'),
+    })),
+  );
+}
+
+export interface SubgraphSource {
+  name: string;
+  url: string;
+  sdl: string;
+}
+
+export function composeSubgraphs(subgraphs: readonly SubgraphSource[]): CompositionOutcome {
+  const result = composeServices(
+    subgraphs.map(({ name, url, sdl }) => ({
+      name,
+      url,
+      // Naming the source after the subgraph lets every error say which subgraph it comes from.
+      typeDefs: parse(new Source(sdl, name)),
+    })),
+  );
   if (result.errors) return { ok: false, errors: result.errors.map(toIssue) };
   return { ok: true, supergraphSdl: result.supergraphSdl, hints: result.hints.length };
 }

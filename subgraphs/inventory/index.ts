@@ -35,7 +35,7 @@ export function inventorySubgraph(): SubgraphDefinition {
     resolvers: {
       Product: {
         __resolveReference: (ref: ProductRef) => ref,
-        quantity: quantityOf,
+        quantity: (ref: ProductRef, _: unknown, context: SubgraphContext) => quantityOf(ref, context),
         inStock: (ref: ProductRef, _: unknown, context: SubgraphContext) => quantityOf(ref, context) > 0,
         shippingEstimate: ({ price, weight }: ProductRef) => {
           if (price === undefined || weight === undefined) throw new Error('price and weight are required');

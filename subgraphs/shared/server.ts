@@ -32,7 +32,18 @@ export function readSchema(file: URL | string): string {
 /** Serves one subgraph over HTTP at `/graphql` (Fastify + Apollo Server), like a real service would. */
 export async function startSubgraph(
   definition: SubgraphDefinition,
-  { port = 0, host = '127.0.0.1', logger = false }: { port?: number; host?: string; logger?: boolean } = {},
+  {
+    port = 0,
+    host = '127.0.0.1',
+    logger = false,
+    configure,
+  }: {
+    port?: number;
+    host?: string;
+    logger?: boolean;
+    /** Extra hooks or routes, added before the server listens. */
+    configure?: (app: FastifyInstance) => void;
+  } = {},
 ): Promise<RunningSubgraph> {
   const schema = buildSubgraphSchema({
     typeDefs: parse(readSchema(definition.schemaFile)),
@@ -50,6 +61,7 @@ export async function startSubgraph(
   await app.register(fastifyApollo(apollo), { context: async (request) => contextFromHeaders(request.headers) });
   app.get('/health', async () => ({ status: 'ok', subgraph: definition.name }));
   app.addHook('onClose', async () => apollo.stop());
+  configure?.(app);
 
   const address = await app.listen({ port, host });
   return { name: definition.name, url: `${address}/graphql`, app, close: () => app.close() };
