@@ -52,7 +52,7 @@ export function registerGraphQL(app: FastifyInstance, config: GatewayConfig): Gr
     introspection: config.nodeEnv !== 'production',
     includeStacktraceInErrorResponses: false,
     formatError: maskUnexpectedErrors(app),
-    plugins: [ApolloServerPluginLandingPageDisabled(), requestIdInErrors()],
+    plugins: [ApolloServerPluginLandingPageDisabled(), requireResolvedOperation(), requestIdInErrors()],
   });
 
   let handler: RouteHandlerMethod | null = null;
@@ -103,6 +103,28 @@ function maskUnexpectedErrors(app: FastifyInstance) {
     const original = error instanceof GraphQLError ? (error.originalError ?? error) : error;
     app.log.error({ err: original }, 'unexpected error while executing a GraphQL operation');
     return { message: 'Internal server error', path: formatted.path, extensions: { code } };
+  };
+}
+
+/**
+ * Apollo Server leaves an unmatched `operationName` to the executor, and Apollo Gateway's executor
+ * then fails with a 500. It is the client's mistake: answer 400 before any planning happens.
+ */
+function requireResolvedOperation(): ApolloServerPlugin<GatewayContext> {
+  return {
+    async requestDidStart() {
+      return {
+        async didResolveOperation({ operation, request }) {
+          if (operation) return;
+          const message = request.operationName
+            ? `Unknown operation named "${request.operationName}".`
+            : 'Must provide operation name if query contains multiple operations.';
+          throw new GraphQLError(message, {
+            extensions: { code: 'OPERATION_RESOLUTION_FAILURE', http: { status: 400 } },
+          });
+        },
+      };
+    },
   };
 }
 

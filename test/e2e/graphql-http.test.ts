@@ -1,0 +1,134 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startStack, type Stack } from '../helpers/stack.js';
+import { catalogSubgraph } from '../../subgraphs/catalog/index.js';
+import { ordersSubgraph } from '../../subgraphs/orders/index.js';
+import { accountsSubgraph } from '../../subgraphs/accounts/index.js';
+import { anonymousPrincipal } from '../../src/context.js';
+
+let stack: Stack;
+beforeAll(async () => {
+  stack = await startStack({
+    definitions: [accountsSubgraph(), catalogSubgraph(), ordersSubgraph()],
+    resolvePrincipal: () => anonymousPrincipal('acme'),
+    env: { BODY_LIMIT_BYTES: '4096' },
+  });
+});
+afterAll(() => stack.close());
+
+async function send(init: RequestInit & { path?: string }) {
+  const response = await fetch(`${stack.url}${init.path ?? '/graphql'}`, init);
+  const text = await response.text();
+  return { status: response.status, type: response.headers.get('content-type') ?? '', body: JSON.parse(text) as any };
+}
+const json = { 'content-type': 'application/json' };
+
+describe('GraphQL over HTTP', () => {
+  it('GET runs queries (with a CSRF-safe header)', async () => {
+    const query = encodeURIComponent('{ products(first: 1) { name } }');
+    const res = await send({ method: 'GET', path: `/graphql?query=${query}`, headers: { 'apollo-require-preflight': 'true' } });
+    expect(res.status).toBe(200);
+    expect(res.body).toEqual({ data: { products: [{ name: 'Anvil' }] } });
+  });
+
+  it('CSRF prevention: a "simple" GET without a preflight header is refused', async () => {
+    const query = encodeURIComponent('{ products { name } }');
+    const res = await send({ method: 'GET', path: `/graphql?query=${query}` });
+    expect(res.status).toBe(400);
+    expect(res.body.errors[0].extensions.code).toBe('BAD_REQUEST');
+  });
+
+  it('GET never executes a mutation', async () => {
+    const query = encodeURIComponent('mutation { placeOrder(items: [{ upc: "acme-anvil", quantity: 1 }]) { id } }');
+    const res = await send({ method: 'GET', path: `/graphql?query=${query}`, headers: { 'apollo-require-preflight': 'true' } });
+    expect(res.status).toBe(405);
+    expect(res.body.errors[0].message).toMatch(/GET/);
+  });
+
+  it('answers application/graphql-response+json when asked', async () => {
+    const res = await fetch(`${stack.url}/graphql`, {
+      method: 'POST',
+      headers: { ...json, accept: 'application/graphql-response+json' },
+      body: JSON.stringify({ query: '{ products(first: 1) { upc } }' }),
+    });
+    expect(res.headers.get('content-type')).toMatch(/^application\/graphql-response\+json/);
+    expect(await res.json()).toEqual({ data: { products: [{ upc: 'acme-anvil' }] } });
+  });
+
+  it('malformed JSON → 400 with a GraphQL error', async () => {
+    const res = await send({ method: 'POST', headers: json, body: '{"query": "{ products { name }"' });
+    expect(res.status).toBe(400);
+    expect(res.body.errors[0].extensions).toMatchObject({ code: 'BAD_REQUEST' });
+    expect(res.body.errors[0].extensions.requestId).toBeTruthy();
+  });
+
+  it('missing query → 400', async () => {
+    const res = await send({ method: 'POST', headers: json, body: JSON.stringify({ variables: {} }) });
+    expect(res.status).toBe(400);
+    expect(res.body.errors[0].extensions.code).toBe('BAD_REQUEST');
+  });
+
+  it('syntax error → 400 GRAPHQL_PARSE_FAILED', async () => {
+    const res = await send({ method: 'POST', headers: json, body: JSON.stringify({ query: '{ products { ' }) });
+    expect(res.status).toBe(400);
+    expect(res.body.errors[0].extensions.code).toBe('GRAPHQL_PARSE_FAILED');
+  });
+
+  it('unknown field → 400 GRAPHQL_VALIDATION_FAILED', async () => {
+    const res = await send({ method: 'POST', headers: json, body: JSON.stringify({ query: '{ nope }' }) });
+    expect(res.status).toBe(400);
+    expect(res.body.errors[0].extensions.code).toBe('GRAPHQL_VALIDATION_FAILED');
+  });
+
+  it('unknown operation name → 400', async () => {
+    const res = await send({
+      method: 'POST',
+      headers: json,
+      body: JSON.stringify({ query: 'query A { products { upc } }', operationName: 'B' }),
+    });
+    expect(res.status).toBe(400);
+    expect(res.body.errors[0].extensions.code).toBe('OPERATION_RESOLUTION_FAILURE');
+
+    const ambiguous = await send({ method: 'POST', headers: json, body: JSON.stringify({ query: 'query A { products { upc } } query B { products { upc } }' }) });
+    expect(ambiguous.status).toBe(400);
+    expect(ambiguous.body.errors[0].extensions.code).toBe('OPERATION_RESOLUTION_FAILURE');
+  });
+
+  it('unsupported content type → 415', async () => {
+    const res = await send({ method: 'POST', headers: { 'content-type': 'application/xml' }, body: '<query/>' });
+    expect(res.status).toBe(415);
+    expect(res.body.errors[0].extensions.code).toBe('UNSUPPORTED_MEDIA_TYPE');
+  });
+
+  it('a text/plain POST (a CSRF vector) is refused', async () => {
+    const res = await send({ method: 'POST', headers: { 'content-type': 'text/plain' }, body: '{"query":"{ products { upc } }"}' });
+    expect(res.status).toBe(400);
+  });
+
+  it('body over the limit → 413', async () => {
+    const res = await send({ method: 'POST', headers: json, body: JSON.stringify({ query: `{ products { upc } } #${'x'.repeat(5000)}` }) });
+    expect(res.status).toBe(413);
+    expect(res.body.errors[0].extensions.code).toBe('PAYLOAD_TOO_LARGE');
+  });
+
+  it('other routes answer problem+json', async () => {
+    const res = await send({ method: 'GET', path: '/nope?token=secret' });
+    expect(res.status).toBe(404);
+    expect(res.type).toMatch(/^application\/problem\+json/);
+    expect(res.body).toMatchObject({ status: 404, code: 'NOT_FOUND' });
+    expect(JSON.stringify(res.body)).not.toContain('secret');
+  });
+
+  it('still serves normally after all that', async () => {
+    const res = await send({ method: 'POST', headers: json, body: JSON.stringify({ query: '{ products(first: 1) { upc } }' }) });
+    expect(res.body).toEqual({ data: { products: [{ upc: 'acme-anvil' }] } });
+  });
+});
+
+describe('health', () => {
+  it('liveness and readiness answer 200 with a loaded supergraph', async () => {
+    expect((await send({ method: 'GET', path: '/health' })).body).toMatchObject({ status: 'ok' });
+    const ready = await send({ method: 'GET', path: '/health/ready' });
+    expect(ready.status).toBe(200);
+    expect(ready.body.supergraph.hash).toMatch(/^[0-9a-f]{64}$/);
+  });
+});
