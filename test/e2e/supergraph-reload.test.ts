@@ -1,0 +1,124 @@
+import { renameSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildGateway } from '../../src/app.js';
+import { composeSubgraphs } from '../../src/composition/compose.js';
+import { loadConfig } from '../../src/config/load.js';
+import { anonymousPrincipal } from '../../src/context.js';
+import { accountsSubgraph } from '../../subgraphs/accounts/index.js';
+import { catalogSubgraph } from '../../subgraphs/catalog/index.js';
+import { readSchema, startSubgraph, type RunningSubgraph, type SubgraphDefinition } from '../../subgraphs/shared/server.js';
+import { eventually } from '../helpers/eventually.js';
+import { reviewsSubgraph } from '../helpers/reviews-subgraph.js';
+import { postGraphQL, startStack, type Stack } from '../helpers/stack.js';
+
+const principal = () => anonymousPrincipal('acme');
+
+/** Writes like a deploy tool does: a temp file renamed over the old one. */
+function replaceFile(path: string, content: string) {
+  const temp = join(dirname(path), `.next-${Date.now()}`);
+  writeFileSync(temp, content);
+  renameSync(temp, path);
+}
+
+function supergraphOf(running: { subgraph: RunningSubgraph; definition: SubgraphDefinition }[]): string {
+  const outcome = composeSubgraphs(
+    running.map(({ subgraph, definition }) => ({ name: subgraph.name, url: subgraph.url, sdl: readSchema(definition.schemaFile) })),
+  );
+  if (!outcome.ok) throw new Error('composition failed');
+  return outcome.supergraphSdl;
+}
+
+describe('supergraph hot reload', () => {
+  let stack: Stack;
+  let reviews: { subgraph: RunningSubgraph; definition: SubgraphDefinition };
+  let accounts: { subgraph: RunningSubgraph; definition: SubgraphDefinition };
+  let delay = 0;
+  const catalogDefinition = catalogSubgraph();
+
+  beforeAll(async () => {
+    stack = await startStack({ definitions: [catalogDefinition], resolvePrincipal: principal });
+    const reviewsDefinition = reviewsSubgraph({ delayMs: () => delay });
+    reviews = { definition: reviewsDefinition, subgraph: await startSubgraph(reviewsDefinition) };
+    const accountsDefinition = accountsSubgraph();
+    accounts = { definition: accountsDefinition, subgraph: await startSubgraph(accountsDefinition) };
+  });
+  afterAll(async () => {
+    await stack.close();
+    await reviews.subgraph.close();
+    await accounts.subgraph.close();
+  });
+
+  const catalog = () => ({ definition: catalogDefinition, subgraph: stack.subgraphs.catalog! });
+
+  it('picks up a new valid supergraph without a restart', async () => {
+    const before = await postGraphQL(stack.url, { query: '{ products(first: 1) { reviewCount } }' });
+    expect(before.body.errors?.[0]?.extensions?.code).toBe('GRAPHQL_VALIDATION_FAILED');
+    const hashBefore = (await (await fetch(`${stack.url}/health/ready`)).json()).supergraph.hash;
+
+    replaceFile(stack.supergraphPath, supergraphOf([catalog(), reviews]));
+    await eventually(async () => {
+      const after = await postGraphQL(stack.url, { query: '{ products(first: 1) { name reviewCount } }' });
+      expect(after.body).toEqual({ data: { products: [{ name: 'Anvil', reviewCount: 10 }] } });
+    });
+    const hashAfter = (await (await fetch(`${stack.url}/health/ready`)).json()).supergraph.hash;
+    expect(hashAfter).not.toBe(hashBefore);
+  });
+
+  it('refuses an invalid supergraph and keeps serving the previous one', async () => {
+    const readyBefore = await (await fetch(`${stack.url}/health/ready`)).json();
+    replaceFile(stack.supergraphPath, 'schema @link(url: "https://specs.apollo.dev/link/v1.0") { query: Query } type Query { broken: ');
+    await new Promise((resolve) => setTimeout(resolve, 600));
+    const response = await postGraphQL(stack.url, { query: '{ products(first: 1) { name reviewCount } }' });
+    expect(response.body).toEqual({ data: { products: [{ name: 'Anvil', reviewCount: 10 }] } });
+    const readyAfter = await fetch(`${stack.url}/health/ready`);
+    expect(readyAfter.status).toBe(200);
+    expect((await readyAfter.json()).supergraph.hash).toBe(readyBefore.supergraph.hash);
+  });
+
+  it('finishes in-flight requests across a reload', async () => {
+    replaceFile(stack.supergraphPath, supergraphOf([catalog(), reviews]));
+    await eventually(async () => expect((await fetch(`${stack.url}/health/ready`)).status).toBe(200));
+    delay = 1_000;
+    const inFlight = postGraphQL(stack.url, { query: '{ latestReview { body delayedBy } }' });
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    replaceFile(stack.supergraphPath, supergraphOf([catalog(), reviews, accounts]));
+    await eventually(async () => {
+      const users = await postGraphQL(stack.url, { query: '{ users { id } }' });
+      expect(users.body.data).toEqual({ users: [{ id: 'u-acme-1' }, { id: 'u-acme-2' }] });
+    });
+    expect((await inFlight).body).toEqual({ data: { latestReview: { body: 'Works as advertised', delayedBy: 1000 } } });
+    delay = 0;
+  });
+});
+
+describe('readiness before a supergraph is loaded', () => {
+  it('answers 503 with a reason, then becomes ready when a valid file appears', async () => {
+    const catalogDefinition = catalogSubgraph();
+    const catalog = await startSubgraph(catalogDefinition);
+    const path = join(mkdtempSync(join(tmpdir(), 'gw-ready-')), 'supergraph.graphql');
+    writeFileSync(path, 'this is not a supergraph');
+    const gateway = buildGateway(loadConfig({ SUPERGRAPH_PATH: path, LOG_LEVEL: 'silent' }), { resolvePrincipal: principal });
+    const url = await gateway.app.listen({ port: 0, host: '127.0.0.1' });
+    try {
+      expect((await fetch(`${url}/health`)).status).toBe(200);
+      const ready = await fetch(`${url}/health/ready`);
+      expect(ready.status).toBe(503);
+      expect((await ready.json()).reason).toMatch(/syntax|unexpected/i);
+      const early = await postGraphQL(url, { query: '{ products { upc } }' });
+      expect(early.status).toBe(503);
+      expect(early.body.errors?.[0]?.extensions?.code).toBe('SUPERGRAPH_NOT_LOADED');
+
+      replaceFile(path, supergraphOf([{ definition: catalogDefinition, subgraph: catalog }]));
+      await gateway.graphql.started;
+      expect((await fetch(`${url}/health/ready`)).status).toBe(200);
+      const later = await postGraphQL(url, { query: '{ products(first: 1) { upc } }' });
+      expect(later.body).toEqual({ data: { products: [{ upc: 'acme-anvil' }] } });
+    } finally {
+      await gateway.app.close();
+      await catalog.close();
+    }
+  });
+});
