@@ -41,6 +41,11 @@ export function buildGateway(config: GatewayConfig, options: BuildOptions = {}):
 
   let shuttingDown = false;
   registerHealthRoutes(app, { supergraphStatus: graphql.status, isShuttingDown: () => shuttingDown });
+  // While draining, answer in-flight requests with `Connection: close` so keep-alive clients let go
+  // and the server can finish closing as soon as the last response is out.
+  app.addHook('onSend', async (_request, reply) => {
+    if (shuttingDown) reply.header('connection', 'close');
+  });
 
   return {
     app,

@@ -77,8 +77,8 @@ export function registerGraphQL(app: FastifyInstance, config: GatewayConfig): Gr
 
   app.addHook('onClose', async () => {
     supergraph.stop();
+    await http.destroy();
     if (handler) await apollo.stop();
-    await http.close();
   });
 
   return { status: () => supergraph.status, started };

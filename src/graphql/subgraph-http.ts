@@ -26,7 +26,11 @@ export class SubgraphHttpClient {
       })) as unknown as Fetcher;
   }
 
-  async close(): Promise<void> {
-    await this.agent.close();
+  /**
+   * Called once no client request is left (Fastify's onClose): anything still pending belongs to a
+   * request that was cut at the shutdown deadline, so abort it rather than wait.
+   */
+  async destroy(): Promise<void> {
+    await this.agent.destroy();
   }
 }
