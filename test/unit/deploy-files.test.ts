@@ -1,0 +1,64 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { parse } from 'yaml';
+import { loadConfig } from '../../src/config/load.js';
+import { isKnownEnvName } from '../../src/config/schema.js';
+import { demoSubgraphs } from '../../subgraphs/catalogue.js';
+
+interface ComposeService {
+  build?: unknown;
+  image?: string;
+  command?: string[];
+  environment?: Record<string, string>;
+  ports?: string[];
+}
+const compose = parse(readFileSync('docker-compose.yml', 'utf8'), { merge: true }) as { services: Record<string, ComposeService> };
+const composition = parse(readFileSync('supergraph/subgraphs.yaml', 'utf8')) as { subgraphs: Record<string, { routing_url: string }> };
+const gateway = compose.services.gateway!;
+
+describe('docker-compose.yml', () => {
+  it('runs the gateway, Redis and every subgraph of the composition', () => {
+    expect(Object.keys(compose.services).sort()).toEqual(['gateway', 'redis', ...Object.keys(composition.subgraphs)].sort());
+    expect(Object.keys(demoSubgraphs).sort()).toEqual(Object.keys(composition.subgraphs).sort());
+  });
+
+  it('configures the gateway only with names the gateway understands, and a valid configuration', () => {
+    const env = gateway.environment!;
+    expect(Object.keys(env).filter((name) => !isKnownEnvName(name))).toEqual([]);
+    // Everything in it passes the same validation the gateway runs at start-up.
+    const config = loadConfig(env);
+    expect(config.redisUrl).toBe('redis://redis:6379');
+  });
+
+  it('points every subgraph URL override at a compose service listening on that port', () => {
+    for (const name of Object.keys(composition.subgraphs)) {
+      const url = new URL(gateway.environment![`SUBGRAPH_${name.toUpperCase()}_URL`]!);
+      const service = compose.services[url.hostname];
+      expect(service, `service for ${name}`).toBeDefined();
+      expect(service!.environment!.PORT).toBe(url.port);
+      expect(service!.command).toEqual(['node', 'dist/subgraphs/main.js', name]);
+    }
+  });
+
+  it('publishes the configured gateway port', () => {
+    expect(gateway.ports).toContain(`${gateway.environment!.PORT}:${gateway.environment!.PORT}`);
+  });
+});
+
+describe('Dockerfile', () => {
+  const dockerfile = readFileSync('Dockerfile', 'utf8');
+  it('is multi-stage and runs the built gateway as a non-root user', () => {
+    expect(dockerfile.match(/^FROM /gm)?.length).toBeGreaterThanOrEqual(2);
+    expect(dockerfile).toMatch(/^USER node$/m);
+    expect(dockerfile).toMatch(/CMD \["node", "dist\/src\/main.js"\]/);
+  });
+
+  it('refers to files that exist and to the same entry points docker-compose runs', () => {
+    for (const [, source] of dockerfile.matchAll(/^COPY (?!--from)(\S+)/gm)) {
+      for (const path of source!.split(' ')) expect(existsSync(path), path).toBe(true);
+    }
+    expect(existsSync('subgraphs/main.ts')).toBe(true);
+    expect(dockerfile).toMatch(/ENV[\s\S]*SUPERGRAPH_PATH=supergraph\/supergraph.graphql/);
+    expect(isKnownEnvName('SUPERGRAPH_PATH')).toBe(true);
+  });
+});
