@@ -16,6 +16,16 @@ import { postGraphQL, startStack, type Stack } from '../helpers/stack.js';
 
 const principal = () => anonymousPrincipal('acme');
 
+interface Readiness {
+  status: string;
+  reason?: string;
+  supergraph: { hash: string };
+}
+async function readiness(url: string): Promise<{ status: number; body: Readiness }> {
+  const response = await fetch(`${url}/health/ready`);
+  return { status: response.status, body: (await response.json()) as Readiness };
+}
+
 /** Writes like a deploy tool does: a temp file renamed over the old one. */
 function replaceFile(path: string, content: string) {
   const temp = join(dirname(path), `.next-${Date.now()}`);
@@ -56,26 +66,26 @@ describe('supergraph hot reload', () => {
   it('picks up a new valid supergraph without a restart', async () => {
     const before = await postGraphQL(stack.url, { query: '{ products(first: 1) { reviewCount } }' });
     expect(before.body.errors?.[0]?.extensions?.code).toBe('GRAPHQL_VALIDATION_FAILED');
-    const hashBefore = (await (await fetch(`${stack.url}/health/ready`)).json()).supergraph.hash;
+    const hashBefore = (await readiness(stack.url)).body.supergraph.hash;
 
     replaceFile(stack.supergraphPath, supergraphOf([catalog(), reviews]));
     await eventually(async () => {
       const after = await postGraphQL(stack.url, { query: '{ products(first: 1) { name reviewCount } }' });
       expect(after.body).toEqual({ data: { products: [{ name: 'Anvil', reviewCount: 10 }] } });
     });
-    const hashAfter = (await (await fetch(`${stack.url}/health/ready`)).json()).supergraph.hash;
+    const hashAfter = (await readiness(stack.url)).body.supergraph.hash;
     expect(hashAfter).not.toBe(hashBefore);
   });
 
   it('refuses an invalid supergraph and keeps serving the previous one', async () => {
-    const readyBefore = await (await fetch(`${stack.url}/health/ready`)).json();
+    const readyBefore = (await readiness(stack.url)).body;
     replaceFile(stack.supergraphPath, 'schema @link(url: "https://specs.apollo.dev/link/v1.0") { query: Query } type Query { broken: ');
     await new Promise((resolve) => setTimeout(resolve, 600));
     const response = await postGraphQL(stack.url, { query: '{ products(first: 1) { name reviewCount } }' });
     expect(response.body).toEqual({ data: { products: [{ name: 'Anvil', reviewCount: 10 }] } });
-    const readyAfter = await fetch(`${stack.url}/health/ready`);
+    const readyAfter = await readiness(stack.url);
     expect(readyAfter.status).toBe(200);
-    expect((await readyAfter.json()).supergraph.hash).toBe(readyBefore.supergraph.hash);
+    expect(readyAfter.body.supergraph.hash).toBe(readyBefore.supergraph.hash);
   });
 
   it('finishes in-flight requests across a reload', async () => {
@@ -104,9 +114,9 @@ describe('readiness before a supergraph is loaded', () => {
     const url = await gateway.app.listen({ port: 0, host: '127.0.0.1' });
     try {
       expect((await fetch(`${url}/health`)).status).toBe(200);
-      const ready = await fetch(`${url}/health/ready`);
+      const ready = await readiness(url);
       expect(ready.status).toBe(503);
-      expect((await ready.json()).reason).toMatch(/syntax|unexpected/i);
+      expect(ready.body.reason).toMatch(/syntax|unexpected/i);
       const early = await postGraphQL(url, { query: '{ products { upc } }' });
       expect(early.status).toBe(503);
       expect(early.body.errors?.[0]?.extensions?.code).toBe('SUPERGRAPH_NOT_LOADED');
