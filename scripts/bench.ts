@@ -2,7 +2,10 @@ import autocannon from 'autocannon';
 import { demoSubgraphs } from '../subgraphs/catalogue.js';
 import { readSchema, startSubgraph } from '../subgraphs/shared/server.js';
 import { spawnGateway } from '../test/helpers/gateway-process.js';
-import { writeSupergraph } from '../test/helpers/stack.js';
+import { ContextSigner } from '../src/auth/context-signer.js';
+import { anonymousPrincipal } from '../src/auth/principal.js';
+import { loadConfig } from '../src/config/load.js';
+import { gatewaySigningKeyPem, lazyGatewayJwks, writeSupergraph } from '../test/helpers/stack.js';
 
 /**
  * `npm run bench`: load on the gateway (its own process, as in production) in front of the real demo
@@ -12,23 +15,29 @@ import { writeSupergraph } from '../test/helpers/stack.js';
 const durationSeconds = Number(process.env.BENCH_SECONDS ?? 10);
 const connections = Number(process.env.BENCH_CONNECTIONS ?? 32);
 
+const keys = lazyGatewayJwks();
 const definitions = Object.values(demoSubgraphs).map((factory) => factory());
-const subgraphs = await Promise.all(definitions.map((definition) => startSubgraph(definition)));
+const subgraphs = await Promise.all(definitions.map((definition) => startSubgraph(definition, keys)));
 const supergraphPath = writeSupergraph(
   subgraphs.map((subgraph, i) => ({ name: subgraph.name, url: subgraph.url, sdl: readSchema(definitions[i]!.schemaFile) })),
 );
+const env = { SUPERGRAPH_PATH: supergraphPath, GATEWAY_SIGNING_KEY: gatewaySigningKeyPem(), AUTH_GRAPHQL: 'optional', DEFAULT_TENANT_ID: 'acme' };
 const gateway = await spawnGateway({
-  SUPERGRAPH_PATH: supergraphPath,
+  ...env,
   NODE_ENV: 'production',
   LOG_LEVEL: 'warn',
-  DEFAULT_TENANT_ID: 'acme',
 });
+keys.setUrl(gateway.url);
+// A direct call needs what the gateway would add: a context token signed with the same key.
+const signer = await ContextSigner.create(loadConfig(env));
+const directHeaders = { 'x-gateway-context': await signer.sign(anonymousPrincipal('acme'), 'bench') };
 const catalog = subgraphs.find((subgraph) => subgraph.name === 'catalog')!;
 
 const scenarios = [
-  { name: 'catalog subgraph, direct', url: catalog.url, query: '{ products { upc name price } }' },
-  { name: 'gateway → 1 subgraph', url: `${gateway.url}/graphql`, query: '{ products { upc name price } }' },
+  { name: 'catalog subgraph, direct', url: catalog.url, query: '{ products { upc name price } }', headers: directHeaders },
+  { name: 'gateway → 1 subgraph', url: `${gateway.url}/graphql`, query: '{ products { upc name price } }', headers: {} },
   {
+    headers: {},
     name: 'gateway → 4 subgraphs (nested)',
     url: `${gateway.url}/graphql`,
     query: '{ orders { id buyer { name email } items { quantity product { name price inStock shippingEstimate } } } }',
@@ -42,7 +51,7 @@ for (const scenario of scenarios) {
     method: 'POST',
     connections,
     duration: durationSeconds,
-    headers: { 'content-type': 'application/json', 'x-tenant-id': 'acme' },
+    headers: { 'content-type': 'application/json', ...scenario.headers },
     body: JSON.stringify({ query: scenario.query }),
   });
   rows.push({

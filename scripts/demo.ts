@@ -1,39 +1,60 @@
 import { readFileSync } from 'node:fs';
+import { createRemoteJWKSet } from 'jose';
 import { parse as parseYaml } from 'yaml';
 import { buildGateway } from '../src/app.js';
+import { DEV_AUDIENCE, DEV_ISSUER, ensureDevKeys, mintDevToken } from '../src/auth/dev-keys.js';
 import { loadConfig } from '../src/config/load.js';
 import { demoSubgraphs } from '../subgraphs/catalogue.js';
 import { startSubgraph, type RunningSubgraph } from '../subgraphs/shared/server.js';
 
 /**
  * `npm start`: the demo subgraphs plus the gateway in one process, all in memory (no Redis needed).
+ * Development keys are created on first run in .dev/ (git-ignored) and trusted by this demo only.
  * Subgraphs listen where supergraph/subgraphs.yaml routes them; Ctrl-C stops everything cleanly.
  */
+const devKeys = await ensureDevKeys();
+const config = loadConfig({
+  DEFAULT_TENANT_ID: 'acme',
+  AUTH_GRAPHQL: 'optional',
+  JWT_PUBLIC_KEY_FILE: devKeys.tokenPublicKey,
+  JWT_ALGORITHMS: 'ES256',
+  JWT_ISSUER: DEV_ISSUER,
+  JWT_AUDIENCE: DEV_AUDIENCE,
+  GATEWAY_SIGNING_KEY_FILE: devKeys.gatewaySigningKey,
+  ...process.env,
+});
+
 const composition = parseYaml(readFileSync('supergraph/subgraphs.yaml', 'utf8')) as {
   subgraphs: Record<string, { routing_url: string }>;
 };
-
+// Subgraphs trust what the gateway signs; they fetch its keys on their first call.
+const gatewayKey = createRemoteJWKSet(new URL(`http://127.0.0.1:${config.port}/.well-known/jwks.json`));
 const subgraphs: RunningSubgraph[] = [];
 for (const [name, { routing_url }] of Object.entries(composition.subgraphs)) {
   const factory = demoSubgraphs[name];
   if (!factory) throw new Error(`No demo subgraph named ${name}`);
-  subgraphs.push(await startSubgraph(factory(), { port: Number(new URL(routing_url).port) }));
+  subgraphs.push(await startSubgraph(factory(), { gatewayKey, port: Number(new URL(routing_url).port) }));
 }
 
-// Anonymous demo callers see the `acme` tenant unless DEFAULT_TENANT_ID says otherwise.
-const config = loadConfig({ DEFAULT_TENANT_ID: 'acme', ...process.env });
-const gateway = buildGateway(config);
+const gateway = await buildGateway(config);
 const address = await gateway.app.listen({ port: config.port, host: config.host });
 await gateway.graphql.started;
 
-const local = address.replace('0.0.0.0', 'localhost');
+const local = `http://localhost:${new URL(address).port}`;
+const aliceToken = await mintDevToken({ sub: 'u-acme-1', tenant: 'acme', roles: ['admin'], permissions: ['read:orders', 'write:orders'] });
 console.log(`
 Gateway ready:  ${local}/graphql   (health: ${local}/health/ready)
 Subgraphs:      ${subgraphs.map((s) => `${s.name} ${s.url}`).join('\n                ')}
 
-Try:
+Anonymous callers see tenant "acme" (DEFAULT_TENANT_ID); signed-in users see their own tenant.
   curl -s ${local}/graphql -H 'content-type: application/json' \\
-    -d '{"query":"{ orders { id buyer { name email } items { quantity product { name price inStock shippingEstimate } } } }"}'
+    -d '{"query":"{ orders { id buyer { name } items { quantity product { name price inStock shippingEstimate } } } }"}'
+
+A development token for Alice (acme, admin), valid 8 hours:
+  export TOKEN=${aliceToken}
+  curl -s ${local}/graphql -H 'content-type: application/json' -H "authorization: Bearer $TOKEN" \\
+    -d '{"query":"{ me { name email orders { id } } }"}'
+Mint others with: npm run token -- --sub u-globex-1 --tenant globex --roles viewer
 
 Ctrl-C stops everything.
 `);

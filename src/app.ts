@@ -1,43 +1,92 @@
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import type { Redis } from 'ioredis';
+import { ApiKeyChain, ConfiguredApiKeys, RedisApiKeys, type ApiKeyStore } from './auth/api-keys.js';
+import { Authenticator } from './auth/authenticator.js';
+import { ContextSigner } from './auth/context-signer.js';
+import { loadKeySources } from './auth/key-sources.js';
+import { TenantGuard } from './auth/tenant-guard.js';
+import { TokenVerifier } from './auth/token-verifier.js';
+import { ConfigError } from './config/load.js';
 import type { GatewayConfig } from './config/schema.js';
-import { anonymousPrincipal } from './context.js';
 import { registerGraphQL, type GraphQLEndpoint } from './graphql/endpoint.js';
 import { registerHealthRoutes } from './health/routes.js';
-import { installCallerContext, type PrincipalResolver } from './pipeline/caller-context.js';
+import { createMetrics, type GatewayMetrics } from './observability/metrics.js';
+import { installAccessControl } from './pipeline/access.js';
+import { installCallerContext } from './pipeline/caller-context.js';
 import { installProblemErrors } from './pipeline/error-handler.js';
 import { requestIdFor } from './pipeline/request-id.js';
+import { createRedis } from './stores/redis.js';
+import { MemoryTenantFlagStore, RedisTenantFlagStore, type TenantFlagStore } from './stores/tenant-flags.js';
 
 export interface BuildOptions {
   /** Fastify logger options; defaults to JSON logs at the configured level. */
   logger?: FastifyServerOptions['logger'];
-  /** Who is calling. Defaults to an anonymous caller in `defaultTenantId`. */
-  resolvePrincipal?: PrincipalResolver;
+  /** A Redis client to use instead of connecting to `REDIS_URL` (tests, embedding). Not closed by the gateway. */
+  redis?: Redis;
 }
 
 export interface Gateway {
   app: FastifyInstance;
   graphql: GraphQLEndpoint;
+  metrics: GatewayMetrics;
+  tenantFlags: TenantFlagStore;
   /** Flip readiness to 503 before closing, so load balancers stop sending traffic first. */
   beginShutdown(): void;
 }
 
 /**
  * Builds the gateway. The pipeline is registered here, in request order:
- * request id → caller context (identity headers stripped, principal, trace context) → destinations.
+ * request id → caller context (identity headers stripped) → auth → tenant checks → route policy →
+ * destinations (GraphQL; REST and streams arrive with their issues).
  */
-export function buildGateway(config: GatewayConfig, options: BuildOptions = {}): Gateway {
+export async function buildGateway(config: GatewayConfig, options: BuildOptions = {}): Promise<Gateway> {
   const app = Fastify({
-    logger: options.logger ?? { level: config.logLevel },
+    logger: options.logger ?? {
+      level: config.logLevel,
+      redact: { paths: ['req.headers.authorization', 'req.headers["x-api-key"]', 'req.headers.cookie'], remove: true },
+    },
     genReqId: requestIdFor,
     requestIdHeader: false,
     bodyLimit: config.bodyLimitBytes,
   });
+  const metrics = createMetrics();
 
-  const defaultPrincipal = anonymousPrincipal(config.defaultTenantId ?? null);
+  const redis = options.redis ?? (config.redisUrl ? createRedis(config.redisUrl) : null);
+  if (redis && !options.redis) app.addHook('onClose', async () => void (await redis.quit().catch(() => redis.disconnect())));
+  const tenantFlags: TenantFlagStore = redis ? new RedisTenantFlagStore(redis) : new MemoryTenantFlagStore();
+  const apiKeyStores: ApiKeyStore[] = [new ConfiguredApiKeys(config.apiKeys)];
+  if (redis) apiKeyStores.push(new RedisApiKeys(redis));
+
+  const keySources = await loadKeySources(config);
+  if (!keySources && config.apiKeys.length === 0 && !redis && config.authGraphql === 'required') {
+    throw new ConfigError(
+      'Invalid configuration: /graphql requires authentication (AUTH_GRAPHQL=required) but no key source is set: ' +
+        'configure JWT_JWKS_URL, JWT_PUBLIC_KEY(_FILE) or JWT_SECRET, API keys, or AUTH_GRAPHQL=optional',
+    );
+  }
+  const verifier = keySources
+    ? new TokenVerifier(keySources, config, { hit: () => metrics.authCacheHits.inc(), miss: () => metrics.authCacheMisses.inc() })
+    : null;
+  const signer = await ContextSigner.create(config);
+  if (signer.ephemeral && config.nodeEnv === 'production') {
+    app.log.warn('GATEWAY_SIGNING_KEY is not set: x-gateway-context is signed with a per-process key (fine for one instance only)');
+  }
+
   installProblemErrors(app);
-  installCallerContext(app, options.resolvePrincipal ?? (() => defaultPrincipal));
+  installCallerContext(app, config.defaultTenantId ?? null);
+  installAccessControl(app, {
+    authenticator: new Authenticator(verifier, new ApiKeyChain(apiKeyStores), config.claims, config.defaultTenantId ?? null),
+    tenantGuard: new TenantGuard(tenantFlags, config.subscriptionGraceSeconds),
+    signer,
+    metrics,
+  });
 
   const graphql = registerGraphQL(app, config);
+
+  app.get('/.well-known/jwks.json', async (_request, reply) => {
+    reply.header('cache-control', 'public, max-age=300');
+    return signer.jwks;
+  });
 
   let shuttingDown = false;
   registerHealthRoutes(app, { supergraphStatus: graphql.status, isShuttingDown: () => shuttingDown });
@@ -50,6 +99,8 @@ export function buildGateway(config: GatewayConfig, options: BuildOptions = {}):
   return {
     app,
     graphql,
+    metrics,
+    tenantFlags,
     beginShutdown: () => {
       shuttingDown = true;
     },

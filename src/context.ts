@@ -1,29 +1,28 @@
-/**
- * Who is calling and on whose behalf. Built by the gateway for every request, never read from client
- * headers; every destination (subgraphs, REST upstreams, streams) receives exactly this.
- */
-export interface Principal {
-  readonly kind: 'anonymous' | 'user' | 'api-client';
-  /** User id or API client id; null when anonymous. */
-  readonly id: string | null;
-  readonly tenantId: string | null;
-  readonly roles: readonly string[];
-  readonly permissions: readonly string[];
-}
+import type { Principal } from './auth/principal.js';
+
+export { anonymousPrincipal, type Principal } from './auth/principal.js';
 
 export interface GatewayContext {
   readonly requestId: string;
   /** W3C trace context for calls the gateway makes on this request's behalf (our span as parent). */
   readonly traceparent: string;
   readonly principal: Principal;
-}
-
-export function anonymousPrincipal(tenantId: string | null = null): Principal {
-  return Object.freeze({ kind: 'anonymous', id: null, tenantId, roles: [], permissions: [] });
+  /** Writes (mutations, non-safe methods) are refused for this request's tenant. */
+  readonly tenantReadOnly: boolean;
+  /** Signed `x-gateway-context` token for downstream calls; null where nothing goes downstream. */
+  readonly contextToken: string | null;
 }
 
 /** Header names that carry identity downstream. Only the gateway may set them. */
-export const IDENTITY_HEADERS = ['x-user-id', 'x-tenant-id', 'x-user-roles', 'x-user-permissions'] as const;
+export const IDENTITY_HEADERS = [
+  'x-user-id',
+  'x-tenant-id',
+  'x-user-roles',
+  'x-user-permissions',
+  'x-subscription-tier',
+  'x-demo-account',
+  'x-gateway-context',
+] as const;
 
 /** The headers every downstream call made for this request carries. One place, for every destination. */
 export function downstreamHeaders(context: GatewayContext): Record<string, string> {
@@ -36,5 +35,8 @@ export function downstreamHeaders(context: GatewayContext): Record<string, strin
   if (principal.tenantId !== null) headers['x-tenant-id'] = principal.tenantId;
   if (principal.roles.length > 0) headers['x-user-roles'] = principal.roles.join(',');
   if (principal.permissions.length > 0) headers['x-user-permissions'] = principal.permissions.join(',');
+  if (principal.subscription) headers['x-subscription-tier'] = principal.subscription.tier;
+  if (principal.demo) headers['x-demo-account'] = 'true';
+  if (context.contextToken) headers['x-gateway-context'] = context.contextToken;
   return headers;
 }

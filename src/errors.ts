@@ -5,6 +5,15 @@
  */
 export const ERRORS = {
   BAD_REQUEST: { status: 400, title: 'The request is malformed' },
+  UNAUTHENTICATED: { status: 401, title: 'Authentication is required' },
+  INVALID_TOKEN: { status: 401, title: 'The access token is invalid' },
+  TOKEN_EXPIRED: { status: 401, title: 'The access token has expired' },
+  TOKEN_STALE: { status: 401, title: 'The subscription changed after this token was issued; sign in again' },
+  INVALID_API_KEY: { status: 401, title: 'The API key is invalid or revoked' },
+  FORBIDDEN: { status: 403, title: 'The caller lacks the required role or permission' },
+  TENANT_ACCESS_DENIED: { status: 403, title: 'The caller has no access to the requested tenant' },
+  TENANT_READ_ONLY: { status: 403, title: 'The tenant is read-only' },
+  SUBSCRIPTION_EXPIRED: { status: 403, title: 'The tenant subscription has expired' },
   NOT_FOUND: { status: 404, title: 'No route matches this request' },
   METHOD_NOT_ALLOWED: { status: 405, title: 'Method not allowed on this route' },
   PAYLOAD_TOO_LARGE: { status: 413, title: 'The request body is too large' },
@@ -82,6 +91,14 @@ export function problemDetails(error: GatewayError, requestId: string, instance?
     ...(instance === undefined ? {} : { instance }),
     requestId,
   };
+}
+
+/** RFC 6750 challenge for 401s: no error code when no credentials were sent, else the reason. */
+export function wwwAuthenticate(error: GatewayError): string | null {
+  if (error.status !== 401) return null;
+  if (error.code === 'UNAUTHENTICATED') return 'Bearer realm="gateway"';
+  const description = error.detail.replace(/["\\]/g, '');
+  return `Bearer realm="gateway", error="invalid_token", error_description="${description}"`;
 }
 
 export function graphqlErrorBody(error: GatewayError, requestId: string) {

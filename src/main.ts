@@ -4,8 +4,10 @@ import { ConfigError, loadConfig } from './config/load.js';
 /** Process entry: load config → build → listen; SIGTERM/SIGINT → drain in-flight requests → exit 0. */
 async function main(): Promise<void> {
   let config;
+  let gateway;
   try {
     config = loadConfig();
+    gateway = await buildGateway(config);
   } catch (error) {
     if (error instanceof ConfigError) {
       process.stderr.write(`${error.message}\n`);
@@ -14,7 +16,6 @@ async function main(): Promise<void> {
     throw error;
   }
 
-  const gateway = buildGateway(config);
   const { app } = gateway;
   const address = await app.listen({ port: config.port, host: config.host });
   app.log.info({ address, graphql: `${address}/graphql` }, 'gateway listening');

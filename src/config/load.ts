@@ -1,7 +1,9 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import type { z } from 'zod';
+import { containsDevKey } from '../auth/dev-keys.js';
 import {
+  CLAIM_ENV_PATTERN,
   CONFIG_FILE_ENV,
   ENV_KEYS,
   SUBGRAPH_ENV_PATTERN,
@@ -16,7 +18,10 @@ export class ConfigError extends Error {
 }
 
 type Env = Readonly<Record<string, string | undefined>>;
-type RawConfig = Record<string, unknown> & { subgraphs?: Record<string, Record<string, unknown>> };
+type RawConfig = Record<string, unknown> & {
+  subgraphs?: Record<string, Record<string, unknown>>;
+  claims?: Record<string, unknown>;
+};
 
 /**
  * Reads the optional config file, lays environment variables over it, validates the result once and
@@ -38,10 +43,18 @@ export function loadConfig(env: Env = process.env): GatewayConfig {
     entry[field === 'URL' ? 'url' : 'timeoutMs'] = value;
   }
 
+  for (const [envName, value] of Object.entries(env)) {
+    const match = CLAIM_ENV_PATTERN.exec(envName);
+    if (!match || value === undefined || value === '') continue;
+    const key = match[1]!.toLowerCase().replace(/_([a-z])/g, (_, letter: string) => letter.toUpperCase());
+    raw.claims = { ...raw.claims, [key]: value };
+  }
+
   const parsed = configSchema.safeParse(raw);
   if (!parsed.success) throw new ConfigError(formatIssues(parsed.error.issues));
 
   const config = parsed.data;
+  checkAuthRules(config);
   if (!existsSync(config.supergraphPath)) {
     throw new ConfigError(
       `Invalid configuration: supergraphPath (env SUPERGRAPH_PATH): file not found: ${config.supergraphPath}`,
@@ -53,6 +66,33 @@ export function loadConfig(env: Env = process.env): GatewayConfig {
 /** Overrides for one subgraph, whatever spelling of its name the config file or environment used. */
 export function subgraphOverride(config: GatewayConfig, subgraphName: string): SubgraphOverride {
   return config.subgraphs[subgraphEnvName(subgraphName)] ?? {};
+}
+
+/** Rules across fields that a schema per field cannot express. */
+function checkAuthRules(config: GatewayConfig): void {
+  const hmacAllowed = config.jwtAlgorithms.some((alg) => alg.startsWith('HS'));
+  if (config.jwtSecret && !hmacAllowed) {
+    throw new ConfigError('Invalid configuration: jwtSecret (env JWT_SECRET) is set but JWT_ALGORITHMS allows no HS256/384/512');
+  }
+  if (hmacAllowed && !config.jwtSecret) {
+    throw new ConfigError('Invalid configuration: jwtAlgorithms (env JWT_ALGORITHMS) allows HMAC but JWT_SECRET is not set');
+  }
+  const files: [string, string | undefined][] = [
+    ['jwtPublicKeyFile (env JWT_PUBLIC_KEY_FILE)', config.jwtPublicKeyFile],
+    ['gatewaySigningKeyFile (env GATEWAY_SIGNING_KEY_FILE)', config.gatewaySigningKeyFile],
+  ];
+  const keyTexts = [config.jwtPublicKey, config.gatewaySigningKey];
+  for (const [field, path] of files) {
+    if (!path) continue;
+    try {
+      keyTexts.push(readFileSync(path, 'utf8'));
+    } catch {
+      throw new ConfigError(`Invalid configuration: ${field}: cannot read ${path}`);
+    }
+  }
+  if (config.nodeEnv === 'production' && keyTexts.some(containsDevKey)) {
+    throw new ConfigError('Invalid configuration: development keys (from `npm start`) are refused when NODE_ENV=production');
+  }
 }
 
 function readConfigFile(path: string | undefined): Record<string, unknown> {
@@ -93,6 +133,9 @@ function formatIssues(issues: readonly z.core.$ZodIssue[]): string {
     const path = issue.path.map(String);
     let source = '';
     if (path.length === 1 && ENV_BY_KEY.has(path[0]!)) source = ` (env ${ENV_BY_KEY.get(path[0]!)})`;
+    if (path[0] === 'claims' && path.length === 2) {
+      source = ` (env JWT_CLAIM_${path[1]!.replace(/([A-Z])/g, '_$1').toUpperCase()})`;
+    }
     if (path[0] === 'subgraphs' && path.length === 3) {
       source = ` (env SUBGRAPH_${path[1]}_${path[2] === 'url' ? 'URL' : 'TIMEOUT_MS'})`;
     }

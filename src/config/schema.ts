@@ -8,6 +8,41 @@ const subgraphOverrideSchema = z.strictObject({
 
 const logLevels = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
+/** A list from the environment (`a,b,c`) or a config file (YAML list). */
+const stringList = z.preprocess(
+  (value) => (typeof value === 'string' ? value.split(',').map((s) => s.trim()).filter(Boolean) : value),
+  z.array(z.string().min(1)),
+);
+
+/** Asymmetric algorithms by default; `none` is not even expressible. */
+export const JWT_ALGORITHMS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA', 'HS256', 'HS384', 'HS512'] as const;
+
+/**
+ * Where each piece of the principal lives in a token. A path is either a literal claim name (which
+ * may contain dots, like `https://example.com/roles`) or a dot path into nested claims
+ * (`realm_access.roles`). List claims may be arrays or space/comma-separated strings (`scope`).
+ */
+const claimMappingSchema = z.strictObject({
+  subject: z.string().min(1).default('sub'),
+  roles: z.string().min(1).default('roles'),
+  permissions: z.string().min(1).default('permissions'),
+  tenantId: z.string().min(1).default('tenant_id'),
+  tenantAccess: z.string().min(1).default('tenant_access'),
+  subscription: z.string().min(1).default('subscription'),
+  demo: z.string().min(1).default('demo'),
+  readOnly: z.string().min(1).default('read_only'),
+});
+
+/** A machine client's key, stored only as its SHA-256 hash. */
+const apiKeySchema = z.strictObject({
+  clientId: z.string().min(1),
+  sha256: z.string().regex(/^[0-9a-f]{64}$/, 'must be the hex SHA-256 of the key'),
+  tenantId: z.string().min(1),
+  roles: z.array(z.string()).default([]),
+  permissions: z.array(z.string()).default([]),
+  tier: z.string().min(1).default('standard'),
+});
+
 export const configSchema = z.strictObject({
   port: z.coerce.number().int().min(0).max(65535).default(4000),
   host: z.string().min(1).default('0.0.0.0'),
@@ -24,10 +59,37 @@ export const configSchema = z.strictObject({
   shutdownTimeoutMs: z.coerce.number().int().positive().default(10_000),
   bodyLimitBytes: z.coerce.number().int().positive().default(1_048_576),
   subgraphs: z.record(z.string().regex(/^[A-Za-z0-9_-]+$/), subgraphOverrideSchema).default({}),
+
+  // Authentication (see README, "Authentication").
+  jwtJwksUrl: z.url({ protocol: /^https?$/ }).optional(),
+  /** PEM public key (SPKI) or a JSON Web Key, inline. */
+  jwtPublicKey: z.string().min(1).optional(),
+  jwtPublicKeyFile: z.string().min(1).optional(),
+  jwtSecret: z.string().min(32, 'must be at least 32 characters').optional(),
+  jwtAlgorithms: z.preprocess(
+    (value) => (typeof value === 'string' ? value.split(',').map((s) => s.trim()).filter(Boolean) : value),
+    z.array(z.enum(JWT_ALGORITHMS)).min(1),
+  ).default(['RS256', 'ES256', 'EdDSA']),
+  jwtIssuer: z.string().min(1).optional(),
+  jwtAudience: z.string().min(1).optional(),
+  jwtClockToleranceSeconds: z.coerce.number().int().min(0).max(300).default(30),
+  jwtRequiredClaims: stringList.default(['sub', 'exp']),
+  claims: claimMappingSchema.default(claimMappingSchema.parse({})),
+  /** `required`: /graphql refuses anonymous callers; `optional`: admits them (field directives still apply). */
+  authGraphql: z.enum(['required', 'optional']).default('required'),
+  apiKeys: z.array(apiKeySchema).default([]),
+  tokenCacheSize: z.coerce.number().int().min(0).default(10_000),
+  /** How long an expired subscription keeps working before calls are refused. */
+  subscriptionGraceSeconds: z.coerce.number().int().min(0).default(7 * 24 * 3600),
+  /** PKCS#8 PEM private key (Ed25519 or EC P-256) the gateway signs `x-gateway-context` with. */
+  gatewaySigningKey: z.string().min(1).optional(),
+  gatewaySigningKeyFile: z.string().min(1).optional(),
 });
 
 export type GatewayConfig = Readonly<z.output<typeof configSchema>>;
 export type SubgraphOverride = z.output<typeof subgraphOverrideSchema>;
+export type ClaimMapping = z.output<typeof claimMappingSchema>;
+export type ApiKeyRecord = z.output<typeof apiKeySchema>;
 
 /** Environment variable → config key. This table is the public contract documented in the README. */
 export const ENV_KEYS = {
@@ -42,6 +104,21 @@ export const ENV_KEYS = {
   SUBGRAPH_TIMEOUT_MS: 'subgraphTimeoutMs',
   SHUTDOWN_TIMEOUT_MS: 'shutdownTimeoutMs',
   BODY_LIMIT_BYTES: 'bodyLimitBytes',
+  JWT_JWKS_URL: 'jwtJwksUrl',
+  JWT_PUBLIC_KEY: 'jwtPublicKey',
+  JWT_PUBLIC_KEY_FILE: 'jwtPublicKeyFile',
+  JWT_SECRET: 'jwtSecret',
+  JWT_ALGORITHM: 'jwtAlgorithms',
+  JWT_ALGORITHMS: 'jwtAlgorithms',
+  JWT_ISSUER: 'jwtIssuer',
+  JWT_AUDIENCE: 'jwtAudience',
+  JWT_CLOCK_TOLERANCE_SECONDS: 'jwtClockToleranceSeconds',
+  JWT_REQUIRED_CLAIMS: 'jwtRequiredClaims',
+  AUTH_GRAPHQL: 'authGraphql',
+  TOKEN_CACHE_SIZE: 'tokenCacheSize',
+  SUBSCRIPTION_GRACE_SECONDS: 'subscriptionGraceSeconds',
+  GATEWAY_SIGNING_KEY: 'gatewaySigningKey',
+  GATEWAY_SIGNING_KEY_FILE: 'gatewaySigningKeyFile',
 } as const satisfies Record<string, keyof z.input<typeof configSchema>>;
 
 /** `SUBGRAPH_<NAME>_URL` / `SUBGRAPH_<NAME>_TIMEOUT_MS`: per-subgraph overrides from the environment. */
@@ -55,6 +132,11 @@ export function subgraphEnvName(subgraphName: string): string {
   return subgraphName.toUpperCase().replace(/-/g, '_');
 }
 
+/** `JWT_CLAIM_ROLES=realm_access.roles` and friends: claim mapping from the environment. */
+export const CLAIM_ENV_PATTERN = /^JWT_CLAIM_(SUBJECT|ROLES|PERMISSIONS|TENANT_ID|TENANT_ACCESS|SUBSCRIPTION|DEMO|READ_ONLY)$/;
+
 export function isKnownEnvName(name: string): boolean {
-  return name === CONFIG_FILE_ENV || name in ENV_KEYS || SUBGRAPH_ENV_PATTERN.test(name);
+  return (
+    name === CONFIG_FILE_ENV || name in ENV_KEYS || SUBGRAPH_ENV_PATTERN.test(name) || CLAIM_ENV_PATTERN.test(name)
+  );
 }

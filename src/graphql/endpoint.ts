@@ -7,7 +7,7 @@ import { GraphQLError, type GraphQLFormattedError } from 'graphql';
 import { subgraphOverride } from '../config/load.js';
 import type { GatewayConfig } from '../config/schema.js';
 import type { GatewayContext } from '../context.js';
-import { GatewayError, graphqlErrorBody } from '../errors.js';
+import { GatewayError, graphqlErrorBody, wwwAuthenticate } from '../errors.js';
 import { GatewayDataSource } from './data-source.js';
 import { SubgraphHttpClient } from './subgraph-http.js';
 import { SupergraphFile, type SupergraphStatus } from './supergraph-file.js';
@@ -52,7 +52,7 @@ export function registerGraphQL(app: FastifyInstance, config: GatewayConfig): Gr
     introspection: config.nodeEnv !== 'production',
     includeStacktraceInErrorResponses: false,
     formatError: maskUnexpectedErrors(app),
-    plugins: [ApolloServerPluginLandingPageDisabled(), requireResolvedOperation(), requestIdInErrors()],
+    plugins: [ApolloServerPluginLandingPageDisabled(), requireResolvedOperation(), refuseReadOnlyMutations(), requestIdInErrors()],
   });
 
   let handler: RouteHandlerMethod | null = null;
@@ -65,6 +65,7 @@ export function registerGraphQL(app: FastifyInstance, config: GatewayConfig): Gr
   app.route({
     method: ['GET', 'POST'],
     url: GRAPHQL_PATH,
+    config: { policy: { auth: config.authGraphql === 'required' ? 'authenticated' : 'optional', writes: 'graphql-operation' } },
     errorHandler: graphqlErrorHandler,
     handler(request, reply) {
       if (!handler) {
@@ -91,6 +92,9 @@ export function registerGraphQL(app: FastifyInstance, config: GatewayConfig): Gr
 function graphqlErrorHandler(error: Error & { statusCode?: number; code?: string }, request: FastifyRequest, reply: FastifyReply) {
   const gatewayError = GatewayError.from(error);
   if (gatewayError.status >= 500) request.log.error({ err: error }, 'unexpected error on /graphql');
+  else request.log.info({ code: gatewayError.code }, 'request rejected');
+  const challenge = wwwAuthenticate(gatewayError);
+  if (challenge) reply.header('www-authenticate', challenge);
   return reply.code(gatewayError.status).send(graphqlErrorBody(gatewayError, request.id));
 }
 
@@ -122,6 +126,21 @@ function requireResolvedOperation(): ApolloServerPlugin<GatewayContext> {
           throw new GraphQLError(message, {
             extensions: { code: 'OPERATION_RESOLUTION_FAILURE', http: { status: 400 } },
           });
+        },
+      };
+    },
+  };
+}
+
+/** A read-only tenant may query but not mutate; refused before any planning or subgraph call. */
+function refuseReadOnlyMutations(): ApolloServerPlugin<GatewayContext> {
+  return {
+    async requestDidStart() {
+      return {
+        async didResolveOperation({ operation, contextValue }) {
+          if (operation?.operation !== 'mutation' || !contextValue.tenantReadOnly) return;
+          const error = new GatewayError('TENANT_READ_ONLY');
+          throw new GraphQLError(error.detail, { extensions: { code: error.code, http: { status: error.status } } });
         },
       };
     },

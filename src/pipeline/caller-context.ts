@@ -1,5 +1,5 @@
-import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { IDENTITY_HEADERS, type GatewayContext, type Principal } from '../context.js';
+import type { FastifyInstance } from 'fastify';
+import { IDENTITY_HEADERS, anonymousPrincipal, type GatewayContext } from '../context.js';
 import { REQUEST_ID_HEADER } from './request-id.js';
 import { childTraceparent } from './trace-context.js';
 
@@ -7,25 +7,31 @@ declare module 'fastify' {
   interface FastifyRequest {
     /** Built once per request by the pipeline; what every destination passes downstream. */
     gateway: GatewayContext;
+    /** The tenant the client asked to act for (`X-Tenant-ID`), to be checked against its grants. */
+    requestedTenantId: string | undefined;
   }
 }
 
-/** Decides who is calling. The auth stage supplies the real one; until then callers are anonymous. */
-export type PrincipalResolver = (request: FastifyRequest) => Principal | Promise<Principal>;
-
 /**
- * First stage of the pipeline: echo the request id, drop identity headers the client tried to set
- * (only the gateway speaks for the caller), and build the typed per-request context.
+ * First stage of the pipeline: echo the request id, take the client's tenant request aside, drop
+ * identity headers the client tried to set (only the gateway speaks for the caller), and start the
+ * per-request context as anonymous; the access stage fills in who is calling.
  */
-export function installCallerContext(app: FastifyInstance, resolvePrincipal: PrincipalResolver): void {
+export function installCallerContext(app: FastifyInstance, defaultTenantId: string | null): void {
+  const anonymous = anonymousPrincipal(defaultTenantId);
   app.decorateRequest('gateway', null as unknown as GatewayContext);
+  app.decorateRequest('requestedTenantId', undefined);
   app.addHook('onRequest', async (request, reply) => {
     reply.header(REQUEST_ID_HEADER, request.id);
+    const tenant = request.headers['x-tenant-id'];
+    request.requestedTenantId = typeof tenant === 'string' && tenant !== '' ? tenant : undefined;
     for (const name of IDENTITY_HEADERS) delete request.headers[name];
     request.gateway = {
       requestId: request.id,
       traceparent: childTraceparent(request.headers.traceparent),
-      principal: await resolvePrincipal(request),
+      principal: anonymous,
+      tenantReadOnly: false,
+      contextToken: null,
     };
   });
 }

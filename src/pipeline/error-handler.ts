@@ -1,5 +1,5 @@
 import type { FastifyInstance } from 'fastify';
-import { GatewayError, PROBLEM_CONTENT_TYPE, problemDetails } from '../errors.js';
+import { GatewayError, PROBLEM_CONTENT_TYPE, problemDetails, wwwAuthenticate } from '../errors.js';
 
 /** Every non-GraphQL error leaves as RFC 9457 problem+json with a stable code and the request id. */
 export function installProblemErrors(app: FastifyInstance): void {
@@ -7,6 +7,8 @@ export function installProblemErrors(app: FastifyInstance): void {
     const gatewayError = GatewayError.from(error);
     if (gatewayError.status >= 500) request.log.error({ err: error }, 'unexpected error');
     else request.log.info({ code: gatewayError.code }, 'request rejected');
+    const challenge = wwwAuthenticate(gatewayError);
+    if (challenge) reply.header('www-authenticate', challenge);
     return reply
       .code(gatewayError.status)
       .type(PROBLEM_CONTENT_TYPE)

@@ -1,24 +1,58 @@
-import type { IncomingHttpHeaders } from 'node:http';
 import { GraphQLError } from 'graphql';
+import { jwtVerify, type JWTVerifyGetKey } from 'jose';
+import {
+  CONTEXT_TOKEN_AUDIENCE,
+  CONTEXT_TOKEN_ISSUER,
+  type ContextTokenClaims,
+} from '../../src/auth/context-token.js';
 
-/** What the gateway told this subgraph about the caller, read from the headers it sets. */
+/** What the gateway told this subgraph about the caller, from its signed `x-gateway-context`. */
 export interface SubgraphContext {
   readonly tenantId: string | null;
   readonly userId: string | null;
   readonly roles: readonly string[];
   readonly permissions: readonly string[];
+  readonly subscriptionTier: string | null;
+  readonly demo: boolean;
   readonly requestId: string | null;
   readonly traceparent: string | null;
 }
 
-export function contextFromHeaders(headers: IncomingHttpHeaders): SubgraphContext {
+export class UntrustedCallError extends Error {
+  override name = 'UntrustedCallError';
+}
+
+/**
+ * Verifies that a call came through the gateway (its `x-gateway-context` token, signed with a key
+ * from the gateway's JWKS) and reads the caller from the token, never from plain headers.
+ */
+export async function contextFromGatewayToken(
+  token: string | undefined,
+  gatewayKey: JWTVerifyGetKey,
+  traceparent: string | undefined,
+): Promise<SubgraphContext> {
+  if (!token) throw new UntrustedCallError('missing x-gateway-context');
+  let claims: ContextTokenClaims;
+  try {
+    const { payload } = await jwtVerify(token, gatewayKey, {
+      issuer: CONTEXT_TOKEN_ISSUER,
+      audience: CONTEXT_TOKEN_AUDIENCE,
+      algorithms: ['EdDSA', 'ES256'],
+      requiredClaims: ['sub', 'exp', 'request_id'],
+    });
+    claims = payload as unknown as ContextTokenClaims;
+  } catch (error) {
+    throw new UntrustedCallError(`invalid x-gateway-context: ${(error as Error).message}`);
+  }
   return {
-    tenantId: single(headers['x-tenant-id']),
-    userId: single(headers['x-user-id']),
-    roles: list(headers['x-user-roles']),
-    permissions: list(headers['x-user-permissions']),
-    requestId: single(headers['x-request-id']),
-    traceparent: single(headers['traceparent']),
+    tenantId: claims.tenant_id ?? null,
+    userId: claims.principal_kind === 'anonymous' ? null : claims.sub,
+    roles: claims.roles ?? [],
+    permissions: claims.permissions ?? [],
+    subscriptionTier: claims.subscription_tier ?? null,
+    demo: claims.demo === true,
+    requestId: claims.request_id,
+    traceparent: traceparent ?? null,
   };
 }
 
@@ -65,11 +99,3 @@ export class TenantTable<Row extends { id: string }> {
   }
 }
 
-function single(value: string | string[] | undefined): string | null {
-  return typeof value === 'string' && value !== '' ? value : null;
-}
-
-function list(value: string | string[] | undefined): string[] {
-  const text = single(value);
-  return text ? text.split(',').map((s) => s.trim()).filter(Boolean) : [];
-}

@@ -3,14 +3,12 @@ import { startStack, type Stack } from '../helpers/stack.js';
 import { catalogSubgraph } from '../../subgraphs/catalog/index.js';
 import { ordersSubgraph } from '../../subgraphs/orders/index.js';
 import { accountsSubgraph } from '../../subgraphs/accounts/index.js';
-import { anonymousPrincipal } from '../../src/context.js';
 
 let stack: Stack;
 beforeAll(async () => {
   stack = await startStack({
     definitions: [accountsSubgraph(), catalogSubgraph(), ordersSubgraph()],
-    resolvePrincipal: () => anonymousPrincipal('acme'),
-    env: { BODY_LIMIT_BYTES: '4096' },
+    env: { BODY_LIMIT_BYTES: '4096', DEFAULT_TENANT_ID: 'acme' },
   });
 });
 afterAll(() => stack.close());

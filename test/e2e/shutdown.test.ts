@@ -2,15 +2,17 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readSchema, startSubgraph, type RunningSubgraph } from '../../subgraphs/shared/server.js';
 import { spawnGateway } from '../helpers/gateway-process.js';
 import { reviewsSubgraph } from '../helpers/reviews-subgraph.js';
-import { postGraphQL, writeSupergraph } from '../helpers/stack.js';
+import { lazyGatewayJwks, postGraphQL, writeSupergraph } from '../helpers/stack.js';
 
 let delay = 0;
 let reviews: RunningSubgraph;
 let supergraphPath: string;
+const keys = lazyGatewayJwks();
+const ENV = { AUTH_GRAPHQL: 'optional' };
 
 beforeAll(async () => {
   const definition = reviewsSubgraph({ delayMs: () => delay });
-  reviews = await startSubgraph(definition);
+  reviews = await startSubgraph(definition, keys);
   supergraphPath = writeSupergraph([{ name: 'reviews', url: reviews.url, sdl: readSchema(definition.schemaFile) }]);
 });
 afterAll(() => reviews.close());
@@ -19,7 +21,8 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 describe('graceful shutdown (SIGTERM), as a separate process', () => {
   it('stops accepting, completes in-flight requests, and exits 0', async () => {
-    const gateway = await spawnGateway({ SUPERGRAPH_PATH: supergraphPath, NODE_ENV: 'production' });
+    const gateway = await spawnGateway({ ...ENV, SUPERGRAPH_PATH: supergraphPath, NODE_ENV: 'production' });
+    keys.setUrl(gateway.url);
     delay = 1_200;
     const inFlight = postGraphQL(gateway.url, { query: '{ latestReview { body delayedBy } }' });
     await sleep(300);
@@ -35,7 +38,8 @@ describe('graceful shutdown (SIGTERM), as a separate process', () => {
   });
 
   it('bounds the drain: a request outliving SHUTDOWN_TIMEOUT_MS is cut and the process still exits', async () => {
-    const gateway = await spawnGateway({ SUPERGRAPH_PATH: supergraphPath, SHUTDOWN_TIMEOUT_MS: '300' });
+    const gateway = await spawnGateway({ ...ENV, SUPERGRAPH_PATH: supergraphPath, SHUTDOWN_TIMEOUT_MS: '300' });
+    keys.setUrl(gateway.url);
     delay = 5_000;
     const inFlight = postGraphQL(gateway.url, { query: '{ latestReview { body } }' }).catch((error: Error) => error);
     await sleep(200);

@@ -1,5 +1,4 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { anonymousPrincipal } from '../../src/context.js';
 import { catalogSubgraph } from '../../subgraphs/catalog/index.js';
 import { postGraphQL, startStack, type Stack } from '../helpers/stack.js';
 import { reviewsSubgraph } from '../helpers/reviews-subgraph.js';
@@ -12,8 +11,7 @@ const QUERY = '{ products { name reviewCount } }';
 beforeAll(async () => {
   stack = await startStack({
     definitions: [catalogSubgraph(), reviewsSubgraph()],
-    resolvePrincipal: () => anonymousPrincipal('acme'),
-    env: { SUBGRAPH_REVIEWS_TIMEOUT_MS: '400' },
+    env: { SUBGRAPH_REVIEWS_TIMEOUT_MS: '400', DEFAULT_TENANT_ID: 'acme' },
     configure: {
       reviews: {
         configure: (app) =>

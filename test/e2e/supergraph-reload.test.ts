@@ -6,15 +6,14 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildGateway } from '../../src/app.js';
 import { composeSubgraphs } from '../../src/composition/compose.js';
 import { loadConfig } from '../../src/config/load.js';
-import { anonymousPrincipal } from '../../src/context.js';
 import { accountsSubgraph } from '../../subgraphs/accounts/index.js';
 import { catalogSubgraph } from '../../subgraphs/catalog/index.js';
 import { readSchema, startSubgraph, type RunningSubgraph, type SubgraphDefinition } from '../../subgraphs/shared/server.js';
 import { eventually } from '../helpers/eventually.js';
 import { reviewsSubgraph } from '../helpers/reviews-subgraph.js';
-import { postGraphQL, startStack, type Stack } from '../helpers/stack.js';
+import { lazyGatewayJwks, postGraphQL, startStack, type Stack } from '../helpers/stack.js';
 
-const principal = () => anonymousPrincipal('acme');
+const ANONYMOUS_ACME = { DEFAULT_TENANT_ID: 'acme' };
 
 interface Readiness {
   status: string;
@@ -49,11 +48,13 @@ describe('supergraph hot reload', () => {
   const catalogDefinition = catalogSubgraph();
 
   beforeAll(async () => {
-    stack = await startStack({ definitions: [catalogDefinition], resolvePrincipal: principal });
+    stack = await startStack({ definitions: [catalogDefinition], env: ANONYMOUS_ACME });
+    const keys = lazyGatewayJwks();
+    keys.setUrl(stack.url);
     const reviewsDefinition = reviewsSubgraph({ delayMs: () => delay });
-    reviews = { definition: reviewsDefinition, subgraph: await startSubgraph(reviewsDefinition) };
+    reviews = { definition: reviewsDefinition, subgraph: await startSubgraph(reviewsDefinition, keys) };
     const accountsDefinition = accountsSubgraph();
-    accounts = { definition: accountsDefinition, subgraph: await startSubgraph(accountsDefinition) };
+    accounts = { definition: accountsDefinition, subgraph: await startSubgraph(accountsDefinition, keys) };
   });
   afterAll(async () => {
     await stack.close();
@@ -107,11 +108,14 @@ describe('supergraph hot reload', () => {
 describe('readiness before a supergraph is loaded', () => {
   it('answers 503 with a reason, then becomes ready when a valid file appears', async () => {
     const catalogDefinition = catalogSubgraph();
-    const catalog = await startSubgraph(catalogDefinition);
+    const keys = lazyGatewayJwks();
+    const catalog = await startSubgraph(catalogDefinition, keys);
     const path = join(mkdtempSync(join(tmpdir(), 'gw-ready-')), 'supergraph.graphql');
     writeFileSync(path, 'this is not a supergraph');
-    const gateway = buildGateway(loadConfig({ SUPERGRAPH_PATH: path, LOG_LEVEL: 'silent' }), { resolvePrincipal: principal });
+    const config = loadConfig({ SUPERGRAPH_PATH: path, LOG_LEVEL: 'silent', AUTH_GRAPHQL: 'optional', ...ANONYMOUS_ACME });
+    const gateway = await buildGateway(config);
     const url = await gateway.app.listen({ port: 0, host: '127.0.0.1' });
+    keys.setUrl(url);
     try {
       expect((await fetch(`${url}/health`)).status).toBe(200);
       const ready = await readiness(url);

@@ -1,0 +1,58 @@
+import type { ClaimMapping } from '../config/schema.js';
+import { GatewayError } from '../errors.js';
+import { hashApiKey, type ApiKeyStore } from './api-keys.js';
+import { principalFromClaims } from './claims.js';
+import { anonymousPrincipal, type Principal } from './principal.js';
+import type { TokenVerifier } from './token-verifier.js';
+
+export interface Credentials {
+  authorization?: string | undefined;
+  apiKey?: string | undefined;
+}
+
+export type AuthOutcome = 'anonymous' | 'jwt' | 'api_key';
+
+/**
+ * Credentials → principal. An API key wins over a bearer token; no credentials is an anonymous
+ * caller (the route policy decides whether that is enough). Bad credentials are never downgraded
+ * to anonymous: they are refused.
+ */
+export class Authenticator {
+  constructor(
+    private readonly verifier: TokenVerifier | null,
+    private readonly apiKeys: ApiKeyStore,
+    private readonly claims: ClaimMapping,
+    private readonly defaultTenantId: string | null,
+  ) {}
+
+  async authenticate({ authorization, apiKey }: Credentials): Promise<{ principal: Principal; via: AuthOutcome }> {
+    if (apiKey !== undefined) return { principal: await this.fromApiKey(apiKey), via: 'api_key' };
+    if (authorization !== undefined) return { principal: await this.fromBearer(authorization), via: 'jwt' };
+    return { principal: anonymousPrincipal(this.defaultTenantId), via: 'anonymous' };
+  }
+
+  private async fromBearer(header: string): Promise<Principal> {
+    const match = /^Bearer[ ]+([A-Za-z0-9._~+/=-]+)\s*$/i.exec(header);
+    if (!match) throw new GatewayError('INVALID_TOKEN', 'The Authorization header must be "Bearer <token>"');
+    if (!this.verifier) throw new GatewayError('INVALID_TOKEN', 'Token authentication is not configured');
+    const payload = await this.verifier.verify(match[1]!);
+    const principal = principalFromClaims(payload, this.claims);
+    if (principal.id === null) throw new GatewayError('INVALID_TOKEN', 'The token has no subject');
+    return principal;
+  }
+
+  private async fromApiKey(key: string): Promise<Principal> {
+    if (key.length < 16 || key.length > 256) throw new GatewayError('INVALID_API_KEY');
+    const record = await this.apiKeys.find(hashApiKey(key));
+    if (!record) throw new GatewayError('INVALID_API_KEY');
+    return Object.freeze({
+      ...anonymousPrincipal(record.tenantId),
+      kind: 'api-client',
+      id: record.clientId,
+      roles: record.roles,
+      permissions: record.permissions,
+      tenantAccess: [{ tenantId: record.tenantId, role: null }],
+      tier: record.tier,
+    });
+  }
+}

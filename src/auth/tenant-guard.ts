@@ -1,0 +1,63 @@
+import { GatewayError } from '../errors.js';
+import type { TenantFlagStore } from '../stores/tenant-flags.js';
+import type { Principal } from './principal.js';
+
+export interface TenantDecision {
+  principal: Principal;
+  /** Token claim or tenant flag: writes must be refused. */
+  readOnly: boolean;
+  /** The subscription has expired but is inside its grace period. */
+  inGracePeriod: boolean;
+}
+
+const ACTIVE_STATUSES = new Set(['active', 'trialing']);
+
+/**
+ * The seeds' multi-tenant rules: which tenant a request acts for (the token's, or another one the
+ * token grants through `tenant_access`), whether the subscription still allows it, whether the
+ * token predates a subscription change, and whether the tenant is read-only.
+ */
+export class TenantGuard {
+  constructor(
+    private readonly flags: TenantFlagStore,
+    private readonly graceSeconds: number,
+    private readonly now: () => number = () => Date.now() / 1000,
+  ) {}
+
+  async check(principal: Principal, requestedTenant: string | undefined): Promise<TenantDecision> {
+    const acting = this.selectTenant(principal, requestedTenant);
+    const inGracePeriod = this.checkSubscription(acting);
+    if (acting.tenantId === null) return { principal: acting, readOnly: acting.readOnly, inGracePeriod };
+
+    const flags = await this.flags.get(acting.tenantId);
+    if (
+      flags.subscriptionChangedAt !== null &&
+      acting.issuedAt !== null &&
+      acting.issuedAt < flags.subscriptionChangedAt
+    ) {
+      throw new GatewayError('TOKEN_STALE');
+    }
+    return { principal: acting, readOnly: acting.readOnly || flags.readOnly, inGracePeriod };
+  }
+
+  private selectTenant(principal: Principal, requested: string | undefined): Principal {
+    if (requested === undefined || requested === principal.tenantId) return principal;
+    const grant = principal.kind === 'user' ? principal.tenantAccess.find((t) => t.tenantId === requested) : undefined;
+    if (!grant) throw new GatewayError('TENANT_ACCESS_DENIED', `No access to tenant "${requested.slice(0, 64)}"`);
+    return Object.freeze({ ...principal, tenantId: grant.tenantId, roles: grant.role ? [grant.role] : [] });
+  }
+
+  /** Returns whether the caller is running on the grace period; throws once it is over. */
+  private checkSubscription(principal: Principal): boolean {
+    const subscription = principal.subscription;
+    if (!subscription) return false;
+    const now = this.now();
+    const lapsed =
+      (subscription.validUntil !== null && subscription.validUntil < now) || !ACTIVE_STATUSES.has(subscription.status);
+    if (!lapsed) return false;
+    // Without an end date a lapsed status cannot have a grace period to run on.
+    const endedAt = subscription.validUntil ?? -Infinity;
+    if (now > endedAt + this.graceSeconds) throw new GatewayError('SUBSCRIPTION_EXPIRED');
+    return true;
+  }
+}

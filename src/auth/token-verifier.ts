@@ -1,0 +1,84 @@
+import { createHash } from 'node:crypto';
+import { errors as joseErrors, jwtVerify, type JWTPayload } from 'jose';
+import { LRUCache } from 'lru-cache';
+import type { GatewayConfig } from '../config/schema.js';
+import { GatewayError } from '../errors.js';
+import type { KeySources } from './key-sources.js';
+
+/** Tokens beyond this are refused unread: no IdP issues them, and parsing them costs us. */
+const MAX_TOKEN_LENGTH = 8_192;
+
+export interface TokenCacheCounters {
+  hit(): void;
+  miss(): void;
+}
+
+/**
+ * Verifies bearer tokens with jose against the configured keys and allow-list, and remembers
+ * verified tokens (keyed by their SHA-256, never beyond their `exp`) so a client reusing its token
+ * does not pay for a signature check on every request.
+ */
+export class TokenVerifier {
+  private readonly cache: LRUCache<string, JWTPayload> | null;
+
+  constructor(
+    private readonly keys: KeySources,
+    private readonly config: GatewayConfig,
+    private readonly counters: TokenCacheCounters,
+  ) {
+    this.cache = config.tokenCacheSize > 0 ? new LRUCache({ max: config.tokenCacheSize, ttlAutopurge: false }) : null;
+  }
+
+  async verify(token: string): Promise<JWTPayload> {
+    if (token.length > MAX_TOKEN_LENGTH) throw new GatewayError('INVALID_TOKEN', 'The token is too large');
+    const cacheKey = this.cache ? createHash('sha256').update(token).digest('base64url') : '';
+    const cached = this.cache?.get(cacheKey);
+    if (cached) {
+      this.counters.hit();
+      return cached;
+    }
+    this.counters.miss();
+
+    let payload: JWTPayload;
+    try {
+      ({ payload } = await jwtVerify(token, this.keys.resolveKey, {
+        algorithms: this.keys.algorithms,
+        issuer: this.config.jwtIssuer,
+        audience: this.config.jwtAudience,
+        clockTolerance: this.config.jwtClockToleranceSeconds,
+        requiredClaims: this.config.jwtRequiredClaims,
+      }));
+    } catch (error) {
+      throw tokenError(error);
+    }
+    if (typeof payload.iat === 'number' && payload.iat > Date.now() / 1000 + this.config.jwtClockToleranceSeconds) {
+      throw new GatewayError('INVALID_TOKEN', 'The token was issued in the future');
+    }
+
+    if (this.cache && typeof payload.exp === 'number') {
+      const ttl = payload.exp * 1000 - Date.now();
+      if (ttl > 0) this.cache.set(cacheKey, payload, { ttl });
+    }
+    return payload;
+  }
+}
+
+/** jose's failure, as a client-safe reason: enough to fix a client, nothing about our keys. */
+function tokenError(error: unknown): GatewayError {
+  if (error instanceof joseErrors.JWTExpired) return new GatewayError('TOKEN_EXPIRED');
+  if (error instanceof joseErrors.JWTClaimValidationFailed) {
+    const claim = error.claim;
+    if (claim === 'nbf') return new GatewayError('INVALID_TOKEN', 'The token is not valid yet');
+    if (claim === 'iss') return new GatewayError('INVALID_TOKEN', 'The token has an unexpected issuer');
+    if (claim === 'aud') return new GatewayError('INVALID_TOKEN', 'The token has an unexpected audience');
+    return new GatewayError('INVALID_TOKEN', `The token's "${claim}" claim is missing or invalid`);
+  }
+  if (error instanceof joseErrors.JOSEAlgNotAllowed) return new GatewayError('INVALID_TOKEN', 'The token algorithm is not allowed');
+  if (error instanceof joseErrors.JWKSNoMatchingKey) return new GatewayError('INVALID_TOKEN', 'The token was signed by an unknown key');
+  if (error instanceof joseErrors.JWSSignatureVerificationFailed) return new GatewayError('INVALID_TOKEN', 'The token signature is invalid');
+  if (error instanceof joseErrors.JWSInvalid || error instanceof joseErrors.JWTInvalid) {
+    return new GatewayError('INVALID_TOKEN', 'The token is malformed');
+  }
+  // Key set unreachable, key of the wrong type, …: still the token that cannot be trusted, never a 500.
+  return new GatewayError('INVALID_TOKEN', 'The token could not be verified');
+}

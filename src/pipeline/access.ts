@@ -1,0 +1,83 @@
+import type { FastifyInstance } from 'fastify';
+import type { Authenticator } from '../auth/authenticator.js';
+import type { ContextSigner } from '../auth/context-signer.js';
+import type { TenantGuard } from '../auth/tenant-guard.js';
+import { GatewayError } from '../errors.js';
+import type { GatewayMetrics } from '../observability/metrics.js';
+
+/** Who may call a route. Every destination route declares one; routes without one skip auth. */
+export interface RoutePolicy {
+  /** `public`: credentials are not even read. `optional`: anonymous admitted, bad credentials refused. */
+  readonly auth: 'public' | 'optional' | 'authenticated';
+  /** The caller needs at least one of these roles. */
+  readonly roles?: readonly string[];
+  /** The caller needs all of these permissions. */
+  readonly permissions?: readonly string[];
+  /** How a read-only tenant's writes are recognised: by HTTP method, or by GraphQL operation type. */
+  readonly writes?: 'method' | 'graphql-operation';
+}
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    policy?: RoutePolicy;
+  }
+}
+
+const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
+
+interface AccessDependencies {
+  authenticator: Authenticator;
+  tenantGuard: TenantGuard;
+  signer: ContextSigner;
+  metrics: GatewayMetrics;
+}
+
+/**
+ * Pipeline stages auth → tenant checks → route policy, for every route that declares a policy
+ * (GraphQL, REST, streams alike). What they establish replaces the anonymous context the first
+ * stage built, together with the signed context token for downstream calls.
+ */
+export function installAccessControl(app: FastifyInstance, deps: AccessDependencies): void {
+  app.addHook('onRequest', async (request) => {
+    const policy = request.routeOptions.config.policy;
+    if (!policy || policy.auth === 'public') return;
+
+    let outcome;
+    try {
+      outcome = await deps.authenticator.authenticate({
+        authorization: request.headers.authorization,
+        apiKey: single(request.headers['x-api-key']),
+      });
+    } catch (error) {
+      deps.metrics.authAttempts.inc({ result: error instanceof GatewayError ? error.code.toLowerCase() : 'error' });
+      throw error;
+    }
+    deps.metrics.authAttempts.inc({ result: outcome.via });
+    if (policy.auth === 'authenticated' && outcome.principal.kind === 'anonymous') {
+      throw new GatewayError('UNAUTHENTICATED');
+    }
+
+    const decision = await deps.tenantGuard.check(outcome.principal, request.requestedTenantId);
+    const { principal } = decision;
+    if (policy.roles?.length && !policy.roles.some((role) => principal.roles.includes(role))) {
+      throw new GatewayError('FORBIDDEN', `Requires one of the roles: ${policy.roles.join(', ')}`);
+    }
+    if (policy.permissions?.length && !policy.permissions.every((p) => principal.permissions.includes(p))) {
+      throw new GatewayError('FORBIDDEN', `Requires the permissions: ${policy.permissions.join(', ')}`);
+    }
+    if (decision.readOnly && (policy.writes ?? 'method') === 'method' && !SAFE_METHODS.has(request.method)) {
+      throw new GatewayError('TENANT_READ_ONLY');
+    }
+
+    request.gateway = {
+      ...request.gateway,
+      principal,
+      tenantReadOnly: decision.readOnly,
+      contextToken: await deps.signer.sign(principal, request.id),
+    };
+  });
+}
+
+function single(value: string | string[] | undefined): string | undefined {
+  return Array.isArray(value) ? value[0] : value;
+}
