@@ -123,8 +123,7 @@ describe('tenant isolation', () => {
 
 describe('caller context sent to subgraphs', () => {
   it('carries identity set by the gateway, and drops spoofed identity headers', async () => {
-    const { body, headers } = await postGraphQL(
-      stack.url,
+    const { body, headers } = await query(
       { query: '{ whoami { userId tenantId roles permissions requestId traceparent } }' },
       { 'x-user-id': 'mallory', 'x-user-roles': 'superadmin', 'x-user-permissions': 'everything', 'x-gateway-context': 'forged' },
     );
