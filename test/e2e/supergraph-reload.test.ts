@@ -118,9 +118,11 @@ describe('readiness before a supergraph is loaded', () => {
     keys.setUrl(url);
     try {
       expect((await fetch(`${url}/health`)).status).toBe(200);
-      const ready = await readiness(url);
-      expect(ready.status).toBe(503);
-      expect(ready.body.reason).toMatch(/syntax|unexpected/i);
+      await eventually(async () => {
+        const ready = await readiness(url);
+        expect(ready.status).toBe(503);
+        expect(ready.body.reason).toMatch(/syntax|unexpected/i);
+      });
       const early = await postGraphQL(url, { query: '{ products { upc } }' });
       expect(early.status).toBe(503);
       expect(early.body.errors?.[0]?.extensions?.code).toBe('SUPERGRAPH_NOT_LOADED');
