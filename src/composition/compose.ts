@@ -4,6 +4,7 @@ import { composeServices } from '@apollo/composition';
 import { Supergraph } from '@apollo/federation-internals';
 import { findBreakingChanges, parse, Source, type GraphQLError } from 'graphql';
 import { parse as parseYaml } from 'yaml';
+import { withoutAuthorizationDirectives } from '../graphql/field-authorization.js';
 import { z } from 'zod';
 
 const compositionConfigSchema = z.strictObject({
@@ -58,7 +59,7 @@ export function composeSubgraphs(subgraphs: readonly SubgraphSource[]): Composit
 
 /** Changes that break existing clients of the public (API) schema: removed fields, changed types… */
 export function breakingChanges(previousSupergraphSdl: string, nextSupergraphSdl: string): string[] {
-  const apiSchema = (sdl: string) => Supergraph.build(sdl).apiSchema().toGraphQLJSSchema();
+  const apiSchema = (sdl: string) => Supergraph.build(withoutAuthorizationDirectives(sdl)).apiSchema().toGraphQLJSSchema();
   return findBreakingChanges(apiSchema(previousSupergraphSdl), apiSchema(nextSupergraphSdl)).map(
     (change) => `${change.type}: ${change.description}`,
   );

@@ -9,6 +9,12 @@ import type { GatewayConfig } from '../config/schema.js';
 import type { GatewayContext } from '../context.js';
 import { GatewayError, graphqlErrorBody, wwwAuthenticate } from '../errors.js';
 import { GatewayDataSource } from './data-source.js';
+import {
+  NO_REQUIREMENTS,
+  authorizationRequirements,
+  fieldAuthorization,
+  withoutAuthorizationDirectives,
+} from './field-authorization.js';
 import { SubgraphHttpClient } from './subgraph-http.js';
 import { SupergraphFile, type SupergraphStatus } from './supergraph-file.js';
 
@@ -27,7 +33,19 @@ export interface GraphQLEndpoint {
  */
 export function registerGraphQL(app: FastifyInstance, config: GatewayConfig): GraphQLEndpoint {
   const http = new SubgraphHttpClient();
-  const supergraph = new SupergraphFile({ path: config.supergraphPath, watch: config.supergraphWatch, logger: app.log });
+  // Field-level authorization is read from each supergraph before the gateway sees it (the gateway
+  // cannot load those directives), and takes effect when the gateway switches to that supergraph.
+  let requirements = NO_REQUIREMENTS;
+  let pendingRequirements = NO_REQUIREMENTS;
+  const supergraph = new SupergraphFile({
+    path: config.supergraphPath,
+    watch: config.supergraphWatch,
+    logger: app.log,
+    prepare: (sdl) => {
+      pendingRequirements = authorizationRequirements(sdl);
+      return withoutAuthorizationDirectives(sdl);
+    },
+  });
 
   const gateway = new ApolloGateway({
     supergraphSdl: supergraph,
@@ -45,6 +63,10 @@ export function registerGraphQL(app: FastifyInstance, config: GatewayConfig): Gr
     },
   });
 
+  gateway.onSchemaLoadOrUpdate(() => {
+    requirements = pendingRequirements;
+  });
+
   const apollo = new ApolloServer<GatewayContext>({
     gateway,
     logger: app.log,
@@ -52,7 +74,13 @@ export function registerGraphQL(app: FastifyInstance, config: GatewayConfig): Gr
     introspection: config.nodeEnv !== 'production',
     includeStacktraceInErrorResponses: false,
     formatError: maskUnexpectedErrors(app),
-    plugins: [ApolloServerPluginLandingPageDisabled(), requireResolvedOperation(), refuseReadOnlyMutations(), requestIdInErrors()],
+    plugins: [
+      ApolloServerPluginLandingPageDisabled(),
+      requireResolvedOperation(),
+      refuseReadOnlyMutations(),
+      fieldAuthorization(() => requirements),
+      requestIdInErrors(),
+    ],
   });
 
   let handler: RouteHandlerMethod | null = null;

@@ -17,6 +17,8 @@ interface SupergraphFileOptions {
   logger: FastifyBaseLogger;
   /** Quiet period before a change is read, so an editor's or `cp`'s partial write is not loaded. */
   debounceMs?: number;
+  /** Turns the file's SDL into what the gateway executes (e.g. without features enforced elsewhere). */
+  prepare?: (supergraphSdl: string) => string;
 }
 
 /**
@@ -104,14 +106,16 @@ export class SupergraphFile implements SupergraphManager {
     } catch (error) {
       return { ok: false, reason: `cannot read file: ${(error as NodeJS.ErrnoException).code ?? 'error'}` };
     }
+    const hash = createHash('sha256').update(sdl).digest('hex');
     try {
-      const supergraph = Supergraph.build(sdl, { validateSupergraph: true });
+      const executable = this.options.prepare ? this.options.prepare(sdl) : sdl;
+      const supergraph = Supergraph.build(executable, { validateSupergraph: true });
       supergraph.subgraphs();
       supergraph.apiSchema();
+      return { ok: true, sdl: executable, hash };
     } catch (error) {
       return { ok: false, reason: firstLine((error as Error).message) };
     }
-    return { ok: true, sdl, hash: createHash('sha256').update(sdl).digest('hex') };
   }
 
   /** Watch the directory, not the file: editors and deploy tools replace files by rename. */

@@ -9,6 +9,7 @@ interface Order {
   buyerName: string;
   items: { upc: string; quantity: number }[];
   placedAt: string;
+  internalNotes?: string;
 }
 
 const toGraphQL = (order: Order | null) =>
@@ -17,6 +18,7 @@ const toGraphQL = (order: Order | null) =>
     buyer: { id: order.buyerId, name: order.buyerName },
     items: order.items.map((item) => ({ product: { upc: item.upc }, quantity: item.quantity })),
     placedAt: order.placedAt,
+    internalNotes: order.internalNotes ?? null,
   };
 
 export function ordersSubgraph(): SubgraphDefinition {
@@ -31,6 +33,7 @@ export function ordersSubgraph(): SubgraphDefinition {
           { upc: 'acme-skates', quantity: 2 },
         ],
         placedAt: '2026-01-10T09:00:00.000Z',
+        internalNotes: 'Customer asked for gift wrapping',
       },
       {
         id: 'o-acme-2',
