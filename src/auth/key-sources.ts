@@ -44,7 +44,7 @@ export async function loadKeySources(config: GatewayConfig): Promise<KeySources 
   const jwks = config.jwtJwksUrl
     ? createRemoteJWKSet(new URL(config.jwtJwksUrl), {
         timeoutDuration: 5_000,
-        cooldownDuration: 30_000,
+        cooldownDuration: config.jwtJwksCooldownSeconds * 1000,
         cacheMaxAge: 10 * 60_000,
       })
     : null;

@@ -70,6 +70,8 @@ export const configSchema = z.strictObject({
     (value) => (typeof value === 'string' ? value.split(',').map((s) => s.trim()).filter(Boolean) : value),
     z.array(z.enum(JWT_ALGORITHMS)).min(1),
   ).default(['RS256', 'ES256', 'EdDSA']),
+  /** After a JWKS fetch, no other fetch for this long (a flood of unknown `kid`s cannot hammer the IdP). */
+  jwtJwksCooldownSeconds: z.coerce.number().min(0).default(30),
   jwtIssuer: z.string().min(1).optional(),
   jwtAudience: z.string().min(1).optional(),
   jwtClockToleranceSeconds: z.coerce.number().int().min(0).max(300).default(30),
@@ -110,6 +112,7 @@ export const ENV_KEYS = {
   JWT_SECRET: 'jwtSecret',
   JWT_ALGORITHM: 'jwtAlgorithms',
   JWT_ALGORITHMS: 'jwtAlgorithms',
+  JWT_JWKS_COOLDOWN_SECONDS: 'jwtJwksCooldownSeconds',
   JWT_ISSUER: 'jwtIssuer',
   JWT_AUDIENCE: 'jwtAudience',
   JWT_CLOCK_TOLERANCE_SECONDS: 'jwtClockToleranceSeconds',

@@ -42,13 +42,17 @@ export class TestIssuer {
     };
   }
 
-  /** Signs `claims` (defaults: a user of tenant acme, valid for an hour) with the current key. */
+  /**
+   * Signs `claims` (defaults: a user of tenant acme, valid for an hour) with the current key.
+   * `kid` overrides the key id written in the header (to present ids the IdP never published).
+   */
   async mint(
     claims: JWTPayload & Record<string, unknown> = {},
-    { kid = this.current.kid, withKid = true }: { kid?: string; withKid?: boolean } = {},
+    { kid, withKid = true }: { kid?: string; withKid?: boolean } = {},
   ): Promise<string> {
     const now = Math.floor(Date.now() / 1000);
-    const key = this.keys.find((k) => k.kid === kid)!;
+    const key = this.current;
+    kid ??= key.kid;
     return new SignJWT({
       sub: 'u-acme-1',
       iss: TEST_ISSUER,

@@ -58,6 +58,8 @@ export interface StackOptions extends BuildOptions {
   env?: Record<string, string>;
   configure?: Record<string, { configure?: Parameters<typeof startSubgraph>[1]['configure'] }>;
   issuer?: TestIssuer;
+  /** Extra routes on the gateway (before it listens), e.g. to exercise the pipeline on REST-style routes. */
+  routes?: (app: Gateway['app']) => void;
 }
 
 /** Real subgraphs on port 0, a supergraph composed from them, and the gateway on port 0 in front. */
@@ -86,6 +88,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     ...options.env,
   });
   const gateway = await buildGateway(config, options);
+  options.routes?.(gateway.app);
   const address = await gateway.app.listen({ port: 0, host: '127.0.0.1' });
   keys.setUrl(address);
   await gateway.graphql.started;
