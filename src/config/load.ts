@@ -132,7 +132,7 @@ function formatIssues(issues: readonly z.core.$ZodIssue[]): string {
   const lines = issues.map((issue) => {
     const path = issue.path.map(String);
     let source = '';
-    if (path.length === 1 && ENV_BY_KEY.has(path[0]!)) source = ` (env ${ENV_BY_KEY.get(path[0]!)})`;
+    if (path.length >= 1 && ENV_BY_KEY.has(path[0]!)) source = ` (env ${ENV_BY_KEY.get(path[0]!)})`;
     if (path[0] === 'claims' && path.length === 2) {
       source = ` (env JWT_CLAIM_${path[1]!.replace(/([A-Z])/g, '_$1').toUpperCase()})`;
     }

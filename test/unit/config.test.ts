@@ -2,6 +2,9 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { buildGateway } from '../../src/app.js';
+import { principalFromClaims } from '../../src/auth/claims.js';
+import { ensureDevKeys } from '../../src/auth/dev-keys.js';
 import { ConfigError, loadConfig, subgraphOverride } from '../../src/config/load.js';
 
 const SUPERGRAPH_PATH = 'supergraph/supergraph.graphql';
@@ -48,5 +51,82 @@ describe('configuration', () => {
     const file = join(dir, 'gateway.json');
     writeFileSync(file, JSON.stringify({ prot: 4000 }));
     expect(() => loadConfig({ GATEWAY_CONFIG: file })).toThrow(/prot/);
+  });
+});
+
+describe('authentication configuration', () => {
+  it('an HMAC secret needs an HS algorithm and the other way round', () => {
+    expect(() => loadConfig({ JWT_SECRET: 's'.repeat(40) })).toThrow(/JWT_SECRET.*HS256/);
+    expect(() => loadConfig({ JWT_ALGORITHMS: 'HS256' })).toThrow(/JWT_SECRET is not set/);
+    expect(loadConfig({ JWT_SECRET: 's'.repeat(40), JWT_ALGORITHM: 'HS256' }).jwtAlgorithms).toEqual(['HS256']);
+    expect(() => loadConfig({ JWT_SECRET: 'short', JWT_ALGORITHM: 'HS256' })).toThrow(/jwtSecret \(env JWT_SECRET\)/);
+  });
+
+  it('never accepts "none" and defaults to asymmetric algorithms', () => {
+    expect(() => loadConfig({ JWT_ALGORITHMS: 'none' })).toThrow(/jwtAlgorithms \(env JWT_ALGORITHMS\)/);
+    expect(loadConfig({}).jwtAlgorithms).toEqual(['RS256', 'ES256', 'EdDSA']);
+  });
+
+  it('maps claims from the environment (Keycloak style)', () => {
+    const config = loadConfig({ JWT_CLAIM_ROLES: 'realm_access.roles', JWT_CLAIM_PERMISSIONS: 'scope' });
+    expect(config.claims).toMatchObject({ roles: 'realm_access.roles', permissions: 'scope', tenantId: 'tenant_id' });
+  });
+
+  it('refuses development keys in production', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'gw-devkeys-'));
+    const files = await ensureDevKeys(dir);
+    expect(loadConfig({ JWT_PUBLIC_KEY_FILE: files.tokenPublicKey }).jwtPublicKeyFile).toBe(files.tokenPublicKey);
+    expect(() => loadConfig({ NODE_ENV: 'production', JWT_PUBLIC_KEY_FILE: files.tokenPublicKey })).toThrow(/development keys/);
+    expect(() => loadConfig({ NODE_ENV: 'production', GATEWAY_SIGNING_KEY_FILE: files.gatewaySigningKey })).toThrow(/development keys/);
+  });
+
+  it('refuses to start when /graphql requires auth and nothing can authenticate', async () => {
+    await expect(buildGateway(loadConfig({ LOG_LEVEL: 'silent' }), { logger: false })).rejects.toThrow(/no key source/);
+    const gateway = await buildGateway(loadConfig({ AUTH_GRAPHQL: 'optional' }), { logger: false });
+    await gateway.app.close();
+  });
+});
+
+describe('claim mapping', () => {
+  const mapping = loadConfig({}).claims;
+
+  it('reads the seeds\' payload shape', () => {
+    const principal = principalFromClaims(
+      {
+        sub: 'u1',
+        iat: 100,
+        roles: ['admin'],
+        permissions: ['read:tasks'],
+        tenant_id: 't1',
+        tenant_access: [{ tenant_id: 't1', role: 'admin' }, { tenant_id: 't2', role: 'viewer' }],
+        subscription: { tier: 'pro', status: 'active', valid_until: '2030-01-01T00:00:00Z' },
+        demo: true,
+      },
+      mapping,
+    );
+    expect(principal).toMatchObject({
+      kind: 'user',
+      id: 'u1',
+      tenantId: 't1',
+      roles: ['admin'],
+      permissions: ['read:tasks'],
+      tenantAccess: [{ tenantId: 't1', role: 'admin' }, { tenantId: 't2', role: 'viewer' }],
+      subscription: { tier: 'pro', status: 'active', validUntil: 1893456000 },
+      demo: true,
+      issuedAt: 100,
+    });
+  });
+
+  it('reads Keycloak, Auth0 and OAuth scope styles', () => {
+    const keycloak = { ...mapping, roles: 'realm_access.roles', permissions: 'scope' };
+    expect(principalFromClaims({ sub: 'k', realm_access: { roles: ['a', 'b'] }, scope: 'read:x write:y' }, keycloak)).toMatchObject({
+      roles: ['a', 'b'],
+      permissions: ['read:x', 'write:y'],
+    });
+    const auth0 = { ...mapping, roles: 'https://example.com/roles', tenantId: 'https://example.com/tenant' };
+    expect(principalFromClaims({ sub: 'a', 'https://example.com/roles': ['ops'], 'https://example.com/tenant': 'acme' }, auth0)).toMatchObject({
+      roles: ['ops'],
+      tenantId: 'acme',
+    });
   });
 });
