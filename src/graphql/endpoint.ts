@@ -73,6 +73,9 @@ export function registerGraphQL(app: FastifyInstance, config: GatewayConfig): Gr
     csrfPrevention: true,
     introspection: config.nodeEnv !== 'production',
     includeStacktraceInErrorResponses: false,
+    // Shutdown is ours (main.ts drains Fastify, whose onClose stops Apollo); Apollo's own signal
+    // handlers would race it and re-raise the signal.
+    stopOnTerminationSignals: false,
     formatError: maskUnexpectedErrors(app),
     plugins: [
       ApolloServerPluginLandingPageDisabled(),

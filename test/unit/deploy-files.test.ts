@@ -37,6 +37,11 @@ describe('docker-compose.yml', () => {
       expect(service, `service for ${name}`).toBeDefined();
       expect(service!.environment!.PORT).toBe(url.port);
       expect(service!.command).toEqual(['node', 'dist/subgraphs/main.js', name]);
+      // …and each subgraph verifies the gateway's context token against the gateway's own JWKS.
+      const jwks = new URL(service!.environment!.GATEWAY_JWKS_URL!);
+      expect(jwks.hostname).toBe('gateway');
+      expect(jwks.port).toBe(gateway.environment!.PORT);
+      expect(jwks.pathname).toBe('/.well-known/jwks.json');
     }
   });
 
