@@ -79,6 +79,10 @@ export const configSchema = z.strictObject({
   claims: claimMappingSchema.default(claimMappingSchema.parse({})),
   /** `required`: /graphql refuses anonymous callers; `optional`: admits them (field directives still apply). */
   authGraphql: z.enum(['required', 'optional']).default('required'),
+  /** Callers of /graphql need one of these roles (empty: no role needed). */
+  authGraphqlRoles: stringList.default([]),
+  /** Callers of /graphql need all of these permissions. */
+  authGraphqlPermissions: stringList.default([]),
   apiKeys: z.array(apiKeySchema).default([]),
   tokenCacheSize: z.coerce.number().int().min(0).default(10_000),
   /** How long an expired subscription keeps working before calls are refused. */
@@ -118,6 +122,8 @@ export const ENV_KEYS = {
   JWT_CLOCK_TOLERANCE_SECONDS: 'jwtClockToleranceSeconds',
   JWT_REQUIRED_CLAIMS: 'jwtRequiredClaims',
   AUTH_GRAPHQL: 'authGraphql',
+  AUTH_GRAPHQL_ROLES: 'authGraphqlRoles',
+  AUTH_GRAPHQL_PERMISSIONS: 'authGraphqlPermissions',
   TOKEN_CACHE_SIZE: 'tokenCacheSize',
   SUBSCRIPTION_GRACE_SECONDS: 'subscriptionGraceSeconds',
   GATEWAY_SIGNING_KEY: 'gatewaySigningKey',

@@ -96,7 +96,14 @@ export function registerGraphQL(app: FastifyInstance, config: GatewayConfig): Gr
   app.route({
     method: ['GET', 'POST'],
     url: GRAPHQL_PATH,
-    config: { policy: { auth: config.authGraphql === 'required' ? 'authenticated' : 'optional', writes: 'graphql-operation' } },
+    config: {
+      policy: {
+        auth: config.authGraphql === 'required' ? 'authenticated' : 'optional',
+        roles: config.authGraphqlRoles,
+        permissions: config.authGraphqlPermissions,
+        writes: 'graphql-operation',
+      },
+    },
     errorHandler: graphqlErrorHandler,
     handler(request, reply) {
       if (!handler) {

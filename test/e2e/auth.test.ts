@@ -405,3 +405,20 @@ describe('x-gateway-context', () => {
     expect(body.keys[0]!.d).toBeUndefined(); // never the private part
   });
 });
+
+describe('policy for the GraphQL endpoint as a whole', () => {
+  it('AUTH_GRAPHQL_ROLES / AUTH_GRAPHQL_PERMISSIONS gate /graphql before any operation runs', async () => {
+    const guarded = await startStack({ issuer, env: { AUTH_GRAPHQL_ROLES: 'staff,admin', AUTH_GRAPHQL_PERMISSIONS: 'graphql:use' } });
+    try {
+      const viewer = await postGraphQL(guarded.url, WHOAMI, await guarded.bearer({ roles: ['viewer'], permissions: ['graphql:use'] }));
+      expect(viewer.status).toBe(403);
+      expect(viewer.body.errors?.[0]?.extensions?.code).toBe('FORBIDDEN');
+      const noPermission = await postGraphQL(guarded.url, WHOAMI, await guarded.bearer({ roles: ['staff'] }));
+      expect(noPermission.status).toBe(403);
+      const staff = await postGraphQL(guarded.url, WHOAMI, await guarded.bearer({ roles: ['staff'], permissions: ['graphql:use'] }));
+      expect(staff.status).toBe(200);
+    } finally {
+      await guarded.close();
+    }
+  });
+});
