@@ -1,3 +1,5 @@
+import cors from '@fastify/cors';
+import helmet from '@fastify/helmet';
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import type { Redis } from 'ioredis';
 import { ApiKeyChain, ConfiguredApiKeys, RedisApiKeys, type ApiKeyStore } from './auth/api-keys.js';
@@ -14,7 +16,9 @@ import { createMetrics, type GatewayMetrics } from './observability/metrics.js';
 import { installAccessControl } from './pipeline/access.js';
 import { installCallerContext } from './pipeline/caller-context.js';
 import { installProblemErrors } from './pipeline/error-handler.js';
+import { installPathGuard } from './pipeline/path-guard.js';
 import { requestIdFor } from './pipeline/request-id.js';
+import { registerRestRoutes, type RestUpstreams } from './rest/proxy.js';
 import { createRedis } from './stores/redis.js';
 import { MemoryTenantFlagStore, RedisTenantFlagStore, type TenantFlagStore } from './stores/tenant-flags.js';
 
@@ -28,6 +32,7 @@ export interface BuildOptions {
 export interface Gateway {
   app: FastifyInstance;
   graphql: GraphQLEndpoint;
+  rest: RestUpstreams;
   metrics: GatewayMetrics;
   tenantFlags: TenantFlagStore;
   /** Flip readiness to 503 before closing, so load balancers stop sending traffic first. */
@@ -48,6 +53,7 @@ export async function buildGateway(config: GatewayConfig, options: BuildOptions 
     genReqId: requestIdFor,
     requestIdHeader: false,
     bodyLimit: config.bodyLimitBytes,
+    trustProxy: parseTrustProxy(config.trustProxy),
   });
   const metrics = createMetrics();
 
@@ -73,6 +79,17 @@ export async function buildGateway(config: GatewayConfig, options: BuildOptions 
   }
 
   installProblemErrors(app);
+  installPathGuard(app);
+  // Security headers on every response; a JSON API serves no HTML, so no CSP to maintain.
+  await app.register(helmet, { contentSecurityPolicy: false, global: true });
+  if (config.corsOrigins.length > 0) {
+    await app.register(cors, {
+      origin: config.corsOrigins.includes('*') ? true : [...config.corsOrigins],
+      credentials: config.corsCredentials,
+      exposedHeaders: ['x-request-id', 'retry-after'],
+      maxAge: 600,
+    });
+  }
   installCallerContext(app, config.defaultTenantId ?? null);
   installAccessControl(app, {
     authenticator: new Authenticator(verifier, new ApiKeyChain(apiKeyStores), config.claims, config.defaultTenantId ?? null),
@@ -82,6 +99,7 @@ export async function buildGateway(config: GatewayConfig, options: BuildOptions 
   });
 
   const graphql = registerGraphQL(app, config);
+  const rest = await registerRestRoutes(app, config);
 
   app.get('/.well-known/jwks.json', async (_request, reply) => {
     reply.header('cache-control', 'public, max-age=300');
@@ -99,10 +117,18 @@ export async function buildGateway(config: GatewayConfig, options: BuildOptions 
   return {
     app,
     graphql,
+    rest,
     metrics,
     tenantFlags,
     beginShutdown: () => {
       shuttingDown = true;
     },
   };
+}
+
+/** `TRUST_PROXY`: `true` or a comma list of proxy addresses/CIDRs whose X-Forwarded-For is believed. */
+function parseTrustProxy(value: string | undefined): boolean | string[] {
+  if (value === undefined || value === '' || value === 'false') return false;
+  if (value === 'true') return true;
+  return value.split(',').map((s) => s.trim());
 }

@@ -19,6 +19,11 @@ export const ERRORS = {
   PAYLOAD_TOO_LARGE: { status: 413, title: 'The request body is too large' },
   UNSUPPORTED_MEDIA_TYPE: { status: 415, title: 'Unsupported content type' },
   SUPERGRAPH_NOT_LOADED: { status: 503, title: 'No valid supergraph is loaded yet' },
+  PATH_NOT_ALLOWED: { status: 400, title: 'The request path is not allowed' },
+  UPSTREAM_UNAVAILABLE: { status: 502, title: 'The upstream service could not be reached' },
+  UPSTREAM_TIMEOUT: { status: 504, title: 'The upstream service did not answer in time' },
+  NO_HEALTHY_UPSTREAM: { status: 503, title: 'No healthy instance of the upstream service' },
+  CIRCUIT_OPEN: { status: 503, title: 'The upstream service is failing; requests are paused' },
   INTERNAL_SERVER_ERROR: { status: 500, title: 'Internal server error' },
   // Subgraph failures surface inside GraphQL responses (partial data), not as HTTP statuses.
   SUBGRAPH_UNAVAILABLE: { status: 502, title: 'The subgraph could not be reached' },

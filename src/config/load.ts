@@ -2,6 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import type { z } from 'zod';
 import { containsDevKey } from '../auth/dev-keys.js';
+import { SERVICE_URL_ENV_PATTERN, serviceNameFromEnv } from '../rest/config-schema.js';
 import {
   CLAIM_ENV_PATTERN,
   CONFIG_FILE_ENV,
@@ -21,6 +22,8 @@ type Env = Readonly<Record<string, string | undefined>>;
 type RawConfig = Record<string, unknown> & {
   subgraphs?: Record<string, Record<string, unknown>>;
   claims?: Record<string, unknown>;
+  services?: unknown;
+  routes?: unknown;
 };
 
 /**
@@ -50,6 +53,8 @@ export function loadConfig(env: Env = process.env): GatewayConfig {
     raw.claims = { ...raw.claims, [key]: value };
   }
 
+  addServicesFromEnv(raw, env);
+
   const parsed = configSchema.safeParse(raw);
   if (!parsed.success) throw new ConfigError(formatIssues(parsed.error.issues));
 
@@ -66,6 +71,26 @@ export function loadConfig(env: Env = process.env): GatewayConfig {
 /** Overrides for one subgraph, whatever spelling of its name the config file or environment used. */
 export function subgraphOverride(config: GatewayConfig, subgraphName: string): SubgraphOverride {
   return config.subgraphs[subgraphEnvName(subgraphName)] ?? {};
+}
+
+/**
+ * `USERS_SERVICE_URL=http://users:8000[,http://users-2:8000]` sets the upstreams of service `users`
+ * (overriding the config file's), and — unless a configured route already uses that service —
+ * creates the route `/api/v1/users` with the defaults (authenticated).
+ */
+function addServicesFromEnv(raw: RawConfig, env: Env): void {
+  const services = { ...(raw.services as Record<string, Record<string, unknown>> | undefined) };
+  const routes = Array.isArray(raw.routes) ? [...(raw.routes as Record<string, unknown>[])] : [];
+  for (const [envName, value] of Object.entries(env)) {
+    const match = SERVICE_URL_ENV_PATTERN.exec(envName);
+    if (!match || !value) continue;
+    const name = serviceNameFromEnv(match[1]!);
+    const upstreams = value.split(',').map((url) => ({ url: url.trim() }));
+    services[name] = { ...services[name], upstreams };
+    if (!routes.some((route) => route.service === name)) routes.push({ prefix: `/api/v1/${name}`, service: name });
+  }
+  raw.services = services;
+  raw.routes = routes;
 }
 
 /** Rules across fields that a schema per field cannot express. */
@@ -135,6 +160,9 @@ function formatIssues(issues: readonly z.core.$ZodIssue[]): string {
     if (path.length >= 1 && ENV_BY_KEY.has(path[0]!)) source = ` (env ${ENV_BY_KEY.get(path[0]!)})`;
     if (path[0] === 'claims' && path.length === 2) {
       source = ` (env JWT_CLAIM_${path[1]!.replace(/([A-Z])/g, '_$1').toUpperCase()})`;
+    }
+    if (path[0] === 'services' && path[2] === 'upstreams') {
+      source = ` (env ${path[1]!.toUpperCase().replace(/-/g, '_')}_SERVICE_URL or the config file)`;
     }
     if (path[0] === 'subgraphs' && path.length === 3) {
       source = ` (env SUBGRAPH_${path[1]}_${path[2] === 'url' ? 'URL' : 'TIMEOUT_MS'})`;

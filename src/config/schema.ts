@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { SERVICE_URL_ENV_PATTERN, routeSchema, serviceSchema } from '../rest/config-schema.js';
 
 /** Per-subgraph overrides: where to reach it and how long to wait for it. */
 const subgraphOverrideSchema = z.strictObject({
@@ -90,6 +91,30 @@ export const configSchema = z.strictObject({
   /** PKCS#8 PEM private key (Ed25519 or EC P-256) the gateway signs `x-gateway-context` with. */
   gatewaySigningKey: z.string().min(1).optional(),
   gatewaySigningKeyFile: z.string().min(1).optional(),
+
+  // REST passthrough (see README, "REST routes").
+  services: z.record(z.string().regex(/^[a-z0-9][a-z0-9-]*$/), serviceSchema).default({}),
+  routes: z.array(routeSchema).default([]),
+  /** Origins allowed by CORS (`*` for any); empty = no CORS headers. */
+  corsOrigins: stringList.default([]),
+  corsCredentials: z.stringbool().or(z.boolean()).default(false),
+  /** Trust X-Forwarded-For from these proxies (Fastify `trustProxy`: `true`, hop count, or addresses). */
+  trustProxy: z.string().optional(),
+}).superRefine((config, context) => {
+  config.routes.forEach((route, index) => {
+    if (!config.services[route.service]) {
+      context.addIssue({
+        code: 'custom',
+        path: ['routes', index, 'service'],
+        message: `unknown service "${route.service}" (define it under services or set ${route.service.toUpperCase().replace(/-/g, '_')}_SERVICE_URL)`,
+      });
+    }
+  });
+  const prefixes = new Set<string>();
+  config.routes.forEach((route, index) => {
+    if (prefixes.has(route.prefix)) context.addIssue({ code: 'custom', path: ['routes', index, 'prefix'], message: `duplicate prefix ${route.prefix}` });
+    prefixes.add(route.prefix);
+  });
 });
 
 export type GatewayConfig = Readonly<z.output<typeof configSchema>>;
@@ -128,6 +153,9 @@ export const ENV_KEYS = {
   SUBSCRIPTION_GRACE_SECONDS: 'subscriptionGraceSeconds',
   GATEWAY_SIGNING_KEY: 'gatewaySigningKey',
   GATEWAY_SIGNING_KEY_FILE: 'gatewaySigningKeyFile',
+  CORS_ORIGINS: 'corsOrigins',
+  CORS_CREDENTIALS: 'corsCredentials',
+  TRUST_PROXY: 'trustProxy',
 } as const satisfies Record<string, keyof z.input<typeof configSchema>>;
 
 /** `SUBGRAPH_<NAME>_URL` / `SUBGRAPH_<NAME>_TIMEOUT_MS`: per-subgraph overrides from the environment. */
@@ -146,6 +174,10 @@ export const CLAIM_ENV_PATTERN = /^JWT_CLAIM_(SUBJECT|ROLES|PERMISSIONS|TENANT_I
 
 export function isKnownEnvName(name: string): boolean {
   return (
-    name === CONFIG_FILE_ENV || name in ENV_KEYS || SUBGRAPH_ENV_PATTERN.test(name) || CLAIM_ENV_PATTERN.test(name)
+    name === CONFIG_FILE_ENV ||
+    name in ENV_KEYS ||
+    SUBGRAPH_ENV_PATTERN.test(name) ||
+    CLAIM_ENV_PATTERN.test(name) ||
+    SERVICE_URL_ENV_PATTERN.test(name)
   );
 }

@@ -1,0 +1,30 @@
+import type { FastifyInstance } from 'fastify';
+import { GatewayError } from '../errors.js';
+
+/**
+ * Paths that different components could read differently are refused before routing decisions are
+ * acted on: `.`/`..` segments (raw or percent-encoded), encoded slashes or backslashes, raw
+ * backslashes, empty segments (`//`), NUL and malformed percent-encoding. What remains is forwarded
+ * exactly as checked, so the gateway never authorizes one path and forwards another.
+ */
+const SUSPICIOUS = /\\|%5c|%2f|%00|\/\/|%2e/i;
+
+export function isAmbiguousPath(rawUrl: string): boolean {
+  const queryAt = rawUrl.indexOf('?');
+  const path = queryAt === -1 ? rawUrl : rawUrl.slice(0, queryAt);
+  if (!path.startsWith('/')) return true;
+  let decoded: string;
+  try {
+    decoded = decodeURIComponent(path);
+  } catch {
+    return true;
+  }
+  if (SUSPICIOUS.test(path)) return true;
+  return decoded.split('/').some((segment) => segment === '.' || segment === '..');
+}
+
+export function installPathGuard(app: FastifyInstance): void {
+  app.addHook('onRequest', async (request) => {
+    if (isAmbiguousPath(request.raw.url ?? '/')) throw new GatewayError('PATH_NOT_ALLOWED');
+  });
+}

@@ -1,0 +1,123 @@
+import type { FastifyBaseLogger } from 'fastify';
+import { request } from 'undici';
+import type { ServiceConfig } from './config-schema.js';
+
+export interface UpstreamInstance {
+  readonly url: string;
+  readonly weight: number;
+  /** Requests in flight (for least-connections). */
+  active: number;
+  consecutiveFailures: number;
+  /** Passive ejection: not picked before this time (0 = healthy). */
+  ejectedUntil: number;
+  /** Last active health check verdict. */
+  activeHealthy: boolean;
+  /** Smooth weighted round-robin state. */
+  currentWeight: number;
+}
+
+/**
+ * The instances of one service: picks one per attempt (round-robin, smooth weighted round-robin or
+ * least-connections), skipping instances that failed their active health check or were ejected
+ * after consecutive failures. undici's BalancedPool does not offer weights, least-connections or
+ * health-aware selection, hence this small pool.
+ */
+export class UpstreamPool {
+  readonly instances: UpstreamInstance[];
+  private cursor = 0;
+  private timer: NodeJS.Timeout | null = null;
+
+  constructor(
+    readonly name: string,
+    private readonly config: ServiceConfig,
+    private readonly logger: FastifyBaseLogger,
+    private readonly now: () => number = Date.now,
+  ) {
+    this.instances = config.upstreams.map((upstream) => ({
+      url: upstream.url.replace(/\/$/, ''),
+      weight: upstream.weight,
+      active: 0,
+      consecutiveFailures: 0,
+      ejectedUntil: 0,
+      activeHealthy: true,
+      currentWeight: 0,
+    }));
+  }
+
+  isAvailable(instance: UpstreamInstance): boolean {
+    return instance.activeHealthy && instance.ejectedUntil <= this.now();
+  }
+
+  /** An available instance not in `exclude`, or null when none is left. */
+  pick(exclude: ReadonlySet<UpstreamInstance> = new Set()): UpstreamInstance | null {
+    const candidates = this.instances.filter((i) => !exclude.has(i) && this.isAvailable(i));
+    if (candidates.length === 0) return null;
+    switch (this.config.loadBalancing) {
+      case 'least-connections':
+        return candidates.reduce((best, i) => (i.active < best.active ? i : best));
+      case 'weighted': {
+        // Smooth weighted round-robin (as in nginx): spreads heavy instances instead of bursting them.
+        const total = candidates.reduce((sum, i) => sum + i.weight, 0);
+        let best = candidates[0]!;
+        for (const instance of candidates) {
+          instance.currentWeight += instance.weight;
+          if (instance.currentWeight > best.currentWeight) best = instance;
+        }
+        best.currentWeight -= total;
+        return best;
+      }
+      default:
+        return candidates[this.cursor++ % candidates.length]!;
+    }
+  }
+
+  recordSuccess(instance: UpstreamInstance): void {
+    instance.consecutiveFailures = 0;
+    instance.ejectedUntil = 0;
+  }
+
+  recordFailure(instance: UpstreamInstance): void {
+    instance.consecutiveFailures++;
+    if (instance.consecutiveFailures >= this.config.healthCheck.failureThreshold && instance.ejectedUntil <= this.now()) {
+      instance.ejectedUntil = this.now() + this.config.healthCheck.ejectMs;
+      this.logger.warn({ service: this.name, instance: instance.url }, 'upstream instance ejected after consecutive failures');
+    }
+  }
+
+  /** Active checks: GET the health path on every instance, on an interval (unref'd: never keeps the process alive). */
+  startHealthChecks(): void {
+    const { path, intervalMs } = this.config.healthCheck;
+    if (!path || this.timer) return;
+    void this.checkAll();
+    this.timer = setInterval(() => void this.checkAll(), intervalMs);
+    this.timer.unref();
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+  }
+
+  async checkAll(): Promise<void> {
+    const { path, timeoutMs } = this.config.healthCheck;
+    if (!path) return;
+    await Promise.all(
+      this.instances.map(async (instance) => {
+        let healthy = false;
+        try {
+          const response = await request(`${instance.url}${path}`, { headersTimeout: timeoutMs, bodyTimeout: timeoutMs });
+          await response.body.dump();
+          healthy = response.statusCode >= 200 && response.statusCode < 300;
+        } catch {
+          healthy = false;
+        }
+        if (healthy !== instance.activeHealthy) {
+          this.logger.info({ service: this.name, instance: instance.url, healthy }, 'upstream health changed');
+        }
+        instance.activeHealthy = healthy;
+        // A passing active check readmits an ejected instance at once.
+        if (healthy) this.recordSuccess(instance);
+      }),
+    );
+  }
+}
