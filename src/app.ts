@@ -1,6 +1,6 @@
 import cors from '@fastify/cors';
 import helmet from '@fastify/helmet';
-import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyServerOptions } from 'fastify';
 import type { Redis } from 'ioredis';
 import { ApiKeyChain, ConfiguredApiKeys, RedisApiKeys, type ApiKeyStore } from './auth/api-keys.js';
 import { Authenticator } from './auth/authenticator.js';
@@ -10,6 +10,7 @@ import { TenantGuard } from './auth/tenant-guard.js';
 import { TokenVerifier } from './auth/token-verifier.js';
 import { ConfigError } from './config/load.js';
 import type { GatewayConfig } from './config/schema.js';
+import { GatewayError, PROBLEM_CONTENT_TYPE, problemDetails } from './errors.js';
 import { registerGraphQL, type GraphQLEndpoint } from './graphql/endpoint.js';
 import { registerHealthRoutes } from './health/routes.js';
 import { createMetrics, type GatewayMetrics } from './observability/metrics.js';
@@ -54,6 +55,11 @@ export async function buildGateway(config: GatewayConfig, options: BuildOptions 
     requestIdHeader: false,
     bodyLimit: config.bodyLimitBytes,
     trustProxy: parseTrustProxy(config.trustProxy),
+    // Malformed URLs (bad percent-encoding) are refused by Fastify before any hook runs.
+    frameworkErrors: (error, request, reply) => {
+      const gatewayError = error.code === 'FST_ERR_BAD_URL' ? new GatewayError('PATH_NOT_ALLOWED') : GatewayError.from(error);
+      void (reply as FastifyReply).code(gatewayError.status).type(PROBLEM_CONTENT_TYPE).send(problemDetails(gatewayError, request.id));
+    },
   });
   const metrics = createMetrics();
 

@@ -52,7 +52,7 @@ export async function registerRestRoutes(app: FastifyInstance, config: GatewayCo
       const service = config.services[route.service]!;
       const forwarder = new Forwarder(route, service, pools.get(route.service)!, breakers.get(route.service)!);
       const options = {
-        method: route.methods,
+        method: [...route.methods],
         exposeHeadRoute: false,
         bodyLimit: route.bodyLimitBytes ?? config.bodyLimitBytes,
         config: { policy: { auth: route.auth, roles: route.roles, permissions: route.permissions } },

@@ -76,9 +76,18 @@ export class UpstreamPool {
     instance.ejectedUntil = 0;
   }
 
+  /**
+   * Passive health: eject after consecutive failures — but never the last available instance
+   * (like Envoy's panic threshold): with nothing left, the circuit breaker is the better judge.
+   */
   recordFailure(instance: UpstreamInstance): void {
     instance.consecutiveFailures++;
-    if (instance.consecutiveFailures >= this.config.healthCheck.failureThreshold && instance.ejectedUntil <= this.now()) {
+    const othersAvailable = this.instances.some((other) => other !== instance && this.isAvailable(other));
+    if (
+      othersAvailable &&
+      instance.consecutiveFailures >= this.config.healthCheck.failureThreshold &&
+      instance.ejectedUntil <= this.now()
+    ) {
       instance.ejectedUntil = this.now() + this.config.healthCheck.ejectMs;
       this.logger.warn({ service: this.name, instance: instance.url }, 'upstream instance ejected after consecutive failures');
     }
