@@ -8,6 +8,7 @@ RUN npm ci
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
 COPY subgraphs ./subgraphs
+COPY services ./services
 COPY scripts ./scripts
 RUN npm run build && npm prune --omit=dev
 

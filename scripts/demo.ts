@@ -6,6 +6,7 @@ import { DEV_AUDIENCE, DEV_ISSUER, ensureDevKeys, mintDevToken } from '../src/au
 import { loadConfig } from '../src/config/load.js';
 import { demoSubgraphs } from '../subgraphs/catalogue.js';
 import { startSubgraph, type RunningSubgraph } from '../subgraphs/shared/server.js';
+import { buildLegacyRestService } from '../services/legacy-rest/app.js';
 
 /**
  * `npm start`: the demo subgraphs plus the gateway in one process, all in memory (no Redis needed).
@@ -13,7 +14,13 @@ import { startSubgraph, type RunningSubgraph } from '../subgraphs/shared/server.
  * Subgraphs listen where supergraph/subgraphs.yaml routes them; Ctrl-C stops everything cleanly.
  */
 const devKeys = await ensureDevKeys();
+const LEGACY_REST_PORT = 4010;
+const legacyUrl = `http://127.0.0.1:${LEGACY_REST_PORT}`;
 const config = loadConfig({
+  // The legacy REST routes of the demo, the seeds' way: one env var per service.
+  USERS_SERVICE_URL: legacyUrl,
+  ORDERS_SERVICE_URL: legacyUrl,
+  WHOAMI_SERVICE_URL: legacyUrl,
   DEFAULT_TENANT_ID: 'acme',
   AUTH_GRAPHQL: 'optional',
   JWT_PUBLIC_KEY_FILE: devKeys.tokenPublicKey,
@@ -36,6 +43,9 @@ for (const [name, { routing_url }] of Object.entries(composition.subgraphs)) {
   subgraphs.push(await startSubgraph(factory(), { gatewayKey, port: Number(new URL(routing_url).port) }));
 }
 
+const legacyRest = buildLegacyRestService();
+await legacyRest.listen({ port: LEGACY_REST_PORT, host: '127.0.0.1' });
+
 const gateway = await buildGateway(config);
 const address = await gateway.app.listen({ port: config.port, host: config.host });
 await gateway.graphql.started;
@@ -45,6 +55,7 @@ const aliceToken = await mintDevToken({ sub: 'u-acme-1', tenant: 'acme', roles: 
 console.log(`
 Gateway ready:  ${local}/graphql   (health: ${local}/health/ready)
 Subgraphs:      ${subgraphs.map((s) => `${s.name} ${s.url}`).join('\n                ')}
+Legacy REST:    ${legacyUrl} behind ${config.routes.map((r) => r.prefix).join(', ')}
 
 Anonymous callers see tenant "acme" (DEFAULT_TENANT_ID); signed-in users see their own tenant.
   curl -s ${local}/graphql -H 'content-type: application/json' \\
@@ -56,6 +67,9 @@ A development token for Alice (acme, admin), valid 8 hours:
     -d '{"query":"{ me { name email orders { id } } }"}'
 Mint others with: npm run token -- --sub u-globex-1 --tenant globex --roles viewer
 
+Legacy REST routes pass through unchanged, with the same auth and tenant checks:
+  curl -s ${local}/api/v1/users -H "authorization: Bearer $TOKEN"
+
 Ctrl-C stops everything.
 `);
 
@@ -65,7 +79,7 @@ const stop = async () => {
   stopping = true;
   gateway.beginShutdown();
   await gateway.app.close();
-  await Promise.all(subgraphs.map((s) => s.close()));
+  await Promise.all([...subgraphs.map((s) => s.close()), legacyRest.close()]);
   process.exit(0);
 };
 process.on('SIGINT', () => void stop());

@@ -18,7 +18,9 @@ const gateway = compose.services.gateway!;
 
 describe('docker-compose.yml', () => {
   it('runs the gateway, Redis and every subgraph of the composition', () => {
-    expect(Object.keys(compose.services).sort()).toEqual(['gateway', 'redis', ...Object.keys(composition.subgraphs)].sort());
+    expect(Object.keys(compose.services).sort()).toEqual(
+      ['gateway', 'redis', 'legacy-rest', ...Object.keys(composition.subgraphs)].sort(),
+    );
     expect(Object.keys(demoSubgraphs).sort()).toEqual(Object.keys(composition.subgraphs).sort());
   });
 
@@ -42,6 +44,18 @@ describe('docker-compose.yml', () => {
       expect(jwks.hostname).toBe('gateway');
       expect(jwks.port).toBe(gateway.environment!.PORT);
       expect(jwks.pathname).toBe('/.well-known/jwks.json');
+    }
+  });
+
+  it('routes every *_SERVICE_URL to a compose service on that port, and the gateway derives its routes', () => {
+    const config = loadConfig(gateway.environment!);
+    const serviceUrls = Object.entries(gateway.environment!).filter(([name]) => name.endsWith('_SERVICE_URL'));
+    expect(serviceUrls.length).toBeGreaterThan(0);
+    for (const [name, value] of serviceUrls) {
+      const url = new URL(value);
+      expect(compose.services[url.hostname]?.environment?.PORT, name).toBe(url.port);
+      const service = name.replace(/_SERVICE_URL$/, '').toLowerCase().replace(/_/g, '-');
+      expect(config.routes.some((route) => route.prefix === `/api/v1/${service}`)).toBe(true);
     }
   });
 
