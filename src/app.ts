@@ -1,4 +1,3 @@
-import cors from '@fastify/cors';
 import helmet from '@fastify/helmet';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyServerOptions } from 'fastify';
 import type { Redis } from 'ioredis';
@@ -17,6 +16,7 @@ import { createMetrics, type GatewayMetrics } from './observability/metrics.js';
 import { installAccessControl } from './pipeline/access.js';
 import { installCallerContext } from './pipeline/caller-context.js';
 import { installProblemErrors } from './pipeline/error-handler.js';
+import { installCors } from './pipeline/cors.js';
 import { installPathGuard } from './pipeline/path-guard.js';
 import { requestIdFor } from './pipeline/request-id.js';
 import { registerRestRoutes, type RestUpstreams } from './rest/proxy.js';
@@ -88,14 +88,7 @@ export async function buildGateway(config: GatewayConfig, options: BuildOptions 
   installPathGuard(app);
   // Security headers on every response; a JSON API serves no HTML, so no CSP to maintain.
   await app.register(helmet, { contentSecurityPolicy: false, global: true });
-  if (config.corsOrigins.length > 0) {
-    await app.register(cors, {
-      origin: config.corsOrigins.includes('*') ? true : [...config.corsOrigins],
-      credentials: config.corsCredentials,
-      exposedHeaders: ['x-request-id', 'retry-after'],
-      maxAge: 600,
-    });
-  }
+  await installCors(app, config);
   installCallerContext(app, config.defaultTenantId ?? null);
   installAccessControl(app, {
     authenticator: new Authenticator(verifier, new ApiKeyChain(apiKeyStores), config.claims, config.defaultTenantId ?? null),

@@ -68,7 +68,10 @@ beforeAll(async () => {
   };
   const file = join(mkdtempSync(join(tmpdir(), 'gw-rest-')), 'gateway.yaml');
   writeFileSync(file, stringify(config));
-  stack = await startStack({ definitions: [accountsSubgraph()], env: { GATEWAY_CONFIG: file } });
+  stack = await startStack({
+    definitions: [accountsSubgraph()],
+    env: { GATEWAY_CONFIG: file, CORS_ORIGINS: 'https://app.example.com', CORS_CREDENTIALS: 'true' },
+  });
   token = (await stack.bearer({ roles: ['admin'] })).authorization;
 });
 afterAll(async () => {
@@ -293,6 +296,24 @@ describe('safety', () => {
     }
     const chunked = await rawRequest(stack.url, '/api/v1/small', { method: 'POST', headers: { 'transfer-encoding': 'chunked' }, body: chunks() });
     expect(chunked.status).toBe(413);
+  });
+
+  it('CORS: the gateway answers preflights itself (before auth) for configured origins only', async () => {
+    const before = up.legacy!.hits;
+    const preflight = await rawRequest(stack.url, '/api/v1/echo/x', {
+      method: 'OPTIONS',
+      headers: { origin: 'https://app.example.com', 'access-control-request-method': 'POST', 'access-control-request-headers': 'authorization' },
+    });
+    expect(preflight.status).toBe(204);
+    expect(preflight.headers['access-control-allow-origin']).toBe('https://app.example.com');
+    expect(preflight.headers['access-control-allow-credentials']).toBe('true');
+    expect(up.legacy!.hits).toBe(before);
+
+    const simple = await rawRequest(stack.url, '/api/v1/status/200', { headers: { origin: 'https://app.example.com' } });
+    expect(simple.headers['access-control-allow-origin']).toBe('https://app.example.com');
+    expect(simple.headers['access-control-expose-headers']).toContain('x-request-id');
+    const stranger = await rawRequest(stack.url, '/api/v1/status/200', { headers: { origin: 'https://evil.example' } });
+    expect(stranger.headers['access-control-allow-origin']).toBeUndefined();
   });
 
   it('security headers are set on gateway responses', async () => {

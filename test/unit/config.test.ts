@@ -130,3 +130,39 @@ describe('claim mapping', () => {
     });
   });
 });
+
+describe('REST route configuration', () => {
+  it('the example config (the seeds\' route table) is valid', () => {
+    const config = loadConfig({ GATEWAY_CONFIG: 'config/gateway.example.yaml' });
+    expect(config.routes.map((route) => route.prefix)).toContain('/api/v1/integrations/slack');
+    expect(config.services.orders!.loadBalancing).toBe('weighted');
+    expect(config.routes.find((route) => route.prefix === '/api/v1/users')!.auth).toBe('authenticated');
+  });
+
+  it('<NAME>_SERVICE_URL creates /api/v1/<name> routes and overrides configured upstreams', () => {
+    const config = loadConfig({
+      USERS_SERVICE_URL: 'http://localhost:8001',
+      AI_INSIGHTS_SERVICE_URL: 'http://localhost:8002,http://localhost:8003',
+    });
+    expect(config.routes.map((route) => [route.prefix, route.service])).toEqual([
+      ['/api/v1/users', 'users'],
+      ['/api/v1/ai-insights', 'ai-insights'],
+    ]);
+    expect(config.services['ai-insights']!.upstreams.map((u) => u.url)).toEqual(['http://localhost:8002', 'http://localhost:8003']);
+
+    const overridden = loadConfig({ GATEWAY_CONFIG: 'config/gateway.example.yaml', USERS_SERVICE_URL: 'http://127.0.0.1:9000' });
+    expect(overridden.services.users!.upstreams).toEqual([{ url: 'http://127.0.0.1:9000', weight: 1 }]);
+    // The file already routes the users service: no extra /api/v1/users route is invented.
+    expect(overridden.routes.filter((route) => route.service === 'users').map((r) => r.prefix)).toEqual(['/api/v1/auth', '/api/v1/users', '/api/v1/roles']);
+  });
+
+  it('names the bad route field', () => {
+    expect(() => loadConfig({ USERS_SERVICE_URL: 'ftp://x' })).toThrow(/services.users.upstreams.0.url \(env USERS_SERVICE_URL/);
+    const dir = mkdtempSync(join(tmpdir(), 'gw-routes-'));
+    const file = join(dir, 'gateway.yaml');
+    writeFileSync(file, 'routes:\n  - { prefix: /api/v1/x, service: nowhere }\n');
+    expect(() => loadConfig({ GATEWAY_CONFIG: file })).toThrow(/routes.0.service: unknown service "nowhere"/);
+    writeFileSync(file, 'services: { a: { upstreams: [{ url: "http://a" }] } }\nroutes:\n  - { prefix: "/api/v1/x/*", service: a }\n');
+    expect(() => loadConfig({ GATEWAY_CONFIG: file })).toThrow(/routes.0.prefix/);
+  });
+});
