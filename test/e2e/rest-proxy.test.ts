@@ -97,6 +97,8 @@ const GATEWAY_HEADERS = new Set([
   'x-frame-options',
   'x-permitted-cross-domain-policies',
   'x-xss-protection',
+  // With CORS configured, responses vary by Origin (cache correctness).
+  'vary',
 ]);
 
 /**
