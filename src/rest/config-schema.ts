@@ -51,6 +51,8 @@ export const routeSchema = z.strictObject({
   /** Replaces `prefix` in the forwarded path (e.g. `/api/v1/users` → `/users`). */
   rewritePrefix: z.string().optional(),
   bodyLimitBytes: z.coerce.number().int().positive().optional(),
+  /** Also accept WebSocket upgrades on this prefix and proxy them both ways (auth runs at the upgrade). */
+  websocket: z.boolean().default(false),
 });
 
 export type ServiceConfig = z.output<typeof serviceSchema>;

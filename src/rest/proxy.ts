@@ -1,5 +1,6 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import { Transform, type Readable } from 'node:stream';
+import httpProxy from '@fastify/http-proxy';
 import replyFrom from '@fastify/reply-from';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { GatewayConfig } from '../config/schema.js';
@@ -48,7 +49,7 @@ export async function registerRestRoutes(app: FastifyInstance, config: GatewayCo
     scope.removeAllContentTypeParsers();
     scope.addContentTypeParser('*', (request, payload, done) => done(null, limitBody(payload, request)));
 
-    for (const route of config.routes) {
+    for (const route of config.routes.filter((r) => !r.websocket)) {
       const service = config.services[route.service]!;
       const forwarder = new Forwarder(route, service, pools.get(route.service)!, breakers.get(route.service)!);
       const options = {
@@ -62,7 +63,44 @@ export async function registerRestRoutes(app: FastifyInstance, config: GatewayCo
       scope.route({ ...options, url: `${route.prefix}/*` });
     }
   });
+  for (const route of config.routes.filter((r) => r.websocket)) {
+    await registerWebSocketRoute(app, route, pools.get(route.service)!);
+  }
   return { pools, breakers };
+}
+
+/**
+ * WebSocket routes go through @fastify/http-proxy, which dispatches the upgrade request through
+ * Fastify's router: the pipeline (auth, tenant, policy) runs on the handshake, and the upstream
+ * handshake carries the same identity headers as any proxied request. Instance choice uses the
+ * service's pool; retries and the circuit breaker do not apply to long-lived sockets.
+ */
+async function registerWebSocketRoute(app: FastifyInstance, route: RouteConfig, pool: UpstreamPool): Promise<void> {
+  const pickUrl = () => {
+    const instance = pool.pick();
+    if (!instance) throw new GatewayError('NO_HEALTHY_UPSTREAM', `No healthy instance of ${route.service}`);
+    return instance.url;
+  };
+  await app.register(httpProxy, {
+    upstream: '',
+    prefix: route.prefix,
+    rewritePrefix: route.rewritePrefix ?? route.prefix,
+    websocket: true,
+    httpMethods: [...route.methods],
+    config: { policy: { auth: route.auth, roles: route.roles, permissions: route.permissions } },
+    replyOptions: {
+      getUpstream: () => pickUrl(),
+      rewriteRequestHeaders: (request, headers) => forwardedRequestHeaders(request as FastifyRequest, headers),
+    },
+    // `rewriteRequestHeaders` is documented and implemented by @fastify/http-proxy for the upstream
+    // handshake but missing from its type declarations, hence the cast.
+    wsClientOptions: {
+      rewriteRequestHeaders: (headers: Record<string, string>, request: FastifyRequest) => ({
+        ...headers,
+        ...downstreamHeaders(request.gateway),
+      }),
+    } as never,
+  });
 }
 
 class Forwarder {
