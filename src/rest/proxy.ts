@@ -158,6 +158,12 @@ class Forwarder {
       },
       onError: (_reply, { error }) => {
         settle();
+        // The client's body crossed the limit mid-stream: its fault, not the upstream's.
+        if (oversized.has(request) || isBodyTooLarge(error)) {
+          this.breaker.release();
+          sendProblem(request, reply, new GatewayError('PAYLOAD_TOO_LARGE'));
+          return;
+        }
         this.pool.recordFailure(instance);
         const timedOut = isTimeout(error);
         // Retry only what cannot have reached the service twice with side effects, and only while
@@ -173,9 +179,7 @@ class Forwarder {
         this.breaker.recordFailure();
         const gatewayError = timedOut
           ? new GatewayError('UPSTREAM_TIMEOUT', `${this.route.service} did not answer within ${this.service.timeoutMs} ms`)
-          : isBodyTooLarge(error)
-            ? new GatewayError('PAYLOAD_TOO_LARGE')
-            : new GatewayError('UPSTREAM_UNAVAILABLE', `${this.route.service} could not be reached`);
+          : new GatewayError('UPSTREAM_UNAVAILABLE', `${this.route.service} could not be reached`);
         request.log.warn({ service: this.route.service, instance: instance.url, code: gatewayError.code, cause: causeCode(error) }, 'upstream request failed');
         sendProblem(request, reply, gatewayError);
       },
@@ -254,13 +258,19 @@ function limitBody(payload: Readable, request: FastifyRequest): Readable {
     transform(chunk: Buffer, _encoding, callback) {
       seen += chunk.length;
       if (seen > limit) {
-        const error = Object.assign(new Error('request body too large'), { code: 'FST_ERR_CTP_BODY_TOO_LARGE', statusCode: 413 });
-        callback(error);
+        oversized.add(request);
+        callback(Object.assign(new Error('request body too large'), { code: 'FST_ERR_CTP_BODY_TOO_LARGE' }));
         return;
       }
       callback(null, chunk);
     },
   });
+  // The upstream client consumes (and reports) this stream's errors; this listener only guarantees
+  // that an error raised before or after it listens can never become an uncaught exception.
+  counter.on('error', () => {});
   payload.on('error', (error) => counter.destroy(error));
   return payload.pipe(counter);
 }
+
+/** Requests whose streamed body crossed the route limit: their upstream failure is a 413. */
+const oversized = new WeakSet<FastifyRequest>();
