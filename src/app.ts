@@ -18,6 +18,11 @@ import { installCallerContext } from './pipeline/caller-context.js';
 import { installProblemErrors } from './pipeline/error-handler.js';
 import { installCors } from './pipeline/cors.js';
 import { installPathGuard } from './pipeline/path-guard.js';
+import { installRateLimit } from './pipeline/rate-limit.js';
+import { RateLimiter } from './ratelimit/limiter.js';
+import { RedisRateLimitStore } from './ratelimit/redis-store.js';
+import { ResilientRateLimitStore } from './ratelimit/resilient-store.js';
+import { MemoryRateLimitStore } from './ratelimit/store.js';
 import { requestIdFor } from './pipeline/request-id.js';
 import { registerRestRoutes, type RestUpstreams } from './rest/proxy.js';
 import { createRedis } from './stores/redis.js';
@@ -96,6 +101,16 @@ export async function buildGateway(config: GatewayConfig, options: BuildOptions 
     signer,
     metrics,
   });
+
+  if (config.rateLimits.enabled) {
+    const limits = config.rateLimits;
+    const store = redis
+      ? new ResilientRateLimitStore(new RedisRateLimitStore(redis), limits.onStoreFailure, limits.fallbackFactor, app.log, () =>
+          metrics.rateLimitStoreFailovers.inc(),
+        )
+      : new MemoryRateLimitStore();
+    installRateLimit(app, new RateLimiter(limits, store), metrics);
+  }
 
   const graphql = registerGraphQL(app, config);
   const rest = await registerRestRoutes(app, config);

@@ -14,6 +14,8 @@ export const ERRORS = {
   TENANT_ACCESS_DENIED: { status: 403, title: 'The caller has no access to the requested tenant' },
   TENANT_READ_ONLY: { status: 403, title: 'The tenant is read-only' },
   SUBSCRIPTION_EXPIRED: { status: 403, title: 'The tenant subscription has expired' },
+  RATE_LIMITED: { status: 429, title: 'Too many requests' },
+  RATE_LIMIT_UNAVAILABLE: { status: 503, title: 'Rate limiting is unavailable; try again shortly' },
   NOT_FOUND: { status: 404, title: 'No route matches this request' },
   METHOD_NOT_ALLOWED: { status: 405, title: 'Method not allowed on this route' },
   PAYLOAD_TOO_LARGE: { status: 413, title: 'The request body is too large' },

@@ -4,6 +4,7 @@ import type { z } from 'zod';
 import { containsDevKey } from '../auth/dev-keys.js';
 import { SERVICE_URL_ENV_PATTERN, serviceNameFromEnv } from '../rest/config-schema.js';
 import {
+  RATE_LIMIT_ENV,
   CLAIM_ENV_PATTERN,
   CONFIG_FILE_ENV,
   ENV_KEYS,
@@ -54,6 +55,13 @@ export function loadConfig(env: Env = process.env): GatewayConfig {
   }
 
   addServicesFromEnv(raw, env);
+  for (const [envName, path] of Object.entries(RATE_LIMIT_ENV)) {
+    const value = env[envName];
+    if (value === undefined || value === '') continue;
+    const limits = (raw.rateLimits = { ...(raw.rateLimits as Record<string, unknown> | undefined) });
+    if (path.length === 1) limits[path[0]] = value;
+    else limits[path[0]] = { ...(limits[path[0]] as Record<string, unknown> | undefined), [path[1]]: value };
+  }
 
   const parsed = configSchema.safeParse(raw);
   if (!parsed.success) throw new ConfigError(formatIssues(parsed.error.issues));
@@ -160,6 +168,10 @@ function formatIssues(issues: readonly z.core.$ZodIssue[]): string {
     if (path.length >= 1 && ENV_BY_KEY.has(path[0]!)) source = ` (env ${ENV_BY_KEY.get(path[0]!)})`;
     if (path[0] === 'claims' && path.length === 2) {
       source = ` (env JWT_CLAIM_${path[1]!.replace(/([A-Z])/g, '_$1').toUpperCase()})`;
+    }
+    if (path[0] === 'rateLimits') {
+      const env = Object.entries(RATE_LIMIT_ENV).find(([, p]) => p.join('.') === path.slice(1).join('.'));
+      if (env) source = ` (env ${env[0]})`;
     }
     if (path[0] === 'services' && path[2] === 'upstreams') {
       source = ` (env ${path[1]!.toUpperCase().replace(/-/g, '_')}_SERVICE_URL or the config file)`;

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { RATE_LIMIT_DEFAULTS, rateLimitSchema } from '../ratelimit/policy.js';
 import { SERVICE_URL_ENV_PATTERN, routeSchema, serviceSchema } from '../rest/config-schema.js';
 
 /** Per-subgraph overrides: where to reach it and how long to wait for it. */
@@ -100,6 +101,9 @@ export const configSchema = z.strictObject({
   corsCredentials: z.stringbool().or(z.boolean()).default(false),
   /** Trust X-Forwarded-For from these proxies (Fastify `trustProxy`: `true`, hop count, or addresses). */
   trustProxy: z.string().optional(),
+
+  // Rate limits (see README, "Rate limits").
+  rateLimits: rateLimitSchema.default(RATE_LIMIT_DEFAULTS),
 }).superRefine((config, context) => {
   config.routes.forEach((route, index) => {
     if (!config.services[route.service]) {
@@ -169,6 +173,14 @@ export function subgraphEnvName(subgraphName: string): string {
   return subgraphName.toUpperCase().replace(/-/g, '_');
 }
 
+/** Rate limit settings from the environment (the seeds' names), laid over `rateLimits` in the file. */
+export const RATE_LIMIT_ENV = {
+  RATE_LIMIT_ENABLED: ['enabled'],
+  RATE_LIMIT_REQUESTS: ['default', 'requests'],
+  RATE_LIMIT_WINDOW_SECONDS: ['default', 'windowSeconds'],
+  RATE_LIMIT_ON_STORE_FAILURE: ['onStoreFailure'],
+} as const;
+
 /** `JWT_CLAIM_ROLES=realm_access.roles` and friends: claim mapping from the environment. */
 export const CLAIM_ENV_PATTERN = /^JWT_CLAIM_(SUBJECT|ROLES|PERMISSIONS|TENANT_ID|TENANT_ACCESS|SUBSCRIPTION|DEMO|READ_ONLY)$/;
 
@@ -176,6 +188,7 @@ export function isKnownEnvName(name: string): boolean {
   return (
     name === CONFIG_FILE_ENV ||
     name in ENV_KEYS ||
+    name in RATE_LIMIT_ENV ||
     SUBGRAPH_ENV_PATTERN.test(name) ||
     CLAIM_ENV_PATTERN.test(name) ||
     SERVICE_URL_ENV_PATTERN.test(name)

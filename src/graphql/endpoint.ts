@@ -103,6 +103,7 @@ export function registerGraphQL(app: FastifyInstance, config: GatewayConfig): Gr
         permissions: config.authGraphqlPermissions,
         writes: 'graphql-operation',
       },
+      rateLimit: { kind: 'graphql' },
     },
     errorHandler: graphqlErrorHandler,
     handler(request, reply) {

@@ -6,6 +6,8 @@ export interface GatewayMetrics {
   readonly authAttempts: Counter<'result'>;
   readonly authCacheHits: Counter;
   readonly authCacheMisses: Counter;
+  readonly rateLimitExceeded: Counter<'scope'>;
+  readonly rateLimitStoreFailovers: Counter;
 }
 
 export function createMetrics(registry = new Registry()): GatewayMetrics {
@@ -25,6 +27,17 @@ export function createMetrics(registry = new Registry()): GatewayMetrics {
     authCacheMisses: new Counter({
       name: 'gateway_auth_cache_misses_total',
       help: 'Bearer tokens that needed a signature verification',
+      registers: [registry],
+    }),
+    rateLimitExceeded: new Counter({
+      name: 'gateway_rate_limit_exceeded_total',
+      help: 'Requests refused by a rate limit, by scope (graphql, rest, stream)',
+      labelNames: ['scope'],
+      registers: [registry],
+    }),
+    rateLimitStoreFailovers: new Counter({
+      name: 'gateway_rate_limit_store_failovers_total',
+      help: 'Times the shared rate limit store became unreachable',
       registers: [registry],
     }),
   };

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { bucketSchema } from '../ratelimit/policy.js';
 
 const HTTP_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'] as const;
 
@@ -51,6 +52,8 @@ export const routeSchema = z.strictObject({
   /** Replaces `prefix` in the forwarded path (e.g. `/api/v1/users` → `/users`). */
   rewritePrefix: z.string().optional(),
   bodyLimitBytes: z.coerce.number().int().positive().optional(),
+  /** An extra token bucket for each caller of this route. */
+  rateLimit: bucketSchema.optional(),
   /** Also accept WebSocket upgrades on this prefix and proxy them both ways (auth runs at the upgrade). */
   websocket: z.boolean().default(false),
 });

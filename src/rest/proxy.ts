@@ -56,7 +56,7 @@ export async function registerRestRoutes(app: FastifyInstance, config: GatewayCo
         method: [...route.methods],
         exposeHeadRoute: false,
         bodyLimit: route.bodyLimitBytes ?? config.bodyLimitBytes,
-        config: { policy: { auth: route.auth, roles: route.roles, permissions: route.permissions } },
+        config: routeConfig(route),
         handler: (request: FastifyRequest, reply: FastifyReply) => forwarder.handle(request, reply),
       };
       scope.route({ ...options, url: route.prefix });
@@ -87,7 +87,7 @@ async function registerWebSocketRoute(app: FastifyInstance, route: RouteConfig, 
     rewritePrefix: route.rewritePrefix ?? route.prefix,
     websocket: true,
     httpMethods: [...route.methods],
-    config: { policy: { auth: route.auth, roles: route.roles, permissions: route.permissions } },
+    config: routeConfig(route),
     replyOptions: {
       getUpstream: () => pickUrl(),
       rewriteRequestHeaders: (request, headers) => forwardedRequestHeaders(request as FastifyRequest, headers),
@@ -194,6 +194,17 @@ class Forwarder {
     if (this.route.rewritePrefix === undefined) return path;
     return this.route.rewritePrefix + path.slice(this.route.prefix.length) || '/';
   }
+}
+
+/** The pipeline's view of a route: who may call it and which rate limit buckets apply. */
+function routeConfig(route: RouteConfig) {
+  return {
+    policy: { auth: route.auth, roles: route.roles, permissions: route.permissions },
+    rateLimit: {
+      kind: 'rest' as const,
+      ...(route.rateLimit ? { route: { name: `route${route.prefix.replace(/\//g, '-')}`, policy: route.rateLimit } } : {}),
+    },
+  };
 }
 
 function forwardedRequestHeaders(request: FastifyRequest, headers: IncomingHttpHeaders): IncomingHttpHeaders {

@@ -99,6 +99,11 @@ const GATEWAY_HEADERS = new Set([
   'x-xss-protection',
   // With CORS configured, responses vary by Origin (cache correctness).
   'vary',
+  'ratelimit',
+  'ratelimit-policy',
+  'x-ratelimit-limit',
+  'x-ratelimit-remaining',
+  'x-ratelimit-reset',
 ]);
 
 /**

@@ -1,0 +1,49 @@
+import type { FastifyInstance, FastifyReply } from 'fastify';
+import { GatewayError } from '../errors.js';
+import type { GatewayMetrics } from '../observability/metrics.js';
+import type { LimitScope, RateLimiter } from '../ratelimit/limiter.js';
+import { RateLimitStoreUnavailable } from '../ratelimit/resilient-store.js';
+import type { Decision } from '../ratelimit/store.js';
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /** Routes with a scope are rate limited (after auth, so the caller is known). */
+    rateLimit?: LimitScope;
+  }
+}
+
+/** Pipeline stage after access control: one decision per request, its headers on every response. */
+export function installRateLimit(app: FastifyInstance, limiter: RateLimiter, metrics: GatewayMetrics): void {
+  app.addHook('onRequest', async (request, reply) => {
+    const scope = request.routeOptions.config.rateLimit;
+    if (!scope) return;
+    let decision: Decision;
+    try {
+      decision = await limiter.check(request.gateway.principal, request.ip, scope);
+    } catch (error) {
+      if (!(error instanceof RateLimitStoreUnavailable)) throw error;
+      reply.header('retry-after', '1');
+      throw new GatewayError('RATE_LIMIT_UNAVAILABLE');
+    }
+    setRateLimitHeaders(reply, decision);
+    if (!decision.allowed) {
+      metrics.rateLimitExceeded.inc({ scope: scope.kind });
+      reply.header('retry-after', String(decision.retryAfterSeconds));
+      throw new GatewayError('RATE_LIMITED', `Too many requests; retry in ${decision.retryAfterSeconds} s`);
+    }
+  });
+}
+
+/**
+ * IETF httpapi RateLimit fields (draft-ietf-httpapi-ratelimit-headers): every policy in
+ * `RateLimit-Policy`, the tightest bucket in `RateLimit`; and the widespread X-RateLimit-* trio
+ * for that same bucket (`X-RateLimit-Reset` in seconds from now).
+ */
+function setRateLimitHeaders(reply: FastifyReply, decision: Decision): void {
+  const tightest = decision.buckets.reduce((a, b) => (b.remaining < a.remaining ? b : a));
+  reply.header('ratelimit-policy', decision.buckets.map((b) => `"${b.name}";q=${b.limit};w=${b.windowSeconds}`).join(', '));
+  reply.header('ratelimit', `"${tightest.name}";r=${tightest.remaining};t=${tightest.resetSeconds}`);
+  reply.header('x-ratelimit-limit', String(tightest.limit));
+  reply.header('x-ratelimit-remaining', String(tightest.remaining));
+  reply.header('x-ratelimit-reset', String(tightest.resetSeconds));
+}

@@ -1,0 +1,50 @@
+import type { Principal } from '../auth/principal.js';
+import type { BucketCheck, BucketPolicy, RateLimitConfig } from './policy.js';
+import type { Decision, RateLimitStore } from './store.js';
+
+export interface LimitScope {
+  /** Which kind of destination: used for metrics labels and the per-scope bucket. */
+  readonly kind: 'graphql' | 'rest' | 'stream';
+  /** A bucket of the route itself (REST route `rateLimit`), named after the route. */
+  readonly route?: { readonly name: string; readonly policy: BucketPolicy };
+}
+
+/**
+ * Decides, for one request, which buckets apply and asks the store. The caller is the API key if
+ * any, else the user, else the client IP; every caller has the default bucket plus its class quota
+ * (or its tier's), plus the scope's bucket when configured; a tenant-wide bucket can sit on top.
+ *
+ * Written here rather than with @fastify/rate-limit: that plugin keeps one fixed-window counter per
+ * key and route, while this needs token buckets, several buckets per decision taken atomically,
+ * tier and class policies, a tenant ceiling and a local fallback while Redis is down.
+ */
+export class RateLimiter {
+  constructor(
+    private readonly config: RateLimitConfig,
+    private readonly store: RateLimitStore,
+  ) {}
+
+  async check(principal: Principal, clientIp: string, scope: LimitScope): Promise<Decision> {
+    const caller =
+      principal.kind === 'api-client' ? `key:${principal.id}` : principal.kind === 'user' ? `user:${principal.id}` : `ip:${clientIp}`;
+    const bucket = (name: string, policy: BucketPolicy): BucketCheck => ({ name, key: `rl:{${caller}}:${name}`, policy });
+
+    const checks = [bucket('default', this.config.default)];
+    const tier = principal.tier !== null ? this.config.tiers[principal.tier] : undefined;
+    if (tier) checks.push(bucket(`tier-${principal.tier}`, tier));
+    else if (principal.kind === 'api-client') checks.push(bucket('api-key', this.config.apiKey));
+    else if (principal.kind === 'user') checks.push(bucket('authenticated', this.config.authenticated));
+    else checks.push(bucket('anonymous', this.config.anonymous));
+    if (scope.kind === 'graphql' && this.config.graphql) checks.push(bucket('graphql', this.config.graphql));
+    if (scope.route) checks.push(bucket(scope.route.name, scope.route.policy));
+
+    const decision = await this.store.consume(checks);
+    if (!decision.allowed || !this.config.tenant || principal.tenantId === null) return decision;
+
+    // The tenant bucket lives under the tenant's own hash tag, so it is a second (atomic) call.
+    const tenant = await this.store.consume([
+      { name: 'tenant', key: `rl:{tenant:${principal.tenantId}}:tenant`, policy: this.config.tenant },
+    ]);
+    return { ...tenant, buckets: [...decision.buckets, ...tenant.buckets] };
+  }
+}

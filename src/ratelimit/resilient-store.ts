@@ -1,0 +1,60 @@
+import type { FastifyBaseLogger } from 'fastify';
+import type { BucketCheck } from './policy.js';
+import { MemoryRateLimitStore, type Decision, type RateLimitStore } from './store.js';
+
+export class RateLimitStoreUnavailable extends Error {
+  override name = 'RateLimitStoreUnavailable';
+}
+
+/**
+ * Keeps decisions flowing while the shared store is down. `open`: local buckets scaled down (other
+ * instances admit too); `closed`: refuse. The switch is logged once each way and counted; while
+ * down, the shared store is probed at most once a second, so no request waits on a dead Redis.
+ */
+export class ResilientRateLimitStore implements RateLimitStore {
+  private downSince: number | null = null;
+  private lastProbe = 0;
+  private readonly fallback: MemoryRateLimitStore;
+
+  constructor(
+    private readonly shared: RateLimitStore,
+    private readonly mode: 'open' | 'closed',
+    fallbackFactor: number,
+    private readonly logger: FastifyBaseLogger,
+    private readonly onFailover: () => void,
+    private readonly now: () => number = Date.now,
+  ) {
+    this.fallback = new MemoryRateLimitStore(fallbackFactor);
+  }
+
+  get degraded(): boolean {
+    return this.downSince !== null;
+  }
+
+  async consume(checks: readonly BucketCheck[]): Promise<Decision> {
+    const now = this.now();
+    if (this.downSince === null || now - this.lastProbe >= 1_000) {
+      if (this.downSince !== null) this.lastProbe = now;
+      try {
+        const decision = await this.shared.consume(checks);
+        if (this.downSince !== null) {
+          this.logger.info({ downForMs: now - this.downSince }, 'rate limit store recovered; shared limits apply again');
+          this.downSince = null;
+        }
+        return decision;
+      } catch (error) {
+        if (this.downSince === null) {
+          this.downSince = now;
+          this.lastProbe = now;
+          this.onFailover();
+          this.logger.error(
+            { reason: (error as Error).message, mode: this.mode },
+            this.mode === 'open' ? 'rate limit store unavailable; using local limits' : 'rate limit store unavailable; refusing requests',
+          );
+        }
+      }
+    }
+    if (this.mode === 'closed') throw new RateLimitStoreUnavailable('rate limit store unavailable');
+    return this.fallback.consume(checks);
+  }
+}
