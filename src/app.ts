@@ -68,7 +68,7 @@ export async function buildGateway(config: GatewayConfig, options: BuildOptions 
   });
   const metrics = createMetrics();
 
-  const redis = options.redis ?? (config.redisUrl ? createRedis(config.redisUrl) : null);
+  const redis = options.redis ?? (config.redisUrl ? createRedis(config.redisUrl, app.log) : null);
   if (redis && !options.redis) app.addHook('onClose', async () => void (await redis.quit().catch(() => redis.disconnect())));
   const tenantFlags: TenantFlagStore = redis ? new RedisTenantFlagStore(redis) : new MemoryTenantFlagStore();
   const apiKeyStores: ApiKeyStore[] = [new ConfiguredApiKeys(config.apiKeys)];

@@ -1,0 +1,236 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { stringify } from 'yaml';
+import { hashApiKey } from '../../src/auth/api-keys.js';
+import { accountsSubgraph } from '../../subgraphs/accounts/index.js';
+import { eventually } from '../helpers/eventually.js';
+import { spawnGateway } from '../helpers/gateway-process.js';
+import { postGraphQL, startStack, type Stack } from '../helpers/stack.js';
+import { rawRequest, startUpstream, type Upstream } from '../helpers/upstream.js';
+
+const API_KEY = 'rl-test-key-0123456789';
+const TYPENAME = { query: '{ __typename }' };
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+let userCounter = 0;
+const freshUser = () => ({ sub: `rl-user-${Date.now()}-${++userCounter}` });
+
+function writeConfig(content: Record<string, unknown>): string {
+  const file = join(mkdtempSync(join(tmpdir(), 'gw-rl-')), 'gateway.yaml');
+  writeFileSync(file, stringify(content));
+  return file;
+}
+
+async function freePort(): Promise<number> {
+  const server = createServer().listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const { port } = server.address() as { port: number };
+  server.close();
+  await once(server, 'close');
+  return port;
+}
+
+describe('request rate limits on a shared Redis', () => {
+  const REDIS_URL = 'redis://127.0.0.1:6379/12';
+  let stack: Stack;
+  let upstream: Upstream;
+
+  beforeAll(async () => {
+    const redis = new Redis(REDIS_URL);
+    await redis.flushdb();
+    redis.disconnect();
+    upstream = await startUpstream('limited');
+    const file = writeConfig({
+      apiKeys: [{ clientId: 'rl-client', sha256: hashApiKey(API_KEY), tenantId: 'acme' }],
+      services: { limited: { upstreams: [{ url: upstream.url }] } },
+      routes: [
+        { prefix: '/api/v1/limited', service: 'limited' },
+        { prefix: '/api/v1/tight', service: 'limited', rateLimit: { requests: 1, windowSeconds: 3600 } },
+      ],
+      rateLimits: {
+        default: { requests: 3, windowSeconds: 1 },
+        anonymous: { requests: 2, windowSeconds: 3600 },
+        tiers: { free: { requests: 1, windowSeconds: 3600 } },
+      },
+    });
+    stack = await startStack({
+      definitions: [accountsSubgraph()],
+      env: { GATEWAY_CONFIG: file, REDIS_URL, RATE_LIMIT_ENABLED: 'true', DEFAULT_TENANT_ID: 'acme' },
+    });
+  });
+  afterAll(async () => {
+    await stack.close();
+    await upstream.close();
+  });
+
+  it('admits a burst, refuses the next with 429 and the headers, then refills', async () => {
+    const auth = await stack.bearer(freshUser());
+    const statuses: number[] = [];
+    let last = await postGraphQL(stack.url, TYPENAME, auth);
+    statuses.push(last.status);
+    for (let i = 0; i < 3; i++) {
+      last = await postGraphQL(stack.url, TYPENAME, auth);
+      statuses.push(last.status);
+    }
+    expect(statuses).toEqual([200, 200, 200, 429]);
+    expect(last.body.errors?.[0]?.extensions?.code).toBe('RATE_LIMITED');
+    expect(last.headers.get('retry-after')).toBe('1');
+    expect(last.headers.get('ratelimit-policy')).toBe('"default";q=3;w=1, "authenticated";q=1000;w=3600');
+    expect(last.headers.get('ratelimit')).toMatch(/^"default";r=0;t=1$/);
+    expect(last.headers.get('x-ratelimit-limit')).toBe('3');
+    expect(last.headers.get('x-ratelimit-remaining')).toBe('0');
+
+    await sleep(400); // 3 tokens per second: one is back after ~333 ms
+    const refilled = await postGraphQL(stack.url, TYPENAME, auth);
+    expect(refilled.status).toBe(200);
+    expect((await postGraphQL(stack.url, TYPENAME, auth)).status).toBe(429);
+  });
+
+  it('REST refusals are RFC 9457 problem+json with Retry-After', async () => {
+    const auth = await stack.bearer(freshUser());
+    expect((await rawRequest(stack.url, '/api/v1/tight/x', { headers: auth })).status).toBe(200);
+    const refused = await rawRequest(stack.url, '/api/v1/tight/x', { headers: auth });
+    expect(refused.status).toBe(429);
+    expect(refused.headers['content-type']).toMatch(/application\/problem\+json/);
+    expect(JSON.parse(refused.body.toString())).toMatchObject({ code: 'RATE_LIMITED', status: 429 });
+    expect(Number(refused.headers['retry-after'])).toBeGreaterThan(1000);
+    expect(refused.headers['ratelimit']).toMatch(/^"route-api-v1-tight";r=0;/);
+  });
+
+  it('separates callers: one user exhausted leaves other users, API keys and IPs untouched', async () => {
+    const alice = await stack.bearer(freshUser());
+    for (let i = 0; i < 3; i++) await postGraphQL(stack.url, TYPENAME, alice);
+    expect((await postGraphQL(stack.url, TYPENAME, alice)).status).toBe(429);
+
+    expect((await postGraphQL(stack.url, TYPENAME, await stack.bearer(freshUser()))).status).toBe(200);
+    expect((await postGraphQL(stack.url, TYPENAME, { 'x-api-key': API_KEY })).status).toBe(200);
+    const anonymous = await postGraphQL(stack.url, TYPENAME);
+    expect(anonymous.status).toBe(200);
+    expect(anonymous.headers.get('ratelimit-policy')).toContain('"anonymous";q=2;w=3600');
+  });
+
+  it('a tier policy replaces the class quota', async () => {
+    const free = await stack.bearer({ ...freshUser(), subscription: { tier: 'free', status: 'active' } });
+    const first = await postGraphQL(stack.url, TYPENAME, free);
+    expect(first.headers.get('ratelimit-policy')).toBe('"default";q=3;w=1, "tier-free";q=1;w=3600');
+    expect((await postGraphQL(stack.url, TYPENAME, free)).status).toBe(429);
+  });
+});
+
+describe('two gateway processes on one Redis', () => {
+  it('admit exactly the limit under 220 concurrent requests', async () => {
+    const redisUrl = 'redis://127.0.0.1:6379/13';
+    const redis = new Redis(redisUrl);
+    await redis.flushdb();
+    redis.disconnect();
+    const env = {
+      SUPERGRAPH_PATH: 'supergraph/supergraph.graphql',
+      REDIS_URL: redisUrl,
+      AUTH_GRAPHQL: 'optional',
+      LOG_LEVEL: 'warn',
+      RATE_LIMIT_REQUESTS: '50',
+      RATE_LIMIT_WINDOW_SECONDS: '3600',
+    };
+    const gateways = await Promise.all([spawnGateway(env), spawnGateway(env)]);
+    try {
+      const statuses = await Promise.all(
+        Array.from({ length: 220 }, (_, i) => postGraphQL(gateways[i % 2]!.url, TYPENAME).then((r) => r.status)),
+      );
+      expect(statuses.filter((s) => s === 200)).toHaveLength(50);
+      expect(statuses.filter((s) => s === 429)).toHaveLength(170);
+    } finally {
+      for (const gateway of gateways) gateway.child.kill('SIGTERM');
+      await Promise.all(gateways.map((g) => g.exited));
+    }
+  });
+});
+
+describe('Redis outage', () => {
+  let port: number;
+  let redisProcess: ChildProcess;
+
+  async function startRedis() {
+    redisProcess = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {
+      stdio: 'ignore',
+    });
+    await eventually(async () => {
+      const probe = new Redis({ port, lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+      try {
+        await probe.connect();
+        expect(await probe.ping()).toBe('PONG');
+      } finally {
+        probe.disconnect();
+      }
+    });
+  }
+  async function stopRedis() {
+    redisProcess.kill('SIGKILL');
+    await once(redisProcess, 'exit');
+  }
+
+  beforeAll(async () => {
+    port = await freePort();
+    await startRedis();
+  });
+  afterAll(async () => {
+    if (redisProcess.exitCode === null) await stopRedis();
+  });
+
+  async function timed(url: string) {
+    const started = Date.now();
+    const response = await postGraphQL(url, TYPENAME);
+    return { status: response.status, ms: Date.now() - started, code: response.body.errors?.[0]?.extensions?.code };
+  }
+
+  it('fail-open: local buckets (scaled down) take over without hanging, and Redis takes back over when it returns', async () => {
+    const open = await startStack({
+      definitions: [accountsSubgraph()],
+      env: {
+        REDIS_URL: `redis://127.0.0.1:${port}`,
+        RATE_LIMIT_ENABLED: 'true',
+        RATE_LIMIT_REQUESTS: '4',
+        RATE_LIMIT_WINDOW_SECONDS: '3600',
+        GATEWAY_CONFIG: writeConfig({ rateLimits: { anonymous: { requests: 100, windowSeconds: 3600 }, fallbackFactor: 0.5 } }),
+      },
+    });
+    const failovers = async () => (await open.gateway.metrics.rateLimitStoreFailovers.get()).values[0]?.value ?? 0;
+    try {
+      expect((await timed(open.url)).status).toBe(200);
+      await stopRedis();
+      const during = [await timed(open.url), await timed(open.url), await timed(open.url)];
+      // Local bucket: 4 × 0.5 = 2 requests, then 429; nothing waits on the dead Redis for long.
+      expect(during.map((r) => r.status)).toEqual([200, 200, 429]);
+      for (const r of during) expect(r.ms).toBeLessThan(1_500);
+      expect(await failovers()).toBe(1);
+
+      await startRedis();
+      await eventually(async () => expect((await timed(open.url)).status).toBe(200), 8_000, 250);
+      expect(await failovers()).toBe(1);
+    } finally {
+      await open.close();
+    }
+  });
+
+  it('fail-closed: refuses with 503 while Redis is down, serves again when it returns', async () => {
+    const closed = await startStack({
+      definitions: [accountsSubgraph()],
+      env: { REDIS_URL: `redis://127.0.0.1:${port}`, RATE_LIMIT_ENABLED: 'true', RATE_LIMIT_ON_STORE_FAILURE: 'closed' },
+    });
+    try {
+      expect((await timed(closed.url)).status).toBe(200);
+      await stopRedis();
+      const refused = await timed(closed.url);
+      expect(refused).toMatchObject({ status: 503, code: 'RATE_LIMIT_UNAVAILABLE' });
+      expect(refused.ms).toBeLessThan(1_500);
+      await startRedis();
+      await eventually(async () => expect((await timed(closed.url)).status).toBe(200), 8_000, 250);
+    } finally {
+      await closed.close();
+    }
+  });
+});
