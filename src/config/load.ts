@@ -4,7 +4,7 @@ import type { z } from 'zod';
 import { containsDevKey } from '../auth/dev-keys.js';
 import { SERVICE_URL_ENV_PATTERN, serviceNameFromEnv } from '../rest/config-schema.js';
 import {
-  RATE_LIMIT_ENV,
+  NESTED_ENV,
   CLAIM_ENV_PATTERN,
   CONFIG_FILE_ENV,
   ENV_KEYS,
@@ -55,12 +55,9 @@ export function loadConfig(env: Env = process.env): GatewayConfig {
   }
 
   addServicesFromEnv(raw, env);
-  for (const [envName, path] of Object.entries(RATE_LIMIT_ENV)) {
+  for (const [envName, path] of Object.entries(NESTED_ENV)) {
     const value = env[envName];
-    if (value === undefined || value === '') continue;
-    const limits = (raw.rateLimits = { ...(raw.rateLimits as Record<string, unknown> | undefined) });
-    if (path.length === 1) limits[path[0]] = value;
-    else limits[path[0]] = { ...(limits[path[0]] as Record<string, unknown> | undefined), [path[1]]: value };
+    if (value !== undefined && value !== '') setPath(raw, path, value);
   }
 
   const parsed = configSchema.safeParse(raw);
@@ -79,6 +76,18 @@ export function loadConfig(env: Env = process.env): GatewayConfig {
 /** Overrides for one subgraph, whatever spelling of its name the config file or environment used. */
 export function subgraphOverride(config: GatewayConfig, subgraphName: string): SubgraphOverride {
   return config.subgraphs[subgraphEnvName(subgraphName)] ?? {};
+}
+
+/** Sets `value` at `path` inside `target`, copying the objects on the way (file values stay untouched). */
+function setPath(target: Record<string, unknown>, path: readonly string[], value: unknown): void {
+  const [head, ...rest] = path as [string, ...string[]];
+  if (rest.length === 0) {
+    target[head] = value;
+    return;
+  }
+  const child = { ...(target[head] as Record<string, unknown> | undefined) };
+  target[head] = child;
+  setPath(child, rest, value);
 }
 
 /**
@@ -169,10 +178,8 @@ function formatIssues(issues: readonly z.core.$ZodIssue[]): string {
     if (path[0] === 'claims' && path.length === 2) {
       source = ` (env JWT_CLAIM_${path[1]!.replace(/([A-Z])/g, '_$1').toUpperCase()})`;
     }
-    if (path[0] === 'rateLimits') {
-      const env = Object.entries(RATE_LIMIT_ENV).find(([, p]) => p.join('.') === path.slice(1).join('.'));
-      if (env) source = ` (env ${env[0]})`;
-    }
+    const nested = Object.entries(NESTED_ENV).find(([, p]) => p.join('.') === path.join('.'));
+    if (nested) source = ` (env ${nested[0]})`;
     if (path[0] === 'services' && path[2] === 'upstreams') {
       source = ` (env ${path[1]!.toUpperCase().replace(/-/g, '_')}_SERVICE_URL or the config file)`;
     }

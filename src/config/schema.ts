@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { OPERATION_LIMIT_DEFAULTS, operationLimitsSchema } from '../graphql/operation-limits.js';
 import { RATE_LIMIT_DEFAULTS, rateLimitSchema } from '../ratelimit/policy.js';
 import { SERVICE_URL_ENV_PATTERN, routeSchema, serviceSchema } from '../rest/config-schema.js';
 
@@ -104,6 +105,10 @@ export const configSchema = z.strictObject({
 
   // Rate limits (see README, "Rate limits").
   rateLimits: rateLimitSchema.default(RATE_LIMIT_DEFAULTS),
+  // GraphQL operation limits (see README, "Operation limits").
+  operationLimits: operationLimitsSchema.default(OPERATION_LIMIT_DEFAULTS),
+  /** Introspection and "Did you mean…" suggestions; default: on except in production. */
+  graphqlIntrospection: z.stringbool().or(z.boolean()).optional(),
 }).superRefine((config, context) => {
   config.routes.forEach((route, index) => {
     if (!config.services[route.service]) {
@@ -160,6 +165,7 @@ export const ENV_KEYS = {
   CORS_ORIGINS: 'corsOrigins',
   CORS_CREDENTIALS: 'corsCredentials',
   TRUST_PROXY: 'trustProxy',
+  GRAPHQL_INTROSPECTION: 'graphqlIntrospection',
 } as const satisfies Record<string, keyof z.input<typeof configSchema>>;
 
 /** `SUBGRAPH_<NAME>_URL` / `SUBGRAPH_<NAME>_TIMEOUT_MS`: per-subgraph overrides from the environment. */
@@ -173,13 +179,17 @@ export function subgraphEnvName(subgraphName: string): string {
   return subgraphName.toUpperCase().replace(/-/g, '_');
 }
 
-/** Rate limit settings from the environment (the seeds' names), laid over `rateLimits` in the file. */
-export const RATE_LIMIT_ENV = {
-  RATE_LIMIT_ENABLED: ['enabled'],
-  RATE_LIMIT_REQUESTS: ['default', 'requests'],
-  RATE_LIMIT_WINDOW_SECONDS: ['default', 'windowSeconds'],
-  RATE_LIMIT_ON_STORE_FAILURE: ['onStoreFailure'],
-} as const;
+/** Nested settings from the environment (rate limits use the seeds' names), laid over the file. */
+export const NESTED_ENV: Record<string, readonly string[]> = {
+  RATE_LIMIT_ENABLED: ['rateLimits', 'enabled'],
+  RATE_LIMIT_REQUESTS: ['rateLimits', 'default', 'requests'],
+  RATE_LIMIT_WINDOW_SECONDS: ['rateLimits', 'default', 'windowSeconds'],
+  RATE_LIMIT_ON_STORE_FAILURE: ['rateLimits', 'onStoreFailure'],
+  GRAPHQL_MAX_DEPTH: ['operationLimits', 'maxDepth'],
+  GRAPHQL_MAX_ALIASES: ['operationLimits', 'maxAliases'],
+  GRAPHQL_MAX_COST: ['operationLimits', 'maxCost'],
+  GRAPHQL_MAX_TOKENS: ['operationLimits', 'maxTokens'],
+};
 
 /** `JWT_CLAIM_ROLES=realm_access.roles` and friends: claim mapping from the environment. */
 export const CLAIM_ENV_PATTERN = /^JWT_CLAIM_(SUBJECT|ROLES|PERMISSIONS|TENANT_ID|TENANT_ACCESS|SUBSCRIPTION|DEMO|READ_ONLY)$/;
@@ -188,7 +198,7 @@ export function isKnownEnvName(name: string): boolean {
   return (
     name === CONFIG_FILE_ENV ||
     name in ENV_KEYS ||
-    name in RATE_LIMIT_ENV ||
+    name in NESTED_ENV ||
     SUBGRAPH_ENV_PATTERN.test(name) ||
     CLAIM_ENV_PATTERN.test(name) ||
     SERVICE_URL_ENV_PATTERN.test(name)

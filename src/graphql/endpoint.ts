@@ -9,6 +9,7 @@ import type { GatewayConfig } from '../config/schema.js';
 import type { GatewayContext } from '../context.js';
 import { GatewayError, graphqlErrorBody, wwwAuthenticate } from '../errors.js';
 import { GatewayDataSource } from './data-source.js';
+import { checkQueryText, operationLimits } from './operation-limits.js';
 import {
   NO_REQUIREMENTS,
   authorizationRequirements,
@@ -67,11 +68,14 @@ export function registerGraphQL(app: FastifyInstance, config: GatewayConfig): Gr
     requirements = pendingRequirements;
   });
 
+  const introspection = config.graphqlIntrospection ?? config.nodeEnv !== 'production';
   const apollo = new ApolloServer<GatewayContext>({
     gateway,
     logger: app.log,
     csrfPrevention: true,
-    introspection: config.nodeEnv !== 'production',
+    introspection,
+    // Without introspection, "Did you mean …?" hints would leak the schema field by field.
+    hideSchemaDetailsFromClientErrors: !introspection,
     includeStacktraceInErrorResponses: false,
     // Shutdown is ours (main.ts drains Fastify, whose onClose stops Apollo); Apollo's own signal
     // handlers would race it and re-raise the signal.
@@ -81,6 +85,7 @@ export function registerGraphQL(app: FastifyInstance, config: GatewayConfig): Gr
       ApolloServerPluginLandingPageDisabled(),
       requireResolvedOperation(),
       refuseReadOnlyMutations(),
+      operationLimits(config.operationLimits),
       fieldAuthorization(() => requirements),
       requestIdInErrors(),
     ],
@@ -106,6 +111,12 @@ export function registerGraphQL(app: FastifyInstance, config: GatewayConfig): Gr
       rateLimit: { kind: 'graphql' },
     },
     errorHandler: graphqlErrorHandler,
+    // Size checks on the raw text run before Apollo parses anything.
+    preHandler: async (request, reply) => {
+      const query = graphqlQueryText(request);
+      const refused = query === undefined ? null : checkQueryText(query, config.operationLimits);
+      if (refused) return reply.code(400).send({ errors: [{ message: refused.message, extensions: { code: refused.extensions.code, requestId: request.id } }] });
+    },
     handler(request, reply) {
       if (!handler) {
         const error = new GatewayError('SUPERGRAPH_NOT_LOADED');
@@ -122,6 +133,11 @@ export function registerGraphQL(app: FastifyInstance, config: GatewayConfig): Gr
   });
 
   return { status: () => supergraph.status, started };
+}
+
+function graphqlQueryText(request: FastifyRequest): string | undefined {
+  const source = (request.method === 'GET' ? request.query : request.body) as { query?: unknown } | undefined;
+  return typeof source?.query === 'string' ? source.query : undefined;
 }
 
 /**

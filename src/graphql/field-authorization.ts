@@ -278,6 +278,8 @@ export function fieldAuthorization(requirements: () => AuthorizationRequirements
         async willSendResponse({ response }) {
           if (removals.length === 0 || response.body.kind !== 'single') return;
           const result = response.body.singleResult;
+          // Refused before execution (limits, read-only, …): nothing was removed from a result.
+          if (result.data === undefined) return;
           result.data = applyRemovals((result.data ?? null) as Record<string, unknown> | null, removals);
           const denied = removals
             .filter((removal) => removal.reported)

@@ -1,0 +1,110 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { stringify } from 'yaml';
+import { postGraphQL, startStack, type Stack } from '../helpers/stack.js';
+
+let stack: Stack;
+let subgraphCalls = 0;
+const countCalls = { configure: (app: import('fastify').FastifyInstance) => app.addHook('onRequest', async () => void subgraphCalls++) };
+
+beforeAll(async () => {
+  const file = join(mkdtempSync(join(tmpdir(), 'gw-limits-')), 'gateway.yaml');
+  writeFileSync(
+    file,
+    stringify({
+      operationLimits: {
+        maxDepth: 4,
+        maxAliases: 5,
+        maxDirectives: 5,
+        maxRootFields: 4,
+        maxTokens: 500,
+        maxCost: 1000,
+        fieldCosts: { 'Query.users': 150 },
+      },
+    }),
+  );
+  stack = await startStack({
+    env: { GATEWAY_CONFIG: file, DEFAULT_TENANT_ID: 'acme' },
+    configure: { accounts: countCalls, catalog: countCalls, inventory: countCalls, orders: countCalls },
+  });
+});
+afterAll(() => stack.close());
+
+async function expectRefused(query: string, code: string, variables?: Record<string, unknown>) {
+  const before = subgraphCalls;
+  const { status, body } = await postGraphQL(stack.url, { query, variables });
+  expect(body.errors?.[0]?.extensions?.code).toBe(code);
+  expect(status).toBe(400);
+  expect(body.data).toBeUndefined();
+  expect(subgraphCalls).toBe(before); // refused before planning: no subgraph saw anything
+  return body;
+}
+
+describe('GraphQL operation limits', () => {
+  it('admits an ordinary federated query', async () => {
+    const { body } = await postGraphQL(stack.url, { query: '{ orders { id items { product { name } } } }' });
+    expect(body.errors).toBeUndefined();
+  });
+
+  it('depth bomb', async () => {
+    await expectRefused('{ orders { items { product { name } } buyer { orders { items { product { name } } } } } }', 'OPERATION_TOO_DEEP');
+  });
+
+  it('alias bomb', async () => {
+    const aliases = Array.from({ length: 6 }, (_, i) => `a${i}: products { upc }`).join(' ');
+    await expectRefused(`{ ${aliases} }`, 'TOO_MANY_ALIASES');
+  });
+
+  it('directive bomb', async () => {
+    await expectRefused(
+      '{ products { upc @include(if: true) name @include(if: true) price @include(if: true) weight @include(if: true) inStock @include(if: true) quantity @include(if: true) } }',
+      'TOO_MANY_DIRECTIVES',
+    );
+  });
+
+  it('too many root fields', async () => {
+    await expectRefused('{ products { upc } orders { id } users { id } me { id } whoami { userId } }', 'TOO_MANY_ROOT_FIELDS');
+  });
+
+  it('token bomb (refused before parsing)', async () => {
+    await expectRefused(`{ products { ${'upc '.repeat(600)} } }`, 'TOO_MANY_TOKENS');
+  });
+
+  it('cost bomb: list sizes multiply, from literals and variables', async () => {
+    const body = await expectRefused('{ products(first: 5000) { upc name price inStock shippingEstimate } }', 'OPERATION_TOO_COMPLEX');
+    expect(body.errors?.[0]?.message).toMatch(/cost is \d+; the limit is 1000/);
+    await expectRefused('query ($n: Int) { products(first: $n) { upc name } }', 'OPERATION_TOO_COMPLEX', { n: 5000 });
+    const small = await postGraphQL(stack.url, { query: 'query ($n: Int) { products(first: $n) { upc name } }', variables: { n: 2 } });
+    expect(small.body.errors).toBeUndefined();
+  });
+
+  it('per-field cost overrides from configuration', async () => {
+    await expectRefused('{ users { id } products(first: 10) { upc } }', 'OPERATION_TOO_COMPLEX');
+  });
+
+  it('query text over the character limit', async () => {
+    await expectRefused(`{ products { upc } } # ${'x'.repeat(25_000)}`, 'QUERY_TOO_LARGE');
+  });
+});
+
+describe('production mode', () => {
+  it('disables introspection and field suggestions', async () => {
+    const production = await startStack({ env: { NODE_ENV: 'production', DEFAULT_TENANT_ID: 'acme' } });
+    try {
+      const introspection = await postGraphQL(production.url, { query: '{ __schema { types { name } } }' });
+      expect(introspection.status).toBe(400);
+      expect(introspection.body.errors?.[0]?.extensions?.code).toBe('GRAPHQL_VALIDATION_FAILED');
+      expect(introspection.body.errors?.[0]?.message).toMatch(/introspection/i);
+
+      const typo = await postGraphQL(production.url, { query: '{ prodcts { upc } }' });
+      expect(typo.body.errors?.[0]?.message).not.toMatch(/Did you mean/);
+
+      const development = await postGraphQL(stack.url, { query: '{ prodcts { upc } }' });
+      expect(development.body.errors?.[0]?.message).toMatch(/Did you mean "products"/);
+    } finally {
+      await production.close();
+    }
+  });
+});
