@@ -12,10 +12,11 @@ import { GatewayDataSource } from './data-source.js';
 import { checkQueryText, operationLimits } from './operation-limits.js';
 import {
   NO_REQUIREMENTS,
+  authorizationCheck,
   authorizationRequirements,
-  fieldAuthorization,
   withoutAuthorizationDirectives,
 } from './field-authorization.js';
+import { fieldGuard } from './field-guard.js';
 import { SubgraphHttpClient } from './subgraph-http.js';
 import { SupergraphFile, type SupergraphStatus } from './supergraph-file.js';
 
@@ -86,7 +87,7 @@ export function registerGraphQL(app: FastifyInstance, config: GatewayConfig): Gr
       requireResolvedOperation(),
       refuseReadOnlyMutations(),
       operationLimits(config.operationLimits),
-      fieldAuthorization(() => requirements),
+      fieldGuard([({ context }) => authorizationCheck(requirements, context.principal)]),
       requestIdInErrors(),
     ],
   });

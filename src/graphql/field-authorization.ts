@@ -1,33 +1,12 @@
-import { createHash } from 'node:crypto';
-import type { ApolloServerPlugin } from '@apollo/server';
-import {
-  GraphQLError,
-  Kind,
-  getNamedType,
-  isInterfaceType,
-  isNonNullType,
-  isObjectType,
-  parse,
-  print,
-  visit,
-  type DirectiveNode,
-  type DocumentNode,
-  type FieldNode,
-  type FragmentDefinitionNode,
-  type GraphQLCompositeType,
-  type GraphQLSchema,
-  type OperationDefinitionNode,
-  type SelectionNode,
-  type SelectionSetNode,
-} from 'graphql';
+import { Kind, getNamedType, parse, print, visit, type DirectiveNode } from 'graphql';
 import type { Principal } from '../auth/principal.js';
-import type { GatewayContext } from '../context.js';
+import type { Denial, FieldCheck } from './field-guard.js';
 
 /**
- * Enforces the federation directives `@authenticated` and `@requiresScopes` at the gateway, with
- * Apollo Router's semantics: fields the caller may not see are removed from the operation before it
- * is planned (so no subgraph is asked for them), come back as `null`, and each gets an error with
- * `UNAUTHORIZED_FIELD_OR_TYPE`; the rest of the operation runs. Apollo Gateway ignores these
+ * The federation directives `@authenticated` and `@requiresScopes`, enforced at the gateway with
+ * Apollo Router's semantics (through the field guard): fields the caller may not see are removed
+ * from the operation before it is planned, come back as `null`, and each gets an error with
+ * `UNAUTHORIZED_FIELD_OR_TYPE`; the rest of the operation runs. Apollo Gateway cannot load these
  * directives and no maintained library enforces them for it, hence this module.
  *
  * Scopes are matched against the caller's permissions and roles. `@requiresScopes(scopes: [[a, b], [c]])`
@@ -119,183 +98,18 @@ function allows(requirement: Requirement | undefined, principal: Principal, gran
   return requirement.scopes.every((alternatives) => alternatives.some((group) => group.every((s) => grants.has(s))));
 }
 
-/** One step of a response path: its key and whether the schema makes it non-null. */
-interface PathStep {
-  key: string;
-  nonNull: boolean;
-}
-
-interface Removal {
-  path: PathStep[];
-  /** False for a parent dropped only because all its selections were removed. */
-  reported: boolean;
-}
-
-interface FilterResult {
-  document: DocumentNode;
-  removals: Removal[];
-  /** Every root field was removed: nothing is left to execute. */
-  empty: boolean;
-}
-
-/** Removes what the principal may not see from the operation; null when nothing needs removing. */
-export function filterOperation(
-  schema: GraphQLSchema,
-  document: DocumentNode,
-  operation: OperationDefinitionNode,
-  requirements: AuthorizationRequirements,
-  principal: Principal,
-): FilterResult | null {
-  const rootType = schema.getRootType(operation.operation);
-  if (!rootType) return null;
-  const fragments = new Map<string, FragmentDefinitionNode>();
-  for (const definition of document.definitions) {
-    if (definition.kind === Kind.FRAGMENT_DEFINITION) fragments.set(definition.name.value, definition);
-  }
+/** The field guard's check for these directives: why a field is denied to this principal, or null. */
+export function authorizationCheck(requirements: AuthorizationRequirements, principal: Principal): FieldCheck | null {
+  if (requirements === NONE) return null;
   const grants = new Set([...principal.permissions, ...principal.roles]);
-  const removals: Removal[] = [];
-
-  const filterSelections = (selectionSet: SelectionSetNode, parent: GraphQLCompositeType, path: PathStep[]): SelectionSetNode | null => {
-    const kept: SelectionNode[] = [];
-    for (const selection of selectionSet.selections) {
-      if (selection.kind === Kind.FIELD) {
-        const field = filterField(selection, parent, path);
-        if (field) kept.push(field);
-        continue;
-      }
-      // Fragments are inlined so that what one caller may see never changes a shared fragment.
-      const fragment = selection.kind === Kind.FRAGMENT_SPREAD ? fragments.get(selection.name.value) : selection;
-      if (!fragment) continue;
-      const condition = fragment.typeCondition ? schema.getType(fragment.typeCondition.name.value) : parent;
-      if (!condition || !('getFields' in condition || 'getTypes' in condition)) continue;
-      const inner = filterSelections(fragment.selectionSet, condition as GraphQLCompositeType, path);
-      if (inner) {
-        kept.push({
-          kind: Kind.INLINE_FRAGMENT,
-          typeCondition: fragment.typeCondition,
-          directives: selection.directives,
-          selectionSet: inner,
-        });
-      }
-    }
-    return kept.length > 0 ? { ...selectionSet, selections: kept } : null;
-  };
-
-  const filterField = (node: FieldNode, parent: GraphQLCompositeType, path: PathStep[]): FieldNode | null => {
-    const name = node.name.value;
-    if (name.startsWith('__') || !(isObjectType(parent) || isInterfaceType(parent))) return node;
-    const definition = parent.getFields()[name];
-    if (!definition) return node;
-    const named = getNamedType(definition.type);
-    const step: PathStep[] = [...path, { key: node.alias?.value ?? name, nonNull: isNonNullType(definition.type) }];
-    if (
-      !allows(requirements.fields.get(`${parent.name}.${name}`), principal, grants) ||
-      !allows(requirements.types.get(named.name), principal, grants)
-    ) {
-      removals.push({ path: step, reported: true });
-      return null;
-    }
-    if (!node.selectionSet) return node;
-    const inner = filterSelections(node.selectionSet, named as GraphQLCompositeType, step);
-    if (!inner) {
-      removals.push({ path: step, reported: false });
-      return null;
-    }
-    return inner === node.selectionSet ? node : { ...node, selectionSet: inner };
-  };
-
-  const selectionSet = filterSelections(operation.selectionSet, rootType, []);
-  if (removals.length === 0) return null;
-  const filtered: OperationDefinitionNode = {
-    ...operation,
-    selectionSet: selectionSet ?? { kind: Kind.SELECTION_SET, selections: [] },
-  };
-  return { document: { kind: Kind.DOCUMENT, definitions: [filtered] }, removals, empty: selectionSet === null };
+  return (parent, field) =>
+    allows(requirements.fields.get(`${parent.name}.${field.name}`), principal, grants) &&
+    allows(requirements.types.get(getNamedType(field.type).name), principal, grants)
+      ? null
+      : UNAUTHORIZED;
 }
 
-/** Writes `null` where removed fields would have been, bubbling through non-null fields like GraphQL does. */
-export function applyRemovals(data: Record<string, unknown> | null, removals: readonly Removal[]): Record<string, unknown> | null {
-  if (!data) return data;
-  let root: Record<string, unknown> | null = data;
-  for (const { path } of removals) {
-    // `nullAt` returns true when the null bubbled up past the root: the whole data becomes null.
-    if (root && nullAt(root, path, 0)) root = null;
-  }
-  return root;
-}
-
-function nullAt(container: unknown, path: PathStep[], index: number): boolean {
-  if (Array.isArray(container)) {
-    let bubbled = false;
-    for (const item of container) bubbled = nullAt(item, path, index) || bubbled;
-    return bubbled;
-  }
-  if (container === null || typeof container !== 'object') return false;
-  const object = container as Record<string, unknown>;
-  const step = path[index]!;
-  if (index === path.length - 1) {
-    object[step.key] = null;
-    return step.nonNull;
-  }
-  if (!(step.key in object) || object[step.key] === null) return false;
-  const childBubbled = nullAt(object[step.key], path, index + 1);
-  if (!childBubbled) return false;
-  object[step.key] = null;
-  return step.nonNull;
-}
-
-/** The Apollo Server plugin; `requirements()` returns what the current supergraph declares. */
-export function fieldAuthorization(requirements: () => AuthorizationRequirements): ApolloServerPlugin<GatewayContext> {
-  return {
-    async requestDidStart() {
-      let removals: Removal[] = [];
-      let empty = false;
-      return {
-        async didResolveOperation(requestContext) {
-          const current = requirements();
-          if (current === NONE || !requestContext.operation) return;
-          const result = filterOperation(
-            requestContext.schema,
-            requestContext.document,
-            requestContext.operation,
-            current,
-            requestContext.contextValue.principal,
-          );
-          if (!result) return;
-          removals = result.removals;
-          empty = result.empty;
-          // Apollo Gateway plans `document` and caches plans by `queryHash`: both must describe
-          // what this caller may see, or another caller's cached plan could be reused.
-          const mutable = requestContext as { document: DocumentNode; queryHash: string };
-          mutable.document = result.document;
-          mutable.queryHash = createHash('sha256').update(print(result.document)).digest('hex');
-        },
-        async responseForOperation(requestContext) {
-          // Nothing the caller may see is left: answer without planning or calling any subgraph.
-          if (!empty) return null;
-          return { http: requestContext.response.http, body: { kind: 'single', singleResult: { data: {} } } };
-        },
-        async willSendResponse({ response }) {
-          if (removals.length === 0 || response.body.kind !== 'single') return;
-          const result = response.body.singleResult;
-          // Refused before execution (limits, read-only, …): nothing was removed from a result.
-          if (result.data === undefined) return;
-          result.data = applyRemovals((result.data ?? null) as Record<string, unknown> | null, removals);
-          const denied = removals
-            .filter((removal) => removal.reported)
-            .map(
-              (removal) =>
-                new GraphQLError('Unauthorized field or type', {
-                  path: removal.path.map((step) => step.key),
-                  extensions: { code: 'UNAUTHORIZED_FIELD_OR_TYPE' },
-                }).toJSON(),
-            );
-          result.errors = [...denied, ...(result.errors ?? [])];
-        },
-      };
-    },
-  };
-}
+const UNAUTHORIZED: Denial = { code: 'UNAUTHORIZED_FIELD_OR_TYPE', message: 'Unauthorized field or type' };
 
 const SECURITY_SPECS = ['specs.apollo.dev/authenticated/', 'specs.apollo.dev/requiresScopes/'];
 

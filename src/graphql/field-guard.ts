@@ -1,0 +1,215 @@
+import { createHash } from 'node:crypto';
+import type { ApolloServerPlugin } from '@apollo/server';
+import {
+  GraphQLError,
+  Kind,
+  getNamedType,
+  isInterfaceType,
+  isNonNullType,
+  isObjectType,
+  print,
+  type DocumentNode,
+  type FieldNode,
+  type FragmentDefinitionNode,
+  type GraphQLCompositeType,
+  type GraphQLField,
+  type GraphQLSchema,
+  type OperationDefinitionNode,
+  type SelectionNode,
+  type SelectionSetNode,
+} from 'graphql';
+import type { GatewayContext } from '../context.js';
+
+/** Why one field of an operation is withheld: reported as a GraphQL error at its path. */
+export interface Denial {
+  readonly code: string;
+  readonly message: string;
+}
+
+/** Decides for one field occurrence; null lets it through. */
+export type FieldCheck = (parent: GraphQLCompositeType, field: GraphQLField<unknown, unknown>, node: FieldNode) => Denial | null;
+
+/** One step of a response path: its key and whether the schema makes it non-null. */
+interface PathStep {
+  key: string;
+  nonNull: boolean;
+}
+
+interface Removal {
+  path: PathStep[];
+  /** Null for a parent dropped only because all its selections were removed. */
+  denial: Denial | null;
+}
+
+interface FilterResult {
+  document: DocumentNode;
+  removals: Removal[];
+  /** Every root field was removed: nothing is left to execute. */
+  empty: boolean;
+}
+
+/**
+ * Walks an operation (fragments inlined, so what one caller may see never changes a shared
+ * fragment) and removes the fields `check` denies; null when nothing needs removing.
+ */
+export function filterOperation(
+  schema: GraphQLSchema,
+  document: DocumentNode,
+  operation: OperationDefinitionNode,
+  check: FieldCheck,
+): FilterResult | null {
+  const rootType = schema.getRootType(operation.operation);
+  if (!rootType) return null;
+  const fragments = new Map<string, FragmentDefinitionNode>();
+  for (const definition of document.definitions) {
+    if (definition.kind === Kind.FRAGMENT_DEFINITION) fragments.set(definition.name.value, definition);
+  }
+  const removals: Removal[] = [];
+
+  const filterSelections = (selectionSet: SelectionSetNode, parent: GraphQLCompositeType, path: PathStep[]): SelectionSetNode | null => {
+    const kept: SelectionNode[] = [];
+    for (const selection of selectionSet.selections) {
+      if (selection.kind === Kind.FIELD) {
+        const field = filterField(selection, parent, path);
+        if (field) kept.push(field);
+        continue;
+      }
+      const fragment = selection.kind === Kind.FRAGMENT_SPREAD ? fragments.get(selection.name.value) : selection;
+      if (!fragment) continue;
+      const condition = fragment.typeCondition ? schema.getType(fragment.typeCondition.name.value) : parent;
+      if (!condition || !('getFields' in condition || 'getTypes' in condition)) continue;
+      const inner = filterSelections(fragment.selectionSet, condition as GraphQLCompositeType, path);
+      if (inner) {
+        kept.push({ kind: Kind.INLINE_FRAGMENT, typeCondition: fragment.typeCondition, directives: selection.directives, selectionSet: inner });
+      }
+    }
+    return kept.length > 0 ? { ...selectionSet, selections: kept } : null;
+  };
+
+  const filterField = (node: FieldNode, parent: GraphQLCompositeType, path: PathStep[]): FieldNode | null => {
+    const name = node.name.value;
+    if (name.startsWith('__') || !(isObjectType(parent) || isInterfaceType(parent))) return node;
+    const definition = parent.getFields()[name];
+    if (!definition) return node;
+    const step: PathStep[] = [...path, { key: node.alias?.value ?? name, nonNull: isNonNullType(definition.type) }];
+    const denial = check(parent, definition, node);
+    if (denial) {
+      removals.push({ path: step, denial });
+      return null;
+    }
+    if (!node.selectionSet) return node;
+    const inner = filterSelections(node.selectionSet, getNamedType(definition.type) as GraphQLCompositeType, step);
+    if (!inner) {
+      removals.push({ path: step, denial: null });
+      return null;
+    }
+    return inner === node.selectionSet ? node : { ...node, selectionSet: inner };
+  };
+
+  const selectionSet = filterSelections(operation.selectionSet, rootType, []);
+  if (removals.length === 0) return null;
+  const filtered: OperationDefinitionNode = { ...operation, selectionSet: selectionSet ?? { kind: Kind.SELECTION_SET, selections: [] } };
+  return { document: { kind: Kind.DOCUMENT, definitions: [filtered] }, removals, empty: selectionSet === null };
+}
+
+/** Writes `null` where removed fields would have been, bubbling through non-null fields like GraphQL does. */
+export function applyRemovals(data: Record<string, unknown> | null, removals: readonly Removal[]): Record<string, unknown> | null {
+  if (!data) return data;
+  let root: Record<string, unknown> | null = data;
+  for (const { path } of removals) {
+    // `nullAt` returns true when the null bubbled up past the root: the whole data becomes null.
+    if (root && nullAt(root, path, 0)) root = null;
+  }
+  return root;
+}
+
+function nullAt(container: unknown, path: PathStep[], index: number): boolean {
+  if (Array.isArray(container)) {
+    let bubbled = false;
+    for (const item of container) bubbled = nullAt(item, path, index) || bubbled;
+    return bubbled;
+  }
+  if (container === null || typeof container !== 'object') return false;
+  const object = container as Record<string, unknown>;
+  const step = path[index]!;
+  if (index === path.length - 1) {
+    object[step.key] = null;
+    return step.nonNull;
+  }
+  if (!(step.key in object) || object[step.key] === null) return false;
+  if (!nullAt(object[step.key], path, index + 1)) return false;
+  object[step.key] = null;
+  return step.nonNull;
+}
+
+/** Builds the check for one request; may do I/O (rate-limit stores). Null = nothing to check. */
+export type CheckFactory = (request: {
+  schema: GraphQLSchema;
+  document: DocumentNode;
+  operation: OperationDefinitionNode;
+  variables: Record<string, unknown>;
+  context: GatewayContext;
+}) => Promise<FieldCheck | null> | FieldCheck | null;
+
+/**
+ * The plugin that applies field checks (authorization directives, field rate limits) before the
+ * query plan exists: denied fields are removed from the operation, so no subgraph is asked for them;
+ * they come back `null` with one error each, and the rest of the operation runs.
+ */
+export function fieldGuard(factories: readonly CheckFactory[]): ApolloServerPlugin<GatewayContext> {
+  return {
+    async requestDidStart() {
+      let removals: Removal[] = [];
+      let empty = false;
+      return {
+        async didResolveOperation(requestContext) {
+          const operation = requestContext.operation;
+          if (!operation) return;
+          const input = {
+            schema: requestContext.schema,
+            document: requestContext.document,
+            operation,
+            variables: requestContext.request.variables ?? {},
+            context: requestContext.contextValue,
+          };
+          const checks = (await Promise.all(factories.map((factory) => factory(input)))).filter((c): c is FieldCheck => c !== null);
+          if (checks.length === 0) return;
+          const combined: FieldCheck = (parent, field, node) => {
+            for (const check of checks) {
+              const denial = check(parent, field, node);
+              if (denial) return denial;
+            }
+            return null;
+          };
+          const result = filterOperation(input.schema, input.document, operation, combined);
+          if (!result) return;
+          removals = result.removals;
+          empty = result.empty;
+          // Apollo Gateway plans `document` and caches plans by `queryHash`: both must describe
+          // what this caller may see, or another caller's cached plan could be reused.
+          const mutable = requestContext as { document: DocumentNode; queryHash: string };
+          mutable.document = result.document;
+          mutable.queryHash = createHash('sha256').update(print(result.document)).digest('hex');
+        },
+        async responseForOperation(requestContext) {
+          // Nothing the caller may see is left: answer without planning or calling any subgraph.
+          if (!empty) return null;
+          return { http: requestContext.response.http, body: { kind: 'single', singleResult: { data: {} } } };
+        },
+        async willSendResponse({ response }) {
+          if (removals.length === 0 || response.body.kind !== 'single') return;
+          const result = response.body.singleResult;
+          // Refused before execution (limits, read-only, …): nothing was removed from a result.
+          if (result.data === undefined) return;
+          result.data = applyRemovals((result.data ?? null) as Record<string, unknown> | null, removals);
+          const denied = removals.flatMap(({ path, denial }) =>
+            denial
+              ? [new GraphQLError(denial.message, { path: path.map((step) => step.key), extensions: { code: denial.code } }).toJSON()]
+              : [],
+          );
+          result.errors = [...denied, ...(result.errors ?? [])];
+        },
+      };
+    },
+  };
+}
