@@ -112,7 +112,7 @@ export async function buildGateway(config: GatewayConfig, options: BuildOptions 
     installRateLimit(app, new RateLimiter(limits, store), metrics);
   }
 
-  const graphql = registerGraphQL(app, config);
+  const graphql = registerGraphQL(app, config, redis);
   const rest = await registerRestRoutes(app, config);
 
   app.get('/.well-known/jwks.json', async (_request, reply) => {

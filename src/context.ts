@@ -6,6 +6,8 @@ export interface GatewayContext {
   readonly requestId: string;
   /** W3C trace context for calls the gateway makes on this request's behalf (our span as parent). */
   readonly traceparent: string;
+  /** The client address (X-Forwarded-For honoured only from TRUST_PROXY). */
+  readonly clientIp: string;
   readonly principal: Principal;
   /** Writes (mutations, non-safe methods) are refused for this request's tenant. */
   readonly tenantReadOnly: boolean;

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { fieldRateLimitSchema } from '../graphql/field-rate-limits.js';
 import { OPERATION_LIMIT_DEFAULTS, operationLimitsSchema } from '../graphql/operation-limits.js';
 import { RATE_LIMIT_DEFAULTS, rateLimitSchema } from '../ratelimit/policy.js';
 import { SERVICE_URL_ENV_PATTERN, routeSchema, serviceSchema } from '../rest/config-schema.js';
@@ -105,6 +106,8 @@ export const configSchema = z.strictObject({
 
   // Rate limits (see README, "Rate limits").
   rateLimits: rateLimitSchema.default(RATE_LIMIT_DEFAULTS),
+  /** Field limits by `Type.field`, on top of (and overriding) `@rateLimit` in the supergraph. */
+  fieldRateLimits: z.record(z.string().regex(/^\w+\.\w+$/), fieldRateLimitSchema).default({}),
   // GraphQL operation limits (see README, "Operation limits").
   operationLimits: operationLimitsSchema.default(OPERATION_LIMIT_DEFAULTS),
   /** Introspection and "Did you mean…" suggestions; default: on except in production. */

@@ -4,6 +4,7 @@ import { ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/dis
 import { fastifyApolloHandler } from '@as-integrations/fastify';
 import type { FastifyInstance, FastifyReply, FastifyRequest, RouteHandlerMethod } from 'fastify';
 import { GraphQLError, type GraphQLFormattedError } from 'graphql';
+import type { Redis } from 'ioredis';
 import { subgraphOverride } from '../config/load.js';
 import type { GatewayConfig } from '../config/schema.js';
 import type { GatewayContext } from '../context.js';
@@ -17,6 +18,7 @@ import {
   withoutAuthorizationDirectives,
 } from './field-authorization.js';
 import { fieldGuard } from './field-guard.js';
+import { fieldRateLimits, rateLimitDirectives, type FieldRateLimit } from './field-rate-limits.js';
 import { SubgraphHttpClient } from './subgraph-http.js';
 import { SupergraphFile, type SupergraphStatus } from './supergraph-file.js';
 
@@ -33,18 +35,22 @@ export interface GraphQLEndpoint {
  * answers 503 until a supergraph is loaded, so the process can listen (and report liveness) while
  * it waits for a valid supergraph file.
  */
-export function registerGraphQL(app: FastifyInstance, config: GatewayConfig): GraphQLEndpoint {
+export function registerGraphQL(app: FastifyInstance, config: GatewayConfig, redis: Redis | null): GraphQLEndpoint {
   const http = new SubgraphHttpClient();
   // Field-level authorization is read from each supergraph before the gateway sees it (the gateway
   // cannot load those directives), and takes effect when the gateway switches to that supergraph.
   let requirements = NO_REQUIREMENTS;
   let pendingRequirements = NO_REQUIREMENTS;
+  const configuredFieldLimits = Object.entries(config.fieldRateLimits);
+  let fieldLimits: ReadonlyMap<string, FieldRateLimit> = new Map(configuredFieldLimits);
+  let pendingFieldLimits = fieldLimits;
   const supergraph = new SupergraphFile({
     path: config.supergraphPath,
     watch: config.supergraphWatch,
     logger: app.log,
     prepare: (sdl) => {
       pendingRequirements = authorizationRequirements(sdl);
+      pendingFieldLimits = new Map([...rateLimitDirectives(sdl), ...configuredFieldLimits]);
       return withoutAuthorizationDirectives(sdl);
     },
   });
@@ -67,6 +73,7 @@ export function registerGraphQL(app: FastifyInstance, config: GatewayConfig): Gr
 
   gateway.onSchemaLoadOrUpdate(() => {
     requirements = pendingRequirements;
+    fieldLimits = pendingFieldLimits;
   });
 
   const introspection = config.graphqlIntrospection ?? config.nodeEnv !== 'production';
@@ -87,7 +94,10 @@ export function registerGraphQL(app: FastifyInstance, config: GatewayConfig): Gr
       requireResolvedOperation(),
       refuseReadOnlyMutations(),
       operationLimits(config.operationLimits),
-      fieldGuard([({ context }) => authorizationCheck(requirements, context.principal)]),
+      fieldGuard([
+        ({ context }) => authorizationCheck(requirements, context.principal),
+        fieldRateLimits(() => fieldLimits, redis, app.log),
+      ]),
       requestIdInErrors(),
     ],
   });

@@ -29,6 +29,7 @@ export function installCallerContext(app: FastifyInstance, defaultTenantId: stri
     request.gateway = {
       requestId: request.id,
       traceparent: childTraceparent(request.headers.traceparent),
+      clientIp: request.ip,
       principal: anonymous,
       tenantReadOnly: false,
       contextToken: null,

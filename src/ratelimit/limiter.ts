@@ -25,8 +25,7 @@ export class RateLimiter {
   ) {}
 
   async check(principal: Principal, clientIp: string, scope: LimitScope): Promise<Decision> {
-    const caller =
-      principal.kind === 'api-client' ? `key:${principal.id}` : principal.kind === 'user' ? `user:${principal.id}` : `ip:${clientIp}`;
+    const caller = callerIdentity(principal, clientIp);
     const bucket = (name: string, policy: BucketPolicy): BucketCheck => ({ name, key: `rl:{${caller}}:${name}`, policy });
 
     const checks = [bucket('default', this.config.default)];
@@ -47,4 +46,11 @@ export class RateLimiter {
     ]);
     return { ...tenant, buckets: [...decision.buckets, ...tenant.buckets] };
   }
+}
+
+/** Who a limit applies to: the API key's client, else the user, else the client IP. */
+export function callerIdentity(principal: Principal, clientIp: string): string {
+  if (principal.kind === 'api-client') return `key:${principal.id}`;
+  if (principal.kind === 'user') return `user:${principal.id}`;
+  return `ip:${clientIp}`;
 }

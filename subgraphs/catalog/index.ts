@@ -33,6 +33,11 @@ export function catalogSubgraph(): SubgraphDefinition {
           products.all(requireTenant(context)).slice(0, Math.max(0, first)).map(asProduct),
         product: (_: unknown, { upc }: { upc: string }, context: SubgraphContext) =>
           asProduct(products.get(requireTenant(context), upc)),
+        search: (_: unknown, { term }: { term: string }, context: SubgraphContext) =>
+          products
+            .all(requireTenant(context))
+            .filter((row) => row.name.toLowerCase().includes(term.toLowerCase()))
+            .map(asProduct),
       },
       Product: {
         __resolveReference: ({ upc }: { upc: string }, context: SubgraphContext) =>

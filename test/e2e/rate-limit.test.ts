@@ -235,3 +235,60 @@ describe('Redis outage', () => {
     }
   });
 });
+
+describe('field-level limits (@rateLimit from the supergraph, and configuration)', () => {
+  const REDIS_URL = 'redis://127.0.0.1:6379/14';
+  let stack: Stack;
+  let catalogCalls = 0;
+
+  beforeAll(async () => {
+    const redis = new Redis(REDIS_URL);
+    await redis.flushdb();
+    redis.disconnect();
+    stack = await startStack({
+      env: {
+        REDIS_URL,
+        GATEWAY_CONFIG: writeConfig({ fieldRateLimits: { 'Query.product': { max: 2, window: '1m' } } }),
+      },
+      configure: { catalog: { configure: (app) => app.addHook('onRequest', async () => void catalogCalls++) } },
+    });
+  });
+  afterAll(() => stack.close());
+
+  it('a directive limit from the supergraph (Query.search: 30 per minute) refuses the 31st call, naming the field', async () => {
+    const auth = await stack.bearer(freshUser());
+    for (let i = 0; i < 30; i++) {
+      const { body } = await postGraphQL(stack.url, { query: '{ search(term: "a") { upc } }' }, auth);
+      expect(body.errors).toBeUndefined();
+    }
+    const before = catalogCalls;
+    const refused = await postGraphQL(stack.url, { query: '{ search(term: "a") { upc } }' }, auth);
+    expect(refused.body.errors?.[0]).toMatchObject({ path: ['search'], extensions: { code: 'RATE_LIMITED' } });
+    expect(refused.body.errors?.[0]?.message).toMatch(/Query\.search/);
+    expect(catalogCalls).toBe(before); // nothing left to run: the subgraph is not called
+
+    // Another caller has its own allowance.
+    const other = await postGraphQL(stack.url, { query: '{ search(term: "a") { upc } }' }, await stack.bearer(freshUser()));
+    expect(other.body.errors).toBeUndefined();
+  });
+
+  it('aliased repeats count; only the over-limit occurrences are removed', async () => {
+    const auth = await stack.bearer(freshUser());
+    const { body } = await postGraphQL(
+      stack.url,
+      { query: '{ a: product(upc: "acme-anvil") { name } b: product(upc: "acme-magnet") { name } c: product(upc: "acme-skates") { name } }' },
+      auth,
+    );
+    expect(body.data).toEqual({ a: { name: 'Anvil' }, b: { name: 'Giant Magnet' }, c: null });
+    expect(body.errors).toEqual([expect.objectContaining({ path: ['c'], extensions: expect.objectContaining({ code: 'RATE_LIMITED' }) })]);
+  });
+
+  it('counters live in the shared store', async () => {
+    const redis = new Redis(REDIS_URL);
+    try {
+      expect((await redis.keys('redis-store-id::*')).length).toBeGreaterThan(0);
+    } finally {
+      redis.disconnect();
+    }
+  });
+});

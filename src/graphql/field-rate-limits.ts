@@ -1,0 +1,123 @@
+import type { FastifyBaseLogger } from 'fastify';
+import { getGraphQLRateLimiter, InMemoryStore, RedisStore, type GraphQLRateLimitDirectiveArgs } from 'graphql-rate-limit';
+import { Kind, getArgumentValues, parse, type DirectiveNode, type FieldNode, type GraphQLResolveInfo, type ValueNode } from 'graphql';
+import type { Redis } from 'ioredis';
+import { z } from 'zod';
+import type { GatewayContext } from '../context.js';
+import { callerIdentity } from '../ratelimit/limiter.js';
+import { filterOperation, type CheckFactory, type FieldCheck } from './field-guard.js';
+
+export const fieldRateLimitSchema = z.strictObject({
+  max: z.coerce.number().int().positive(),
+  /** A duration such as `30s`, `1m`, `1h` (the `ms` package's format, as graphql-rate-limit reads it). */
+  window: z.string().regex(/^\d+\s*(ms|s|m|h|d)$/),
+  identityArgs: z.array(z.string()).optional(),
+  message: z.string().optional(),
+});
+export type FieldRateLimit = z.output<typeof fieldRateLimitSchema>;
+
+/** `Type.field` → its limit, from `@rateLimit` in the supergraph (exported with @composeDirective). */
+export function rateLimitDirectives(supergraphSdl: string): Map<string, FieldRateLimit> {
+  const document = parse(supergraphSdl);
+  let name = 'rateLimit';
+  for (const definition of document.definitions) {
+    if (definition.kind !== Kind.SCHEMA_DEFINITION && definition.kind !== Kind.SCHEMA_EXTENSION) continue;
+    for (const link of definition.directives ?? []) {
+      const url = argument(link, 'url');
+      if (link.name.value !== 'link' || url?.kind !== Kind.STRING || !url.value.includes('/rate-limit/')) continue;
+      // Imported (`import: ["@rateLimit"]` or `{ name: "@rateLimit", as: "@x" }`) or namespaced (`<as>__rateLimit`).
+      const namespace = argument(link, 'as');
+      name = `${namespace?.kind === Kind.STRING ? namespace.value : 'rate-limit'}__rateLimit`;
+      const imports = argument(link, 'import');
+      for (const entry of imports?.kind === Kind.LIST ? imports.values : []) {
+        if (entry.kind === Kind.STRING && entry.value === '@rateLimit') name = 'rateLimit';
+        if (entry.kind === Kind.OBJECT) {
+          const field = (key: string) => entry.fields.find((f) => f.name.value === key)?.value;
+          const imported = field('name');
+          const alias = field('as');
+          if (imported?.kind === Kind.STRING && imported.value === '@rateLimit' && alias?.kind === Kind.STRING) {
+            name = alias.value.replace(/^@/, '');
+          }
+        }
+      }
+    }
+  }
+  const limits = new Map<string, FieldRateLimit>();
+  for (const definition of document.definitions) {
+    if (!('fields' in definition) || !definition.fields || !('name' in definition) || !definition.name) continue;
+    for (const field of definition.fields) {
+      const directive = field.directives?.find((d) => d.name.value === name);
+      if (!directive) continue;
+      const parsed = fieldRateLimitSchema.safeParse({
+        max: literal(argument(directive, 'max')),
+        window: literal(argument(directive, 'window')),
+        identityArgs: literal(argument(directive, 'identityArgs')),
+        message: literal(argument(directive, 'message')),
+      });
+      if (parsed.success) limits.set(`${definition.name.value}.${field.name.value}`, parsed.data);
+    }
+  }
+  return limits;
+}
+
+function argument(directive: DirectiveNode, name: string): ValueNode | undefined {
+  return directive.arguments?.find((a) => a.name.value === name)?.value;
+}
+
+function literal(value: ValueNode | undefined): unknown {
+  if (!value) return undefined;
+  if (value.kind === Kind.INT) return Number(value.value);
+  if (value.kind === Kind.STRING) return value.value;
+  if (value.kind === Kind.LIST) return value.values.map(literal);
+  return undefined;
+}
+
+/**
+ * Field-level limits with graphql-rate-limit's limiter, applied by the field guard before the query
+ * plan runs: every occurrence of a limited field counts (aliased repeats included), per caller
+ * (API key, user or IP), in the shared store when Redis is configured. An occurrence over its limit
+ * is removed and answered `null` with a RATE_LIMITED error naming the field. If the store fails,
+ * field limits are skipped (logged): request-level limits still protect the services.
+ */
+export function fieldRateLimits(
+  limits: () => ReadonlyMap<string, FieldRateLimit>,
+  redis: Redis | null,
+  logger: FastifyBaseLogger,
+): CheckFactory {
+  const limiter = getGraphQLRateLimiter({
+    identifyContext: (context: GatewayContext) => callerIdentity(context.principal, context.clientIp),
+    store: redis ? new RedisStore(redis) : new InMemoryStore(),
+  });
+
+  return async ({ schema, document, operation, variables, context }) => {
+    const current = limits();
+    if (current.size === 0) return null;
+    const occurrences: { key: string; node: FieldNode; args: Record<string, unknown>; rule: FieldRateLimit }[] = [];
+    filterOperation(schema, document, operation, (parent, field, node) => {
+      const rule = current.get(`${parent.name}.${field.name}`);
+      if (rule) occurrences.push({ key: `${parent.name}.${field.name}`, node, args: getArgumentValues(field, node, variables), rule });
+      return null;
+    });
+    if (occurrences.length === 0) return null;
+
+    const denied = new Map<FieldNode, string>();
+    try {
+      for (const { key, node, args, rule } of occurrences) {
+        const directiveArgs: GraphQLRateLimitDirectiveArgs = rule;
+        // graphql-rate-limit keys its counters by `info.fieldName`; `Type.field` keeps types apart.
+        const info = { fieldName: key } as GraphQLResolveInfo;
+        const message = await limiter({ parent: undefined, args, context, info }, directiveArgs);
+        if (message) denied.set(node, `${key}: ${message}`);
+      }
+    } catch (error) {
+      logger.warn({ reason: (error as Error).message }, 'field rate limit store failed; field limits skipped for this request');
+      return null;
+    }
+    if (denied.size === 0) return null;
+    const check: FieldCheck = (_parent, _field, node) => {
+      const message = denied.get(node);
+      return message ? { code: 'RATE_LIMITED', message } : null;
+    };
+    return check;
+  };
+}
