@@ -110,6 +110,11 @@ export const configSchema = z.strictObject({
   fieldRateLimits: z.record(z.string().regex(/^\w+\.\w+$/), fieldRateLimitSchema).default({}),
   // GraphQL operation limits (see README, "Operation limits").
   operationLimits: operationLimitsSchema.default(OPERATION_LIMIT_DEFAULTS),
+  /** `allow-list`: only operations in the trusted documents manifest (or Redis) run. */
+  trustedDocuments: z.enum(['off', 'allow-list']).default('off'),
+  trustedDocumentsManifest: z.string().min(1).optional(),
+  /** Automatic Persisted Queries (shared through Redis when configured). */
+  persistedQueries: z.stringbool().or(z.boolean()).default(true),
   /** Introspection and "Did you mean…" suggestions; default: on except in production. */
   graphqlIntrospection: z.stringbool().or(z.boolean()).optional(),
 }).superRefine((config, context) => {
@@ -169,6 +174,9 @@ export const ENV_KEYS = {
   CORS_CREDENTIALS: 'corsCredentials',
   TRUST_PROXY: 'trustProxy',
   GRAPHQL_INTROSPECTION: 'graphqlIntrospection',
+  TRUSTED_DOCUMENTS: 'trustedDocuments',
+  TRUSTED_DOCUMENTS_MANIFEST: 'trustedDocumentsManifest',
+  PERSISTED_QUERIES: 'persistedQueries',
 } as const satisfies Record<string, keyof z.input<typeof configSchema>>;
 
 /** `SUBGRAPH_<NAME>_URL` / `SUBGRAPH_<NAME>_TIMEOUT_MS`: per-subgraph overrides from the environment. */

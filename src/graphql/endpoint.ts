@@ -11,6 +11,7 @@ import type { GatewayContext } from '../context.js';
 import { GatewayError, graphqlErrorBody, wwwAuthenticate } from '../errors.js';
 import { GatewayDataSource } from './data-source.js';
 import { checkQueryText, operationLimits } from './operation-limits.js';
+import { RedisKeyValueCache, TrustedDocuments, sha256 } from './persisted-queries.js';
 import {
   NO_REQUIREMENTS,
   authorizationCheck,
@@ -84,6 +85,7 @@ export function registerGraphQL(app: FastifyInstance, config: GatewayConfig, red
     introspection,
     // Without introspection, "Did you mean …?" hints would leak the schema field by field.
     hideSchemaDetailsFromClientErrors: !introspection,
+    persistedQueries: config.persistedQueries ? { cache: redis ? new RedisKeyValueCache(redis) : undefined, ttl: 86_400 } : false,
     includeStacktraceInErrorResponses: false,
     // Shutdown is ours (main.ts drains Fastify, whose onClose stops Apollo); Apollo's own signal
     // handlers would race it and re-raise the signal.
@@ -102,6 +104,7 @@ export function registerGraphQL(app: FastifyInstance, config: GatewayConfig, red
     ],
   });
 
+  const trusted = config.trustedDocuments === 'allow-list' ? new TrustedDocuments(config.trustedDocumentsManifest, redis) : null;
   let handler: RouteHandlerMethod | null = null;
   const started = apollo.start().then(() => {
     handler = fastifyApolloHandler(apollo, { context: async (request) => request.gateway }) as RouteHandlerMethod;
@@ -122,11 +125,17 @@ export function registerGraphQL(app: FastifyInstance, config: GatewayConfig, red
       rateLimit: { kind: 'graphql' },
     },
     errorHandler: graphqlErrorHandler,
-    // Size checks on the raw text run before Apollo parses anything.
+    // Trusted documents and size checks on the raw text run before Apollo parses anything.
     preHandler: async (request, reply) => {
+      const refuse = (code: string, message: string) =>
+        reply.code(400).send({ errors: [{ message, extensions: { code, requestId: request.id } }] });
+      if (trusted) {
+        const verdict = await admitTrustedDocument(request, trusted);
+        if (verdict) return refuse(verdict, 'Only trusted (persisted) operations are accepted');
+      }
       const query = graphqlQueryText(request);
       const refused = query === undefined ? null : checkQueryText(query, config.operationLimits);
-      if (refused) return reply.code(400).send({ errors: [{ message: refused.message, extensions: { code: refused.extensions.code, requestId: request.id } }] });
+      if (refused) return refuse(String(refused.extensions.code), refused.message);
     },
     handler(request, reply) {
       if (!handler) {
@@ -146,8 +155,40 @@ export function registerGraphQL(app: FastifyInstance, config: GatewayConfig, red
   return { status: () => supergraph.status, started };
 }
 
+type GraphQLParams = { query?: unknown; extensions?: unknown };
+
+/** Where the operation's fields live: the query string for GET (`extensions` as JSON), the body for POST. */
+function graphqlParams(request: FastifyRequest): GraphQLParams | undefined {
+  return (request.method === 'GET' ? request.query : request.body) as GraphQLParams | undefined;
+}
+
+/**
+ * Allow-list check: the document's hash (sent, or computed from the text) must be trusted. A client
+ * sending only the hash gets the trusted text filled in. Returns a refusal code, or null.
+ */
+async function admitTrustedDocument(request: FastifyRequest, trusted: TrustedDocuments): Promise<string | null> {
+  const params = graphqlParams(request);
+  if (!params) return 'OPERATION_NOT_TRUSTED';
+  let extensions = params.extensions;
+  if (typeof extensions === 'string') {
+    try {
+      extensions = JSON.parse(extensions);
+    } catch {
+      return 'OPERATION_NOT_TRUSTED';
+    }
+  }
+  const sentHash = (extensions as { persistedQuery?: { sha256Hash?: unknown } } | undefined)?.persistedQuery?.sha256Hash;
+  const text = typeof params.query === 'string' ? params.query : undefined;
+  const hash = text !== undefined ? sha256(text) : typeof sentHash === 'string' ? sentHash : undefined;
+  if (!hash || (text !== undefined && typeof sentHash === 'string' && sentHash !== hash)) return 'OPERATION_NOT_TRUSTED';
+  const body = await trusted.lookup(hash);
+  if (body === null) return 'OPERATION_NOT_TRUSTED';
+  params.query = body;
+  return null;
+}
+
 function graphqlQueryText(request: FastifyRequest): string | undefined {
-  const source = (request.method === 'GET' ? request.query : request.body) as { query?: unknown } | undefined;
+  const source = graphqlParams(request);
   return typeof source?.query === 'string' ? source.query : undefined;
 }
 
