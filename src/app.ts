@@ -15,6 +15,8 @@ import { registerHealthRoutes } from './health/routes.js';
 import { createMetrics, type GatewayMetrics } from './observability/metrics.js';
 import { installAccessControl } from './pipeline/access.js';
 import { installCallerContext } from './pipeline/caller-context.js';
+import { registerMetricsRoute } from './observability/metrics-route.js';
+import { GatewayLogController, installRequestMetrics } from './observability/request-log.js';
 import { installProblemErrors } from './pipeline/error-handler.js';
 import { installCors } from './pipeline/cors.js';
 import { installPathGuard } from './pipeline/path-guard.js';
@@ -58,6 +60,7 @@ export async function buildGateway(config: GatewayConfig, options: BuildOptions 
     },
     genReqId: requestIdFor,
     requestIdHeader: false,
+    logController: new GatewayLogController(),
     bodyLimit: config.bodyLimitBytes,
     trustProxy: parseTrustProxy(config.trustProxy),
     // Malformed URLs (bad percent-encoding) are refused by Fastify before any hook runs.
@@ -90,6 +93,7 @@ export async function buildGateway(config: GatewayConfig, options: BuildOptions 
   }
 
   installProblemErrors(app);
+  installRequestMetrics(app, metrics);
   installPathGuard(app);
   // Security headers on every response; a JSON API serves no HTML, so no CSP to maintain.
   await app.register(helmet, { contentSecurityPolicy: false, global: true });
@@ -112,8 +116,9 @@ export async function buildGateway(config: GatewayConfig, options: BuildOptions 
     installRateLimit(app, new RateLimiter(limits, store), metrics);
   }
 
-  const graphql = registerGraphQL(app, config, redis);
+  const graphql = registerGraphQL(app, config, redis, metrics);
   const rest = await registerRestRoutes(app, config);
+  registerMetricsRoute(app, metrics, config.metricsToken, [() => mirrorUpstreamState(rest, metrics)]);
 
   app.get('/.well-known/jwks.json', async (_request, reply) => {
     reply.header('cache-control', 'public, max-age=300');
@@ -145,4 +150,16 @@ function parseTrustProxy(value: string | undefined): boolean | string[] {
   if (value === undefined || value === '' || value === 'false') return false;
   if (value === 'true') return true;
   return value.split(',').map((s) => s.trim());
+}
+
+const BREAKER_STATE = { closed: 0, 'half-open': 1, open: 2 } as const;
+
+/** Mirrors live upstream state into gauges just before a scrape. */
+function mirrorUpstreamState(rest: RestUpstreams, metrics: GatewayMetrics): void {
+  for (const [service, pool] of rest.pools) {
+    for (const instance of pool.instances) {
+      metrics.upstreamHealth.set({ service, instance: instance.url }, pool.isAvailable(instance) ? 1 : 0);
+    }
+  }
+  for (const [service, breaker] of rest.breakers) metrics.circuitBreakerState.set({ service }, BREAKER_STATE[breaker.state]);
 }

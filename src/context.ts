@@ -13,6 +13,8 @@ export interface GatewayContext {
   readonly tenantReadOnly: boolean;
   /** Signed `x-gateway-context` token for downstream calls; null where nothing goes downstream. */
   readonly contextToken: string | null;
+  /** Subgraph fetches made for this request (for the request log line). */
+  readonly subgraphTimings: { subgraph: string; ms: number; code?: string }[];
 }
 
 /** Header names that carry identity downstream. Only the gateway may set them. */

@@ -115,6 +115,8 @@ export const configSchema = z.strictObject({
   trustedDocumentsManifest: z.string().min(1).optional(),
   /** Automatic Persisted Queries (shared through Redis when configured). */
   persistedQueries: z.stringbool().or(z.boolean()).default(true),
+  /** When set, `GET /metrics` requires `Authorization: Bearer <token>`. */
+  metricsToken: z.string().min(16).optional(),
   /** Introspection and "Did you mean…" suggestions; default: on except in production. */
   graphqlIntrospection: z.stringbool().or(z.boolean()).optional(),
 }).superRefine((config, context) => {
@@ -177,6 +179,7 @@ export const ENV_KEYS = {
   TRUSTED_DOCUMENTS: 'trustedDocuments',
   TRUSTED_DOCUMENTS_MANIFEST: 'trustedDocumentsManifest',
   PERSISTED_QUERIES: 'persistedQueries',
+  METRICS_TOKEN: 'metricsToken',
 } as const satisfies Record<string, keyof z.input<typeof configSchema>>;
 
 /** `SUBGRAPH_<NAME>_URL` / `SUBGRAPH_<NAME>_TIMEOUT_MS`: per-subgraph overrides from the environment. */

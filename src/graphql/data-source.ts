@@ -3,6 +3,7 @@ import { GraphQLError } from 'graphql';
 import type { FastifyBaseLogger } from 'fastify';
 import { downstreamHeaders, type GatewayContext } from '../context.js';
 import { ERRORS, type ErrorCode } from '../errors.js';
+import type { GatewayMetrics } from '../observability/metrics.js';
 import type { Fetcher } from './subgraph-http.js';
 
 interface GatewayDataSourceOptions {
@@ -10,6 +11,7 @@ interface GatewayDataSourceOptions {
   url: string;
   fetcher: Fetcher;
   logger: FastifyBaseLogger;
+  metrics: GatewayMetrics;
 }
 
 /**
@@ -20,11 +22,32 @@ interface GatewayDataSourceOptions {
 export class GatewayDataSource extends RemoteGraphQLDataSource<GatewayContext> {
   readonly name: string;
   private readonly logger: FastifyBaseLogger;
+  private readonly metrics: GatewayMetrics;
 
-  constructor({ name, url, fetcher, logger }: GatewayDataSourceOptions) {
+  constructor({ name, url, fetcher, logger, metrics }: GatewayDataSourceOptions) {
     super({ url, fetcher });
     this.name = name;
     this.logger = logger;
+    this.metrics = metrics;
+  }
+
+  /** Times every fetch (metrics, and the request's log line); failures keep their code. */
+  override async process(options: GraphQLDataSourceProcessOptions<GatewayContext>) {
+    const started = performance.now();
+    let code: string | undefined;
+    try {
+      return await super.process(options);
+    } catch (error) {
+      code = String((error as GraphQLError).extensions?.code ?? 'INTERNAL_SERVER_ERROR');
+      throw error;
+    } finally {
+      const ms = performance.now() - started;
+      this.metrics.subgraphDuration.observe({ subgraph: this.name }, ms / 1000);
+      if (code) this.metrics.subgraphErrors.inc({ subgraph: this.name, code });
+      if ('incomingRequestContext' in options) {
+        options.context.subgraphTimings.push({ subgraph: this.name, ms: Math.round(ms * 100) / 100, ...(code ? { code } : {}) });
+      }
+    }
   }
 
   override willSendRequest(options: GraphQLDataSourceProcessOptions<GatewayContext>): void {

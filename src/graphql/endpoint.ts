@@ -7,6 +7,7 @@ import { GraphQLError, type GraphQLFormattedError } from 'graphql';
 import type { Redis } from 'ioredis';
 import { subgraphOverride } from '../config/load.js';
 import type { GatewayConfig } from '../config/schema.js';
+import { BoundedLabel, type GatewayMetrics } from '../observability/metrics.js';
 import type { GatewayContext } from '../context.js';
 import { GatewayError, graphqlErrorBody, wwwAuthenticate } from '../errors.js';
 import { GatewayDataSource } from './data-source.js';
@@ -36,7 +37,12 @@ export interface GraphQLEndpoint {
  * answers 503 until a supergraph is loaded, so the process can listen (and report liveness) while
  * it waits for a valid supergraph file.
  */
-export function registerGraphQL(app: FastifyInstance, config: GatewayConfig, redis: Redis | null): GraphQLEndpoint {
+export function registerGraphQL(
+  app: FastifyInstance,
+  config: GatewayConfig,
+  redis: Redis | null,
+  metrics: GatewayMetrics,
+): GraphQLEndpoint {
   const http = new SubgraphHttpClient();
   // Field-level authorization is read from each supergraph before the gateway sees it (the gateway
   // cannot load those directives), and takes effect when the gateway switches to that supergraph.
@@ -49,6 +55,12 @@ export function registerGraphQL(app: FastifyInstance, config: GatewayConfig, red
     path: config.supergraphPath,
     watch: config.supergraphWatch,
     logger: app.log,
+    onLoaded: (hash) => {
+      metrics.supergraphReloads.inc({ result: 'loaded' });
+      metrics.supergraphInfo.reset();
+      metrics.supergraphInfo.set({ hash }, 1);
+    },
+    onRejected: () => metrics.supergraphReloads.inc({ result: 'rejected' }),
     prepare: (sdl) => {
       pendingRequirements = authorizationRequirements(sdl);
       pendingFieldLimits = new Map([...rateLimitDirectives(sdl), ...configuredFieldLimits]);
@@ -68,6 +80,7 @@ export function registerGraphQL(app: FastifyInstance, config: GatewayConfig, red
         url: target,
         fetcher: http.fetcherWithTimeout(override.timeoutMs ?? config.subgraphTimeoutMs),
         logger: app.log,
+        metrics,
       });
     },
   });
@@ -100,6 +113,7 @@ export function registerGraphQL(app: FastifyInstance, config: GatewayConfig, red
         ({ context }) => authorizationCheck(requirements, context.principal),
         fieldRateLimits(() => fieldLimits, redis, app.log),
       ]),
+      operationMetrics(metrics),
       requestIdInErrors(),
     ],
   });
@@ -248,6 +262,27 @@ function refuseReadOnlyMutations(): ApolloServerPlugin<GatewayContext> {
           if (operation?.operation !== 'mutation' || !contextValue.tenantReadOnly) return;
           const error = new GatewayError('TENANT_READ_ONLY');
           throw new GraphQLError(error.detail, { extensions: { code: error.code, http: { status: error.status } } });
+        },
+      };
+    },
+  };
+}
+
+/** Counts operations by (bounded) name, type and result. */
+function operationMetrics(metrics: GatewayMetrics): ApolloServerPlugin<GatewayContext> {
+  const names = new BoundedLabel(100);
+  return {
+    async requestDidStart() {
+      return {
+        async willSendResponse({ response, operation, request }) {
+          const errors = response.body.kind === 'single' ? response.body.singleResult.errors : undefined;
+          const data = response.body.kind === 'single' ? response.body.singleResult.data : undefined;
+          const result = !errors?.length ? 'success' : data ? 'partial' : 'error';
+          metrics.graphqlOperations.inc({
+            operation_name: names.of(operation?.name?.value ?? request.operationName),
+            operation_type: operation?.operation ?? 'unknown',
+            result,
+          });
         },
       };
     },

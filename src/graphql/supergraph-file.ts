@@ -19,6 +19,8 @@ interface SupergraphFileOptions {
   debounceMs?: number;
   /** Turns the file's SDL into what the gateway executes (e.g. without features enforced elsewhere). */
   prepare?: (supergraphSdl: string) => string;
+  onLoaded?: (hash: string) => void;
+  onRejected?: (reason: string) => void;
 }
 
 /**
@@ -64,6 +66,7 @@ export class SupergraphFile implements SupergraphManager {
         return candidate.sdl;
       }
       this._status = { state: 'loading', reason: candidate.reason };
+      this.options.onRejected?.(candidate.reason);
       this.options.logger.error({ path: this.path, reason: candidate.reason }, 'supergraph rejected, waiting for a valid file');
       if (!this.watcher) throw new Error(`Invalid supergraph ${this.path}: ${candidate.reason}`);
       await new Promise<void>((resolveChange) => (this.onChange = resolveChange));
@@ -73,6 +76,7 @@ export class SupergraphFile implements SupergraphManager {
   private async reload(update: SupergraphSdlUpdateFunction): Promise<void> {
     const candidate = await this.readCandidate();
     if (!candidate.ok) {
+      this.options.onRejected?.(candidate.reason);
       this.options.logger.error(
         { path: this.path, reason: candidate.reason },
         'supergraph reload rejected; the previous supergraph keeps serving',
@@ -85,6 +89,7 @@ export class SupergraphFile implements SupergraphManager {
       this.markLoaded(candidate.hash);
       this.options.logger.info({ path: this.path, hash: candidate.hash }, 'supergraph reloaded');
     } catch (error) {
+      this.options.onRejected?.((error as Error).message);
       this.options.logger.error(
         { path: this.path, reason: (error as Error).message },
         'supergraph reload rejected by the gateway; the previous supergraph keeps serving',
@@ -95,6 +100,7 @@ export class SupergraphFile implements SupergraphManager {
   private markLoaded(hash: string): void {
     this.currentHash = hash;
     this._status = { state: 'ready', hash, loadedAt: new Date().toISOString() };
+    this.options.onLoaded?.(hash);
   }
 
   private async readCandidate(): Promise<

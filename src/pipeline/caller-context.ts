@@ -33,6 +33,7 @@ export function installCallerContext(app: FastifyInstance, defaultTenantId: stri
       principal: anonymous,
       tenantReadOnly: false,
       contextToken: null,
+      subgraphTimings: [],
     };
   });
 }

@@ -1,0 +1,46 @@
+import { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import type { GatewayMetrics } from './metrics.js';
+
+/**
+ * One log line per request, at completion: request id, method, route template, path (never the
+ * query string: tokens and tickets travel there), status, duration, tenant, user and the subgraph
+ * timings of a GraphQL request. Headers and bodies are never logged.
+ */
+export class GatewayLogController extends LogController {
+  override incomingRequest(): void {}
+
+  override requestCompleted(error: Error | null | undefined, request: FastifyRequest, reply: FastifyReply): void {
+    const context = request.gateway;
+    request.log.info(
+      {
+        method: request.method,
+        route: routeLabel(request),
+        path: (request.raw.url ?? '').split('?')[0],
+        status: reply.statusCode,
+        durationMs: Math.round(reply.elapsedTime * 100) / 100,
+        tenant: context?.principal.tenantId ?? undefined,
+        userId: context?.principal.id ?? undefined,
+        ...(context?.subgraphTimings.length ? { subgraphs: context.subgraphTimings } : {}),
+        ...(error ? { error: error.message } : {}),
+      },
+      'request completed',
+    );
+  }
+}
+
+/** Route templates, never raw paths: ids in URLs must not explode the label set. */
+export function routeLabel(request: FastifyRequest): string {
+  return request.routeOptions.url ?? 'unmatched';
+}
+
+export function installRequestMetrics(app: FastifyInstance, metrics: GatewayMetrics): void {
+  app.addHook('onResponse', async (request, reply) => {
+    const route = routeLabel(request);
+    metrics.requests.inc({ method: request.method, route, status: String(reply.statusCode) });
+    metrics.requestDuration.observe({ method: request.method, route }, reply.elapsedTime / 1000);
+    const requestLength = Number(request.headers['content-length']);
+    if (requestLength > 0) metrics.requestSize.observe({ route }, requestLength);
+    const responseLength = Number(reply.getHeader('content-length'));
+    if (responseLength > 0) metrics.responseSize.observe({ route }, responseLength);
+  });
+}

@@ -1,0 +1,95 @@
+import { Writable } from 'node:stream';
+import parsePrometheusTextFormat from 'parse-prometheus-text-format';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { catalogSubgraph } from '../../subgraphs/catalog/index.js';
+import { inventorySubgraph } from '../../subgraphs/inventory/index.js';
+import { postGraphQL, startStack, type Stack } from '../helpers/stack.js';
+
+const METRICS_TOKEN = 'scrape-secret-0123456789';
+const lines: Record<string, unknown>[] = [];
+const logStream = new Writable({
+  write(chunk, _encoding, done) {
+    for (const line of String(chunk).split('\n').filter(Boolean)) lines.push(JSON.parse(line) as Record<string, unknown>);
+    done();
+  },
+});
+
+let stack: Stack;
+beforeAll(async () => {
+  stack = await startStack({
+    definitions: [catalogSubgraph(), inventorySubgraph()],
+    logger: { level: 'info', stream: logStream },
+    env: { METRICS_TOKEN, DEFAULT_TENANT_ID: 'acme' },
+  });
+});
+afterAll(() => stack.close());
+
+async function scrape() {
+  const response = await fetch(`${stack.url}/metrics`, { headers: { authorization: `Bearer ${METRICS_TOKEN}` } });
+  expect(response.status).toBe(200);
+  expect(response.headers.get('content-type')).toMatch(/^text\/plain; version=0.0.4/);
+  const text = await response.text();
+  return Object.assign(parsePrometheusTextFormat(text), { text });
+}
+
+/** The parser keeps histogram buckets but not their labels, so counts are read from `_count` lines. */
+function histogramCount(text: string, name: string, labels: Record<string, string>): number {
+  const line = text
+    .split('\n')
+    .find((l) => l.startsWith(`${name}_count{`) && Object.entries(labels).every(([k, v]) => l.includes(`${k}="${v}"`)));
+  return line ? Number(line.split(' ').pop()) : 0;
+}
+
+function sample(families: Awaited<ReturnType<typeof scrape>>, name: string, labels: Record<string, string>): number {
+  const family = families.find((f) => f.name === name);
+  const match = family?.metrics.find((m) => Object.entries(labels).every(([k, v]) => m.labels?.[k] === v));
+  return Number(match?.value ?? match?.count ?? 0);
+}
+
+describe('/metrics', () => {
+  it('is protected by METRICS_TOKEN', async () => {
+    expect((await fetch(`${stack.url}/metrics`)).status).toBe(401);
+  });
+
+  it('parses as Prometheus text and its counters move with traffic', async () => {
+    const before = await scrape();
+    const auth = await stack.bearer({ sub: 'u-acme-2' });
+    await postGraphQL(stack.url, { query: 'query Products { products { name inStock } }' }, auth);
+    await postGraphQL(stack.url, { query: 'query Products { products { name inStock } }' }, auth);
+    await postGraphQL(stack.url, { query: '{ products { upc } }' });
+    await fetch(`${stack.url}/api/v1/orders/12345`);
+    const after = await scrape();
+
+    const graphql200 = { method: 'POST', route: '/graphql', status: '200' };
+    expect(sample(after, 'gateway_requests_total', graphql200) - sample(before, 'gateway_requests_total', graphql200)).toBe(3);
+    expect(sample(after, 'gateway_graphql_operations_total', { operation_name: 'Products', operation_type: 'query', result: 'success' })).toBe(2);
+    expect(sample(after, 'gateway_graphql_operations_total', { operation_name: 'anonymous', operation_type: 'query', result: 'success' })).toBeGreaterThanOrEqual(1);
+    expect(histogramCount(after.text, 'gateway_subgraph_request_duration_seconds', { subgraph: 'inventory' })).toBeGreaterThanOrEqual(2);
+    expect(sample(after, 'gateway_auth_attempts_total', { result: 'jwt' })).toBeGreaterThanOrEqual(2);
+    expect(histogramCount(after.text, 'gateway_request_duration_seconds', { method: 'POST', route: '/graphql' })).toBeGreaterThanOrEqual(3);
+    expect(sample(after, 'gateway_requests_total', { route: 'unmatched', status: '404' })).toBeGreaterThanOrEqual(1);
+    expect(after.find((f) => f.name === 'gateway_supergraph_info')?.metrics[0]?.labels?.hash).toMatch(/^[0-9a-f]{64}$/);
+    expect(after.find((f) => f.name === 'process_cpu_user_seconds_total')).toBeDefined();
+  });
+
+  it('never uses raw paths as labels', async () => {
+    await fetch(`${stack.url}/api/v1/orders/98765`);
+    const text = await (await fetch(`${stack.url}/metrics`, { headers: { authorization: `Bearer ${METRICS_TOKEN}` } })).text();
+    expect(text).not.toContain('98765');
+  });
+});
+
+describe('request logs', () => {
+  it('one line per request with id, route, status, duration, tenant, user and subgraph timings; never the token', async () => {
+    const auth = await stack.bearer({ sub: 'u-acme-1' });
+    const token = auth.authorization.split(' ')[1]!;
+    const { headers } = await postGraphQL(stack.url, { query: '{ products(first: 1) { name inStock } }' }, auth);
+    const requestId = headers.get('x-request-id');
+    const mine = lines.filter((line) => line.reqId === requestId);
+    expect(mine).toHaveLength(1);
+    expect(mine[0]).toMatchObject({ msg: 'request completed', method: 'POST', route: '/graphql', status: 200, tenant: 'acme', userId: 'u-acme-1' });
+    expect(mine[0]!.durationMs).toBeGreaterThan(0);
+    expect((mine[0]!.subgraphs as { subgraph: string }[]).map((s) => s.subgraph).sort()).toEqual(['catalog', 'inventory']);
+    expect(JSON.stringify(lines)).not.toContain(token);
+  });
+});
