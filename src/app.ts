@@ -15,6 +15,9 @@ import { registerHealthRoutes } from './health/routes.js';
 import { createMetrics, type GatewayMetrics } from './observability/metrics.js';
 import { installAccessControl } from './pipeline/access.js';
 import { installCallerContext } from './pipeline/caller-context.js';
+import { MemoryEventBus, type EventBus } from './events/bus.js';
+import { RedisEventBus } from './events/redis-bus.js';
+import { registerEventStreams } from './events/sse.js';
 import { registerMetricsRoute } from './observability/metrics-route.js';
 import { GatewayLogController, installRequestMetrics } from './observability/request-log.js';
 import { installProblemErrors } from './pipeline/error-handler.js';
@@ -41,6 +44,7 @@ export interface Gateway {
   app: FastifyInstance;
   graphql: GraphQLEndpoint;
   rest: RestUpstreams;
+  events: EventBus;
   metrics: GatewayMetrics;
   tenantFlags: TenantFlagStore;
   /** Flip readiness to 503 before closing, so load balancers stop sending traffic first. */
@@ -100,7 +104,7 @@ export async function buildGateway(config: GatewayConfig, options: BuildOptions 
   await installCors(app, config);
   installCallerContext(app, config.defaultTenantId ?? null);
   installAccessControl(app, {
-    authenticator: new Authenticator(verifier, new ApiKeyChain(apiKeyStores), config.claims, config.defaultTenantId ?? null),
+    authenticator: new Authenticator(verifier, new ApiKeyChain(apiKeyStores), config.claims, config.defaultTenantId ?? null, signer),
     tenantGuard: new TenantGuard(tenantFlags, config.subscriptionGraceSeconds),
     signer,
     metrics,
@@ -119,6 +123,8 @@ export async function buildGateway(config: GatewayConfig, options: BuildOptions 
   const graphql = registerGraphQL(app, config, redis, metrics);
   const rest = await registerRestRoutes(app, config);
   registerMetricsRoute(app, metrics, config.metricsToken, [() => mirrorUpstreamState(rest, metrics)]);
+  const bus = redis ? new RedisEventBus(redis, config.sse.historySize, app.log) : new MemoryEventBus(config.sse.historySize);
+  registerEventStreams(app, config.streams, config.sse, bus, signer, metrics);
 
   app.get('/.well-known/jwks.json', async (_request, reply) => {
     reply.header('cache-control', 'public, max-age=300');
@@ -137,6 +143,7 @@ export async function buildGateway(config: GatewayConfig, options: BuildOptions 
     app,
     graphql,
     rest,
+    events: bus,
     metrics,
     tenantFlags,
     beginShutdown: () => {

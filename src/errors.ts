@@ -15,6 +15,7 @@ export const ERRORS = {
   TENANT_READ_ONLY: { status: 403, title: 'The tenant is read-only' },
   SUBSCRIPTION_EXPIRED: { status: 403, title: 'The tenant subscription has expired' },
   RATE_LIMITED: { status: 429, title: 'Too many requests' },
+  TOO_MANY_STREAMS: { status: 429, title: 'Too many open event streams for this tenant or instance' },
   RATE_LIMIT_UNAVAILABLE: { status: 503, title: 'Rate limiting is unavailable; try again shortly' },
   NOT_FOUND: { status: 404, title: 'No route matches this request' },
   METHOD_NOT_ALLOWED: { status: 405, title: 'Method not allowed on this route' },

@@ -8,9 +8,11 @@ import type { TokenVerifier } from './token-verifier.js';
 export interface Credentials {
   authorization?: string | undefined;
   apiKey?: string | undefined;
+  /** A stream ticket (`?ticket=`), accepted only where the route allows it. */
+  ticket?: string | undefined;
 }
 
-export type AuthOutcome = 'anonymous' | 'jwt' | 'api_key';
+export type AuthOutcome = 'anonymous' | 'jwt' | 'api_key' | 'ticket';
 
 /**
  * Credentials → principal. An API key wins over a bearer token; no credentials is an anonymous
@@ -23,10 +25,18 @@ export class Authenticator {
     private readonly apiKeys: ApiKeyStore,
     private readonly claims: ClaimMapping,
     private readonly defaultTenantId: string | null,
+    private readonly tickets: { verifyTicket(ticket: string): Promise<Principal> },
   ) {}
 
-  async authenticate({ authorization, apiKey }: Credentials): Promise<{ principal: Principal; via: AuthOutcome }> {
+  async authenticate({ authorization, apiKey, ticket }: Credentials): Promise<{ principal: Principal; via: AuthOutcome }> {
     if (apiKey !== undefined) return { principal: await this.fromApiKey(apiKey), via: 'api_key' };
+    if (ticket !== undefined && authorization === undefined) {
+      try {
+        return { principal: await this.tickets.verifyTicket(ticket), via: 'ticket' };
+      } catch {
+        throw new GatewayError('INVALID_TOKEN', 'The stream ticket is invalid or expired');
+      }
+    }
     if (authorization !== undefined) return { principal: await this.fromBearer(authorization), via: 'jwt' };
     return { principal: anonymousPrincipal(this.defaultTenantId), via: 'anonymous' };
   }

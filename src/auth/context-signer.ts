@@ -1,6 +1,6 @@
 import { createPrivateKey, createPublicKey } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { SignJWT, calculateJwkThumbprint, exportJWK, generateKeyPair, importPKCS8, type JWK } from 'jose';
+import { SignJWT, calculateJwkThumbprint, exportJWK, generateKeyPair, importJWK, importPKCS8, jwtVerify, type JWK } from 'jose';
 import type { GatewayConfig } from '../config/schema.js';
 import type { Principal } from './principal.js';
 import { pemBlock } from './key-sources.js';
@@ -43,6 +43,32 @@ export class ContextSigner {
   private static async withPublicKey(key: SigningKey, alg: 'EdDSA' | 'ES256', publicJwk: JWK, ephemeral: boolean) {
     const kid = await calculateJwkThumbprint(publicJwk);
     return new ContextSigner(key, alg, kid, { keys: [{ ...publicJwk, kid, alg, use: 'sig' }] }, ephemeral);
+  }
+
+  /**
+   * A 60-second ticket that lets a browser's EventSource (which cannot send headers) open an event
+   * stream: `?ticket=` carries this, never a long-lived token. It names its purpose, so it is no
+   * use anywhere else.
+   */
+  signTicket(principal: Principal): Promise<string> {
+    return new SignJWT({ principal: { ...principal } })
+      .setProtectedHeader({ alg: this.alg, kid: this.kid, typ: 'stream-ticket+jwt' })
+      .setIssuer(CONTEXT_TOKEN_ISSUER)
+      .setAudience('gateway-stream-ticket')
+      .setIssuedAt()
+      .setExpirationTime('60s')
+      .sign(this.key);
+  }
+
+  async verifyTicket(ticket: string): Promise<Principal> {
+    const key = await importJWK(this.jwks.keys[0]!, this.alg);
+    const { payload } = await jwtVerify(ticket, key, {
+      issuer: CONTEXT_TOKEN_ISSUER,
+      audience: 'gateway-stream-ticket',
+      algorithms: [this.alg],
+      typ: 'stream-ticket+jwt',
+    });
+    return Object.freeze(payload.principal as Principal);
   }
 
   sign(principal: Principal, requestId: string): Promise<string> {

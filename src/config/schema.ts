@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { sseSchema, streamSchema } from '../events/sse.js';
 import { fieldRateLimitSchema } from '../graphql/field-rate-limits.js';
 import { OPERATION_LIMIT_DEFAULTS, operationLimitsSchema } from '../graphql/operation-limits.js';
 import { RATE_LIMIT_DEFAULTS, rateLimitSchema } from '../ratelimit/policy.js';
@@ -115,6 +116,9 @@ export const configSchema = z.strictObject({
   trustedDocumentsManifest: z.string().min(1).optional(),
   /** Automatic Persisted Queries (shared through Redis when configured). */
   persistedQueries: z.stringbool().or(z.boolean()).default(true),
+  // Event streams (see README, "Event streams").
+  streams: z.array(streamSchema).default([streamSchema.parse({ path: '/api/v1/alerts/stream', channel: 'alerts' })]),
+  sse: sseSchema.default(sseSchema.parse({})),
   /** When set, `GET /metrics` requires `Authorization: Bearer <token>`. */
   metricsToken: z.string().min(16).optional(),
   /** Introspection and "Did you mean…" suggestions; default: on except in production. */

@@ -37,6 +37,9 @@ export function createMetrics(registry = new Registry()) {
     circuitBreakerState: gauge('gateway_circuit_breaker_state', 'Circuit breaker state per service: 0 closed, 1 half-open, 2 open', ['service']),
     supergraphReloads: counter('gateway_supergraph_reloads_total', 'Supergraph loads and reloads by result', ['result']),
     supergraphInfo: gauge('gateway_supergraph_info', 'The supergraph being served (value 1, hash as label)', ['hash']),
+    sseConnections: gauge('gateway_sse_connections', 'Open event stream connections'),
+    sseEventsDelivered: counter('gateway_sse_events_delivered_total', 'Events written to event stream clients'),
+    sseEventsDropped: counter('gateway_sse_events_dropped_total', 'Events not delivered because a slow client was disconnected'),
   };
 }
 

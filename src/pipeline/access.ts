@@ -15,6 +15,8 @@ export interface RoutePolicy {
   readonly permissions?: readonly string[];
   /** How a read-only tenant's writes are recognised: by HTTP method, or by GraphQL operation type. */
   readonly writes?: 'method' | 'graphql-operation';
+  /** Accept a short-lived stream ticket in `?ticket=` (event streams opened by browsers). */
+  readonly allowTicket?: boolean;
 }
 
 declare module 'fastify' {
@@ -47,6 +49,7 @@ export function installAccessControl(app: FastifyInstance, deps: AccessDependenc
       outcome = await deps.authenticator.authenticate({
         authorization: request.headers.authorization,
         apiKey: single(request.headers['x-api-key']),
+        ticket: policy.allowTicket ? single((request.query as Record<string, string | string[] | undefined>).ticket) : undefined,
       });
     } catch (error) {
       deps.metrics.authAttempts.inc({ result: error instanceof GatewayError ? error.code.toLowerCase() : 'error' });

@@ -1,0 +1,152 @@
+import type { ServerResponse } from 'node:http';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { z } from 'zod';
+import type { ContextSigner } from '../auth/context-signer.js';
+import { GatewayError } from '../errors.js';
+import type { GatewayMetrics } from '../observability/metrics.js';
+import { compareIds, type EventBus, type StreamEvent } from './bus.js';
+
+export const streamSchema = z.strictObject({
+  /** The SSE endpoint, e.g. `/api/v1/alerts/stream`. */
+  path: z.string().regex(/^(\/[A-Za-z0-9._~-]+)+$/),
+  /** Redis stream key prefix: events live in `<channel>:tenant:<tenant_id>`. */
+  channel: z.string().regex(/^[a-z0-9_-]+$/),
+  auth: z.enum(['optional', 'authenticated']).default('authenticated'),
+  roles: z.array(z.string()).default([]),
+  permissions: z.array(z.string()).default([]),
+  /** Roles allowed to publish through `POST <path without /stream>`. */
+  publishRoles: z.array(z.string()).default(['admin', 'publisher']),
+});
+export type StreamConfig = z.output<typeof streamSchema>;
+
+export const sseSchema = z.strictObject({
+  historySize: z.coerce.number().int().positive().default(1_000),
+  maxConnections: z.coerce.number().int().positive().default(10_000),
+  maxConnectionsPerTenant: z.coerce.number().int().positive().default(1_000),
+  heartbeatSeconds: z.coerce.number().positive().default(15),
+  retryMs: z.coerce.number().int().positive().default(3_000),
+  /** A client further behind than this (bytes queued for it) is disconnected. */
+  maxBufferedBytes: z.coerce.number().int().positive().default(1_048_576),
+});
+export type SseConfig = z.output<typeof sseSchema>;
+
+const EVENT_ID = /^\d+-\d+$/;
+
+/**
+ * Server-Sent Events per tenant, through the same pipeline as every route (auth — with a short
+ * ticket for browsers —, tenant checks, rate limits on connection attempts). Each connection gets
+ * `retry:`, comment heartbeats and `id:`/`event:`/`data:` events of its own tenant only; with
+ * `Last-Event-ID` it first receives what it missed from the bounded history, then live events,
+ * de-duplicated by id. Slow consumers are disconnected instead of buffering without bound, and on
+ * shutdown every stream ends so clients reconnect to another instance.
+ */
+export function registerEventStreams(
+  app: FastifyInstance,
+  streams: readonly StreamConfig[],
+  sse: SseConfig,
+  bus: EventBus,
+  signer: ContextSigner,
+  metrics: GatewayMetrics,
+): void {
+  const open = new Set<ServerResponse>();
+  const perTenant = new Map<string, number>();
+
+  app.addHook('preClose', async () => {
+    for (const response of open) response.end();
+  });
+  app.addHook('onClose', async () => bus.close());
+
+  app.post(
+    '/api/v1/streams/ticket',
+    { config: { policy: { auth: 'authenticated' }, rateLimit: { kind: 'stream' } } },
+    async (request) => ({ ticket: await signer.signTicket(request.gateway.principal), expiresIn: 60 }),
+  );
+
+  for (const stream of streams) {
+    app.get(
+      stream.path,
+      {
+        config: {
+          policy: { auth: stream.auth, roles: stream.roles, permissions: stream.permissions, allowTicket: true },
+          rateLimit: { kind: 'stream' },
+        },
+      },
+      (request, reply) => openStream(stream, request, reply),
+    );
+    app.post(
+      stream.path.replace(/\/stream$/, '') || `${stream.path}/publish`,
+      { config: { policy: { auth: 'authenticated', roles: stream.publishRoles }, rateLimit: { kind: 'rest' } } },
+      async (request, reply) => {
+        const body = request.body as { type?: unknown; data?: unknown } | undefined;
+        if (typeof body?.type !== 'string' || !/^[\w.:-]{1,64}$/.test(body.type)) {
+          throw new GatewayError('BAD_REQUEST', 'Body must be { "type": "<event type>", "data": <any JSON> }');
+        }
+        const tenant = request.gateway.principal.tenantId;
+        if (!tenant) throw new GatewayError('TENANT_ACCESS_DENIED', 'Publishing needs a tenant');
+        const id = await bus.publish(stream.channel, tenant, body.type, JSON.stringify(body.data ?? null));
+        return reply.code(201).send({ id });
+      },
+    );
+  }
+
+  async function openStream(stream: StreamConfig, request: FastifyRequest, reply: FastifyReply): Promise<void> {
+    const tenant = request.gateway.principal.tenantId;
+    if (!tenant) throw new GatewayError('TENANT_ACCESS_DENIED', 'Event streams are per tenant; this caller has none');
+    if (open.size >= sse.maxConnections || (perTenant.get(tenant) ?? 0) >= sse.maxConnectionsPerTenant) {
+      reply.header('retry-after', '5');
+      throw new GatewayError('TOO_MANY_STREAMS');
+    }
+    const sent = request.headers['last-event-id'] ?? (request.query as { lastEventId?: string }).lastEventId;
+    const lastEventId = typeof sent === 'string' && EVENT_ID.test(sent) ? sent : null;
+    const start = lastEventId ?? (await bus.latestId(stream.channel, tenant));
+
+    reply.hijack();
+    const response = reply.raw;
+    response.writeHead(200, {
+      ...(reply.getHeaders() as Record<string, string>),
+      'content-type': 'text/event-stream; charset=utf-8',
+      'cache-control': 'no-cache, no-transform',
+      connection: 'keep-alive',
+      'x-accel-buffering': 'no',
+    });
+    response.write(`retry: ${sse.retryMs}\n\n`);
+    open.add(response);
+    perTenant.set(tenant, (perTenant.get(tenant) ?? 0) + 1);
+    metrics.sseConnections.inc();
+
+    let lastSent = start;
+    let live = false;
+    const pending: StreamEvent[] = [];
+    const send = (event: StreamEvent) => {
+      if (response.writableEnded || compareIds(event.id, lastSent) <= 0) return;
+      if (response.writableLength > sse.maxBufferedBytes) {
+        metrics.sseEventsDropped.inc();
+        request.log.warn({ tenant }, 'closing a slow event stream consumer');
+        response.destroy();
+        return;
+      }
+      const data = event.data.split('\n').map((line) => `data: ${line}`).join('\n');
+      response.write(`id: ${event.id}\nevent: ${event.type}\n${data}\n\n`);
+      lastSent = event.id;
+      metrics.sseEventsDelivered.inc();
+    };
+    const unsubscribe = bus.subscribe(stream.channel, tenant, start, (event) => (live ? send(event) : pending.push(event)));
+    const heartbeat = setInterval(() => response.write(': heartbeat\n\n'), sse.heartbeatSeconds * 1000);
+    heartbeat.unref();
+    response.once('close', () => {
+      clearInterval(heartbeat);
+      unsubscribe();
+      open.delete(response);
+      perTenant.set(tenant, (perTenant.get(tenant) ?? 1) - 1);
+      metrics.sseConnections.dec();
+    });
+
+    try {
+      for (const event of await bus.replay(stream.channel, tenant, start)) send(event);
+    } catch (error) {
+      request.log.warn({ reason: (error as Error).message }, 'event replay failed');
+    }
+    live = true;
+    for (const event of pending.splice(0)) send(event);
+  }
+}

@@ -1,0 +1,164 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Redis } from 'ioredis';
+import { EventSource } from 'eventsource';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { accountsSubgraph } from '../../subgraphs/accounts/index.js';
+import { eventually } from '../helpers/eventually.js';
+import { TestIssuer } from '../helpers/issuer.js';
+import { startStack, type Stack } from '../helpers/stack.js';
+
+const REDIS_URL = 'redis://127.0.0.1:6379/10';
+
+interface Received {
+  id: string;
+  type: string;
+  data: unknown;
+}
+
+/** A real EventSource client; the token goes in a header through its fetch hook. */
+function listen(url: string, headers: Record<string, string>, lastEventId?: string) {
+  const received: Received[] = [];
+  const source = new EventSource(`${url}/api/v1/alerts/stream`, {
+    fetch: (input, init) => fetch(input, { ...init, headers: { ...init?.headers, ...headers, ...(lastEventId ? { 'last-event-id': lastEventId } : {}) } }),
+  });
+  for (const type of ['alert', 'notice']) {
+    source.addEventListener(type, (event) => received.push({ id: event.lastEventId, type, data: JSON.parse(event.data) }));
+  }
+  const opened = new Promise<void>((resolve, reject) => {
+    source.onopen = () => resolve();
+    source.onerror = (error) => reject(error);
+  });
+  return { source, received, opened };
+}
+
+let issuer: TestIssuer;
+let first: Stack;
+let second: Stack;
+let redis: Redis;
+
+beforeAll(async () => {
+  redis = new Redis(REDIS_URL);
+  await redis.flushdb();
+  issuer = await TestIssuer.create();
+  const env = { REDIS_URL };
+  first = await startStack({ issuer, definitions: [accountsSubgraph()], env });
+  second = await startStack({ issuer, definitions: [accountsSubgraph()], env });
+});
+afterAll(async () => {
+  await first.close();
+  await second.close();
+  await redis.flushdb();
+  redis.disconnect();
+});
+
+const xadd = (tenant: string, type: string, data: unknown) => redis.xadd(`alerts:tenant:${tenant}`, '*', 'type', type, 'data', JSON.stringify(data));
+
+describe('tenant event streams (SSE)', () => {
+  it('refuses unauthenticated clients', async () => {
+    const response = await fetch(`${first.url}/api/v1/alerts/stream`);
+    expect(response.status).toBe(401);
+  });
+
+  it('delivers a tenant its own events only, published with XADD or the POST endpoint', async () => {
+    const acme = listen(first.url, await first.bearer({ tenant_id: 'acme' }));
+    const globex = listen(first.url, await first.bearer({ sub: 'u-globex-1', tenant_id: 'globex' }));
+    await Promise.all([acme.opened, globex.opened]);
+    await xadd('acme', 'alert', { message: 'oven temperature high' });
+    await xadd('globex', 'alert', { message: 'for globex only' });
+    const publish = await fetch(`${first.url}/api/v1/alerts`, {
+      method: 'POST',
+      headers: { ...(await first.bearer({ tenant_id: 'acme', roles: ['publisher'] })), 'content-type': 'application/json' },
+      body: JSON.stringify({ type: 'notice', data: { message: 'restocked' } }),
+    });
+    expect(publish.status).toBe(201);
+    await eventually(() => expect(acme.received).toHaveLength(2));
+    expect(acme.received.map((e) => e.data)).toEqual([{ message: 'oven temperature high' }, { message: 'restocked' }]);
+    expect(acme.received[0]!.id).toMatch(/^\d+-\d+$/);
+    await eventually(() => expect(globex.received).toHaveLength(1));
+    expect(globex.received[0]!.data).toEqual({ message: 'for globex only' });
+    acme.source.close();
+    globex.source.close();
+  });
+
+  it('publishing is role-gated', async () => {
+    const response = await fetch(`${first.url}/api/v1/alerts`, {
+      method: 'POST',
+      headers: { ...(await first.bearer({ roles: ['viewer'] })), 'content-type': 'application/json' },
+      body: JSON.stringify({ type: 'notice', data: {} }),
+    });
+    expect(response.status).toBe(403);
+  });
+
+  it('reconnecting with Last-Event-ID replays exactly the missed events, in order, then continues live', async () => {
+    const auth = await first.bearer({ tenant_id: 'initech', sub: 'u-init-1' });
+    const client = listen(first.url, auth);
+    await client.opened;
+    await xadd('initech', 'alert', { n: 0 });
+    await eventually(() => expect(client.received).toHaveLength(1));
+    client.source.close();
+    for (const n of [1, 2, 3]) await xadd('initech', 'alert', { n });
+
+    const again = listen(second.url, auth, client.received[0]!.id);
+    await again.opened;
+    await eventually(() => expect(again.received).toHaveLength(3));
+    await xadd('initech', 'alert', { n: 4 });
+    await eventually(() => expect(again.received).toHaveLength(4));
+    expect(again.received.map((e) => e.data)).toEqual([{ n: 1 }, { n: 2 }, { n: 3 }, { n: 4 }]);
+    again.source.close();
+  });
+
+  it('two gateway instances on one Redis: each subscriber gets each event exactly once', async () => {
+    const clients = await Promise.all(
+      [first, first, second, second].map(async (stack) => listen(stack.url, await stack.bearer({ tenant_id: 'umbrella', sub: 'u-umb' }))),
+    );
+    await Promise.all(clients.map((c) => c.opened));
+    for (const n of [1, 2, 3, 4, 5]) await xadd('umbrella', 'alert', { n });
+    for (const client of clients) await eventually(() => expect(client.received).toHaveLength(5));
+    await new Promise((resolve) => setTimeout(resolve, 300)); // no late duplicates either
+    for (const client of clients) {
+      expect(client.received.map((e) => e.data)).toEqual([{ n: 1 }, { n: 2 }, { n: 3 }, { n: 4 }, { n: 5 }]);
+      client.source.close();
+    }
+  });
+
+  it('browsers use a short-lived ticket instead of a token in the URL', async () => {
+    const ticketResponse = await fetch(`${first.url}/api/v1/streams/ticket`, { method: 'POST', headers: await first.bearer({ tenant_id: 'acme' }) });
+    const { ticket } = (await ticketResponse.json()) as { ticket: string };
+    const stream = await fetch(`${first.url}/api/v1/alerts/stream?ticket=${ticket}`);
+    expect(stream.status).toBe(200);
+    expect(stream.headers.get('content-type')).toMatch(/^text\/event-stream/);
+    await stream.body?.cancel();
+    expect((await fetch(`${first.url}/api/v1/alerts/stream?ticket=forged.ticket.value`)).status).toBe(401);
+    // A ticket is not a bearer token anywhere else.
+    expect((await fetch(`${first.url}/api/v1/streams/ticket`, { method: 'POST', headers: { authorization: `Bearer ${ticket}` } })).status).toBe(401);
+  });
+});
+
+describe('stream limits', () => {
+  it('refuses connections beyond the per-tenant limit with 429', async () => {
+    const limited = await startStack({
+      issuer,
+      definitions: [accountsSubgraph()],
+      env: { GATEWAY_CONFIG: writeSseConfig({ maxConnectionsPerTenant: 1 }) },
+    });
+    try {
+      const auth = await limited.bearer({ tenant_id: 'acme' });
+      const firstStream = await fetch(`${limited.url}/api/v1/alerts/stream`, { headers: auth });
+      expect(firstStream.status).toBe(200);
+      const secondStream = await fetch(`${limited.url}/api/v1/alerts/stream`, { headers: auth });
+      expect(secondStream.status).toBe(429);
+      expect(((await secondStream.json()) as { code: string }).code).toBe('TOO_MANY_STREAMS');
+      await firstStream.body?.cancel();
+    } finally {
+      await limited.close();
+    }
+  });
+});
+
+function writeSseConfig(sse: Record<string, unknown>): string {
+  const file = join(mkdtempSync(join(tmpdir(), 'gw-sse-')), 'gateway.json');
+  writeFileSync(file, JSON.stringify({ sse }));
+  return file;
+}
