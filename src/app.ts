@@ -88,6 +88,9 @@ export async function buildGateway(config: GatewayConfig, options: BuildOptions 
         'configure JWT_JWKS_URL, JWT_PUBLIC_KEY(_FILE) or JWT_SECRET, API keys, or AUTH_GRAPHQL=optional',
     );
   }
+  if (keySources && (!config.jwtIssuer || !config.jwtAudience)) {
+    app.log.warn('JWT_ISSUER and/or JWT_AUDIENCE are not set: any token signed by the configured keys is accepted (set both in production)');
+  }
   const verifier = keySources
     ? new TokenVerifier(keySources, config, { hit: () => metrics.authCacheHits.inc(), miss: () => metrics.authCacheMisses.inc() })
     : null;

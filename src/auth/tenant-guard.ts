@@ -44,7 +44,9 @@ export class TenantGuard {
     if (requested === undefined || requested === principal.tenantId) return principal;
     const grant = principal.kind === 'user' ? principal.tenantAccess.find((t) => t.tenantId === requested) : undefined;
     if (!grant) throw new GatewayError('TENANT_ACCESS_DENIED', `No access to tenant "${requested.slice(0, 64)}"`);
-    return Object.freeze({ ...principal, tenantId: grant.tenantId, roles: grant.role ? [grant.role] : [] });
+    // Acting for another tenant, the caller holds what the grant gives there — its role — and none
+    // of the token-wide permissions, which were issued for the home tenant.
+    return Object.freeze({ ...principal, tenantId: grant.tenantId, roles: grant.role ? [grant.role] : [], permissions: [] });
   }
 
   /** Returns whether the caller is running on the grace period; throws once it is over. */

@@ -19,6 +19,7 @@ import {
   type SelectionSetNode,
 } from 'graphql';
 import type { GatewayContext } from '../context.js';
+import { refusedOperations } from './operation-limits.js';
 
 /** Why one field of an operation is withheld: reported as a GraphQL error at its path. */
 export interface Denial {
@@ -164,7 +165,8 @@ export function fieldGuard(factories: readonly CheckFactory[]): ApolloServerPlug
       return {
         async didResolveOperation(requestContext) {
           const operation = requestContext.operation;
-          if (!operation) return;
+          // Refused by the operation limits (which run first): never walk a possibly huge operation.
+          if (!operation || refusedOperations.has(requestContext.contextValue)) return;
           const input = {
             schema: requestContext.schema,
             document: requestContext.document,

@@ -93,11 +93,15 @@ export function fieldRateLimits(
     const current = limits();
     if (current.size === 0) return null;
     const occurrences: { key: string; node: FieldNode; args: Record<string, unknown>; rule: FieldRateLimit }[] = [];
-    filterOperation(schema, document, operation, (parent, field, node) => {
-      const rule = current.get(`${parent.name}.${field.name}`);
-      if (rule) occurrences.push({ key: `${parent.name}.${field.name}`, node, args: getArgumentValues(field, node, variables), rule });
-      return null;
-    });
+    try {
+      filterOperation(schema, document, operation, (parent, field, node) => {
+        const rule = current.get(`${parent.name}.${field.name}`);
+        if (rule) occurrences.push({ key: `${parent.name}.${field.name}`, node, args: getArgumentValues(field, node, variables), rule });
+        return null;
+      });
+    } catch {
+      return null; // bad or missing variables: Apollo reports them as the client's error
+    }
     if (occurrences.length === 0) return null;
 
     const denied = new Map<FieldNode, string>();

@@ -35,6 +35,8 @@ export const operationLimitsSchema = z.strictObject({
   maxDirectives: z.coerce.number().int().min(0).default(30),
   maxRootFields: z.coerce.number().int().positive().default(20),
   maxCost: z.coerce.number().int().positive().default(5_000),
+  /** Field selections after expanding every fragment spread (bounds planning and every later walk). */
+  maxFields: z.coerce.number().int().positive().default(5_000),
   /** Cost of resolving one object field; leaves (scalars, enums) cost `scalarCost`. */
   objectCost: z.coerce.number().min(0).default(1),
   scalarCost: z.coerce.number().min(0).default(0),
@@ -86,17 +88,30 @@ export function operationCost(
   variables: Record<string, unknown>,
   limits: OperationLimits,
 ): number {
+  // Variables the client left out take their declared defaults.
+  const values: Record<string, unknown> = {};
+  for (const definition of operation.variableDefinitions ?? []) {
+    const fallback = definition.defaultValue;
+    if (fallback?.kind === Kind.INT) values[definition.variable.name.value] = Number(fallback.value);
+  }
+  Object.assign(values, variables);
   const listSize = (args: readonly { name: { value: string }; value: import('graphql').ValueNode }[] | undefined) => {
     for (const argument of args ?? []) {
       if (!LIST_SIZE_ARGUMENTS.includes(argument.name.value)) continue;
       const value = argument.value;
-      if (value.kind === Kind.INT) return Number(value.value);
-      if (value.kind === Kind.VARIABLE && typeof variables[value.name.value] === 'number') return variables[value.name.value] as number;
+      let size: unknown;
+      if (value.kind === Kind.INT) size = Number(value.value);
+      if (value.kind === Kind.VARIABLE) size = values[value.name.value];
+      // Zero, negative or non-numeric sizes never make a list cheaper than the default.
+      if (typeof size === 'number' && Number.isFinite(size) && size > 0) return size;
     }
     return limits.defaultListSize;
   };
   const isList = (type: GraphQLOutputType) => isListType(isNonNullType(type) ? type.ofType : type);
 
+  // A fragment's cost is linear in the multiplier: computed once at 1 and scaled, so spreading a
+  // fragment many times (or fragments of fragments) costs linear, not exponential, time.
+  const fragmentCosts = new Map<string, number>();
   const cost = (selectionSet: SelectionSetNode, parent: GraphQLCompositeType, multiplier: number, seen: Set<string>): number => {
     let total = 0;
     for (const selection of selectionSet.selections) {
@@ -110,13 +125,20 @@ export function operationCost(
         const size = isList(field.type) ? listSize(selection.arguments) : 1;
         total += multiplier * size * own;
         if (selection.selectionSet) total += cost(selection.selectionSet, named as GraphQLCompositeType, multiplier * size, seen);
+      } else if (selection.kind === Kind.INLINE_FRAGMENT) {
+        const condition = selection.typeCondition ? (schema.getType(selection.typeCondition.name.value) as GraphQLCompositeType) : parent;
+        total += cost(selection.selectionSet, condition, multiplier, seen);
       } else {
-        const fragment = selection.kind === Kind.FRAGMENT_SPREAD ? fragments.get(selection.name.value) : selection;
-        if (!fragment) continue;
-        const key = selection.kind === Kind.FRAGMENT_SPREAD ? selection.name.value : '';
-        if (key && seen.has(key)) continue; // fragment cycles are a validation error; never loop
-        const condition = fragment.typeCondition ? (schema.getType(fragment.typeCondition.name.value) as GraphQLCompositeType) : parent;
-        total += cost(fragment.selectionSet, condition, multiplier, key ? new Set([...seen, key]) : seen);
+        const name = selection.name.value;
+        const fragment = fragments.get(name);
+        if (!fragment || seen.has(name)) continue; // fragment cycles are a validation error; never loop
+        let unit = fragmentCosts.get(name);
+        if (unit === undefined) {
+          const condition = schema.getType(fragment.typeCondition.name.value) as GraphQLCompositeType;
+          unit = cost(fragment.selectionSet, condition, 1, new Set([...seen, name]));
+          fragmentCosts.set(name, unit);
+        }
+        total += multiplier * unit;
       }
     }
     return total;
@@ -126,18 +148,35 @@ export function operationCost(
   return root ? cost(operation.selectionSet, root, 1, new Set()) : 0;
 }
 
-/** Counts the operation's root fields, fragments inlined. */
-function rootFieldCount(operation: OperationDefinitionNode, fragments: ReadonlyMap<string, FragmentDefinitionNode>): number {
+/**
+ * Counts field selections as execution would see them, fragments expanded, in linear time (each
+ * fragment's count is computed once): `rootOnly` counts the operation's root fields.
+ */
+function expandedFieldCount(
+  operation: OperationDefinitionNode,
+  fragments: ReadonlyMap<string, FragmentDefinitionNode>,
+  rootOnly: boolean,
+): number {
+  const memo = new Map<string, number>();
   const count = (selectionSet: SelectionSetNode, seen: Set<string>): number =>
     selectionSet.selections.reduce((sum, selection) => {
-      if (selection.kind === Kind.FIELD) return sum + 1;
+      if (selection.kind === Kind.FIELD) return sum + 1 + (!rootOnly && selection.selectionSet ? count(selection.selectionSet, seen) : 0);
       if (selection.kind === Kind.INLINE_FRAGMENT) return sum + count(selection.selectionSet, seen);
-      const fragment = fragments.get(selection.name.value);
-      if (!fragment || seen.has(fragment.name.value)) return sum;
-      return sum + count(fragment.selectionSet, new Set([...seen, fragment.name.value]));
+      const name = selection.name.value;
+      const fragment = fragments.get(name);
+      if (!fragment || seen.has(name)) return sum;
+      let fragmentCount = memo.get(name);
+      if (fragmentCount === undefined) {
+        fragmentCount = count(fragment.selectionSet, new Set([...seen, name]));
+        memo.set(name, fragmentCount);
+      }
+      return sum + fragmentCount;
     }, 0);
   return count(operation.selectionSet, new Set());
 }
+
+/** Requests refused here: later plugins (the field guard) must not walk their operation at all. */
+export const refusedOperations = new WeakSet<object>();
 
 /**
  * Depth, aliases, directives, root fields and cost, checked after Apollo validated the operation and
@@ -157,10 +196,14 @@ export function operationLimits(limits: OperationLimits): ApolloServerPlugin<Gat
     const report = (code: string) => (_context: ValidationContext | null, error: GraphQLError) => {
       found ??= refusal(code, error.message.replace(/^Syntax Error: /, ''));
     };
+    const fragments = fragmentMap(document);
+    const fields = expandedFieldCount(operation, fragments, false);
+    if (fields > limits.maxFields) {
+      return refusal('OPERATION_TOO_LARGE', `The operation expands to ${fields} field selections; the limit is ${limits.maxFields}`);
+    }
     validate(schema, document, armorRules(report));
     if (found) return found;
-    const fragments = fragmentMap(document);
-    const roots = rootFieldCount(operation, fragments);
+    const roots = expandedFieldCount(operation, fragments, true);
     if (roots > limits.maxRootFields) return refusal('TOO_MANY_ROOT_FIELDS', `The operation selects ${roots} root fields; the limit is ${limits.maxRootFields}`);
     return null;
   };
@@ -168,7 +211,7 @@ export function operationLimits(limits: OperationLimits): ApolloServerPlugin<Gat
   return {
     async requestDidStart() {
       return {
-        async didResolveOperation({ schema, document, operation, queryHash, request }) {
+        async didResolveOperation({ schema, document, operation, queryHash, request, contextValue }) {
           if (!operation) return;
           const key = `${queryHash}:${request.operationName ?? ''}`;
           let verdict = verdicts.get(key);
@@ -176,11 +219,16 @@ export function operationLimits(limits: OperationLimits): ApolloServerPlugin<Gat
             verdict = structuralVerdict(schema, document, operation) ?? 'ok';
             verdicts.set(key, verdict);
           }
-          if (verdict !== 'ok') throw verdict;
           // Cost depends on variables (list sizes), so it is computed per request.
-          const cost = operationCost(schema, operation, fragmentMap(document), request.variables ?? {}, limits);
-          if (cost > limits.maxCost) {
-            throw refusal('OPERATION_TOO_COMPLEX', `The operation's estimated cost is ${cost}; the limit is ${limits.maxCost}`);
+          if (verdict === 'ok') {
+            const cost = operationCost(schema, operation, fragmentMap(document), request.variables ?? {}, limits);
+            if (cost > limits.maxCost) {
+              verdict = refusal('OPERATION_TOO_COMPLEX', `The operation's estimated cost is ${cost}; the limit is ${limits.maxCost}`);
+            }
+          }
+          if (verdict !== 'ok') {
+            refusedOperations.add(contextValue);
+            throw verdict;
           }
         },
       };

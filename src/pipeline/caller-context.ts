@@ -1,6 +1,8 @@
 import type { FastifyInstance } from 'fastify';
 import { IDENTITY_HEADERS, anonymousPrincipal, type GatewayContext } from '../context.js';
 import { REQUEST_ID_HEADER } from './request-id.js';
+
+const IDENTITY_HEADER_SET = new Set<string>(IDENTITY_HEADERS);
 import { childTraceparent } from './trace-context.js';
 
 declare module 'fastify' {
@@ -25,7 +27,10 @@ export function installCallerContext(app: FastifyInstance, defaultTenantId: stri
     reply.header(REQUEST_ID_HEADER, request.id);
     const tenant = request.headers['x-tenant-id'];
     request.requestedTenantId = typeof tenant === 'string' && tenant !== '' ? tenant : undefined;
-    for (const name of IDENTITY_HEADERS) delete request.headers[name];
+    for (const name of Object.keys(request.headers)) {
+      // `x_user_id` too: servers that fold `_` into `-` (CGI/WSGI) would read it as `x-user-id`.
+      if (IDENTITY_HEADER_SET.has(name.replace(/_/g, '-'))) delete request.headers[name];
+    }
     request.gateway = {
       requestId: request.id,
       traceparent: childTraceparent(request.headers.traceparent),

@@ -4,10 +4,13 @@ import { GatewayError } from '../errors.js';
 /**
  * Paths that different components could read differently are refused before routing decisions are
  * acted on: `.`/`..` segments (raw or percent-encoded), encoded slashes or backslashes, raw
- * backslashes, empty segments (`//`), NUL and malformed percent-encoding. What remains is forwarded
+ * backslashes, empty segments (`//`), NUL, double encoding (`%25`), `..;` and malformed
+ * percent-encoding. What remains is forwarded
  * exactly as checked, so the gateway never authorizes one path and forwards another.
  */
-const SUSPICIOUS = /\\|%5c|%2f|%00|\/\/|%2e/i;
+const SUSPICIOUS = /\\|%5c|%2f|%00|%25|\/\/|%2e/i;
+/** `.`, `..` and their `;param` forms (`..;/`), which Java servers normalise to `..`. */
+const DOT_SEGMENT = /^\.\.?(;.*)?$/;
 
 export function isAmbiguousPath(rawUrl: string): boolean {
   const queryAt = rawUrl.indexOf('?');
@@ -20,7 +23,7 @@ export function isAmbiguousPath(rawUrl: string): boolean {
     return true;
   }
   if (SUSPICIOUS.test(path)) return true;
-  return decoded.split('/').some((segment) => segment === '.' || segment === '..');
+  return decoded.split('/').some((segment) => DOT_SEGMENT.test(segment));
 }
 
 export function installPathGuard(app: FastifyInstance): void {

@@ -29,7 +29,7 @@ export class RateLimiter {
     const bucket = (name: string, policy: BucketPolicy): BucketCheck => ({ name, key: `rl:{${caller}}:${name}`, policy });
 
     const checks = [bucket('default', this.config.default)];
-    const tier = principal.tier !== null ? this.config.tiers[principal.tier] : undefined;
+    const tier = principal.tier !== null && Object.hasOwn(this.config.tiers, principal.tier) ? this.config.tiers[principal.tier] : undefined;
     if (tier) checks.push(bucket(`tier-${principal.tier}`, tier));
     else if (principal.kind === 'api-client') checks.push(bucket('api-key', this.config.apiKey));
     else if (principal.kind === 'user') checks.push(bucket('authenticated', this.config.authenticated));

@@ -8,6 +8,7 @@
  * upstream error) and the issue's contract is a failure *count* in a window with a single probe.
  */
 export type BreakerState = 'closed' | 'open' | 'half-open';
+export type Permit = 'normal' | 'probe';
 
 export interface BreakerOptions {
   failureThreshold: number;
@@ -32,15 +33,18 @@ export class CircuitBreaker {
     return this._state;
   }
 
-  /** Whether a request may go upstream now; in half-open only the one probe may. */
-  tryAcquire(): boolean {
+  /**
+   * Whether a request may go upstream now: `normal`, `probe` (the one request allowed in
+   * half-open), or null. Only the probe's outcome can close or reopen a half-open breaker.
+   */
+  tryAcquire(): Permit | null {
     const state = this.state;
-    if (state === 'closed') return true;
+    if (state === 'closed') return 'normal';
     if (state === 'half-open' && !this.probeInFlight) {
       this.probeInFlight = true;
-      return true;
+      return 'probe';
     }
-    return false;
+    return null;
   }
 
   /** Seconds until a probe will be allowed (for `Retry-After`). */
@@ -49,17 +53,19 @@ export class CircuitBreaker {
     return Math.max(1, Math.ceil(remaining / 1000));
   }
 
-  recordSuccess(): void {
-    if (this._state === 'half-open') {
+  recordSuccess(permit: Permit): void {
+    if (permit === 'probe' && this._state === 'half-open') {
       this.probeInFlight = false;
       this.failures = [];
       this.transition('closed');
     }
   }
 
-  recordFailure(): void {
+  recordFailure(permit: Permit): void {
     const now = this.now();
     if (this._state === 'half-open') {
+      // Late outcomes of requests admitted before the breaker opened do not decide the probe.
+      if (permit !== 'probe') return;
       this.probeInFlight = false;
       this.open(now);
       return;
@@ -69,9 +75,9 @@ export class CircuitBreaker {
     if (this._state === 'closed' && this.failures.length >= this.options.failureThreshold) this.open(now);
   }
 
-  /** A request that was allowed but never produced an outcome (client went away): free the probe slot. */
-  release(): void {
-    if (this._state === 'half-open') this.probeInFlight = false;
+  /** A probe that never produced an outcome (client went away, its own fault): free the slot. */
+  release(permit: Permit): void {
+    if (permit === 'probe' && this._state === 'half-open') this.probeInFlight = false;
   }
 
   private open(now: number): void {

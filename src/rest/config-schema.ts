@@ -50,7 +50,7 @@ export const routeSchema = z.strictObject({
   permissions: z.array(z.string()).default([]),
   methods: z.array(z.enum(HTTP_METHODS)).default([...HTTP_METHODS]),
   /** Replaces `prefix` in the forwarded path (e.g. `/api/v1/users` → `/users`). */
-  rewritePrefix: z.string().optional(),
+  rewritePrefix: z.string().regex(/^(\/[A-Za-z0-9._~-]+)*$/, 'must be empty or look like /path (no trailing slash)').optional(),
   bodyLimitBytes: z.coerce.number().int().positive().optional(),
   /** An extra token bucket for each caller of this route. */
   rateLimit: bucketSchema.optional(),

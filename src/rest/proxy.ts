@@ -6,7 +6,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { GatewayConfig } from '../config/schema.js';
 import { downstreamHeaders } from '../context.js';
 import { GatewayError, PROBLEM_CONTENT_TYPE, problemDetails } from '../errors.js';
-import { CircuitBreaker } from './circuit-breaker.js';
+import { CircuitBreaker, type Permit } from './circuit-breaker.js';
 import type { RouteConfig, ServiceConfig } from './config-schema.js';
 import { UpstreamPool, type UpstreamInstance } from './upstream-pool.js';
 
@@ -39,6 +39,8 @@ export async function registerRestRoutes(app: FastifyInstance, config: GatewayCo
     );
   }
   app.addHook('onClose', async () => pools.forEach((pool) => pool.stop()));
+  const trustProxy = config.trustProxy;
+  app.decorate('trustForwarded', trustProxy !== undefined && trustProxy !== '' && trustProxy !== 'false');
 
   await app.register(async (scope) => {
     await scope.register(replyFrom, {
@@ -114,23 +116,27 @@ class Forwarder {
   handle(request: FastifyRequest, reply: FastifyReply): FastifyReply {
     const declared = Number(request.headers['content-length'] ?? 0);
     if (declared > request.routeOptions.bodyLimit) throw new GatewayError('PAYLOAD_TOO_LARGE');
-    if (!this.breaker.tryAcquire()) {
+    const path = this.upstreamPath(request);
+    const permit = this.breaker.tryAcquire();
+    if (!permit) {
       reply.header('retry-after', String(this.breaker.retryAfterSeconds()));
       throw new GatewayError('CIRCUIT_OPEN', `The ${this.route.service} service is failing; requests are paused`);
     }
-    reply.raw.once('close', () => this.breaker.release());
+    reply.raw.once('close', () => this.breaker.release(permit));
     const instance = this.pool.pick();
     if (!instance) {
-      this.breaker.recordFailure();
+      this.breaker.recordFailure(permit);
       throw new GatewayError('NO_HEALTHY_UPSTREAM', `No healthy instance of ${this.route.service}`);
     }
-    this.attempt(request, reply, instance, 0, new Set());
+    this.attempt(request, reply, path, permit, instance, 0, new Set());
     return reply;
   }
 
   private attempt(
     request: FastifyRequest,
     reply: FastifyReply,
+    path: string,
+    permit: Permit,
     instance: UpstreamInstance,
     attempt: number,
     tried: Set<UpstreamInstance>,
@@ -138,29 +144,32 @@ class Forwarder {
     tried.add(instance);
     instance.active++;
     let settled = false;
+    // In flight until the response is over (or this attempt failed): what least-connections counts.
     const settle = () => {
       if (!settled) instance.active--;
       settled = true;
     };
+    reply.raw.once('close', settle);
 
-    reply.from(instance.url + this.upstreamPath(request), {
+    reply.from(instance.url + path, {
       timeout: this.service.timeoutMs,
+      // Retries are ours (another instance, idempotent only); reply-from's own 503 retries are off.
+      retryDelay: () => null,
       rewriteRequestHeaders: (_req, headers) => forwardedRequestHeaders(request, headers),
       rewriteHeaders: (headers) => withoutHopByHop(headers),
       onResponse: (_req, res, response) => {
-        settle();
         const failed = response.statusCode >= 500;
         if (failed) this.pool.recordFailure(instance);
         else this.pool.recordSuccess(instance);
-        if (failed) this.breaker.recordFailure();
-        else this.breaker.recordSuccess();
+        if (failed) this.breaker.recordFailure(permit);
+        else this.breaker.recordSuccess(permit);
         res.send(response.stream);
       },
       onError: (_reply, { error }) => {
         settle();
         // The client's body crossed the limit mid-stream: its fault, not the upstream's.
         if (oversized.has(request) || isBodyTooLarge(error)) {
-          this.breaker.release();
+          this.breaker.release(permit);
           sendProblem(request, reply, new GatewayError('PAYLOAD_TOO_LARGE'));
           return;
         }
@@ -173,10 +182,18 @@ class Forwarder {
         const next = retryable ? this.pool.pick(tried) : null;
         if (next) {
           const backoff = 25 * 2 ** attempt + Math.random() * 25;
-          setTimeout(() => this.attempt(request, reply, next, attempt + 1, tried), backoff);
+          setTimeout(() => {
+            try {
+              this.attempt(request, reply, path, permit, next, attempt + 1, tried);
+            } catch (retryError) {
+              // Outside the request's promise chain: an exception here must not reach the process.
+              request.log.error({ err: retryError }, 'upstream retry failed');
+              sendProblem(request, reply, new GatewayError('UPSTREAM_UNAVAILABLE', `${this.route.service} could not be reached`));
+            }
+          }, backoff);
           return;
         }
-        this.breaker.recordFailure();
+        this.breaker.recordFailure(permit);
         const gatewayError = timedOut
           ? new GatewayError('UPSTREAM_TIMEOUT', `${this.route.service} did not answer within ${this.service.timeoutMs} ms`)
           : new GatewayError('UPSTREAM_UNAVAILABLE', `${this.route.service} could not be reached`);
@@ -186,13 +203,21 @@ class Forwarder {
     });
   }
 
-  /** The raw path (still percent-encoded, exactly as sent), with the prefix rewritten if configured. */
+  /**
+   * The raw path (still percent-encoded, exactly as sent), with the prefix rewritten if configured.
+   * The router matched a decoded path, so the raw one must literally carry the prefix: otherwise
+   * (`/api/v1/user%73`) the prefix arithmetic below would cut the wrong bytes.
+   */
   private upstreamPath(request: FastifyRequest): string {
     const raw = request.raw.url ?? '/';
     const queryAt = raw.indexOf('?');
     const path = queryAt === -1 ? raw : raw.slice(0, queryAt);
+    const rest = path.slice(this.route.prefix.length);
+    if (!path.startsWith(this.route.prefix) || (rest !== '' && !rest.startsWith('/'))) {
+      throw new GatewayError('PATH_NOT_ALLOWED', 'The path must name its route prefix literally (no percent-encoding)');
+    }
     if (this.route.rewritePrefix === undefined) return path;
-    return this.route.rewritePrefix + path.slice(this.route.prefix.length) || '/';
+    return this.route.rewritePrefix + rest || '/';
   }
 }
 
@@ -207,19 +232,26 @@ function routeConfig(route: RouteConfig) {
   };
 }
 
+/** Decorated once at registration from TRUST_PROXY. */
+function trustsForwardedHeaders(request: FastifyRequest): boolean {
+  return (request.server as FastifyInstance & { trustForwarded?: boolean }).trustForwarded === true;
+}
+
 function forwardedRequestHeaders(request: FastifyRequest, headers: IncomingHttpHeaders): IncomingHttpHeaders {
   const out: IncomingHttpHeaders = { ...headers };
   for (const name of HOP_BY_HOP) delete out[name];
   const clientIp = request.ip;
   const proto = request.protocol;
   const host = request.headers.host ?? '';
-  const priorFor = request.headers['x-forwarded-for'];
+  // A client's own X-Forwarded-For / Forwarded are kept only behind a trusted proxy.
+  const trusted = trustsForwardedHeaders(request);
+  const priorFor = trusted ? request.headers['x-forwarded-for'] : undefined;
   out['x-forwarded-for'] = priorFor ? `${priorFor}, ${clientIp}` : clientIp;
   out['x-forwarded-proto'] = proto;
   out['x-forwarded-host'] = host;
   const forNode = clientIp.includes(':') ? `"[${clientIp}]"` : clientIp;
   const element = `for=${forNode};proto=${proto}${host ? `;host="${host}"` : ''}`;
-  out.forwarded = request.headers.forwarded ? `${request.headers.forwarded}, ${element}` : element;
+  out.forwarded = trusted && request.headers.forwarded ? `${request.headers.forwarded}, ${element}` : element;
   Object.assign(out, downstreamHeaders(request.gateway));
   return out;
 }

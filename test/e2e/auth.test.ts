@@ -192,13 +192,15 @@ describe('tenants', () => {
   it('switches to another tenant the token grants, with that tenant role', async () => {
     const token = await issuer.mint({
       roles: ['admin'],
+      permissions: ['read:orders'],
       tenant_access: [
         { tenant_id: 'acme', role: 'admin' },
         { tenant_id: 'globex', role: 'viewer' },
       ],
     });
-    const { body } = await postGraphQL(stack.url, WHOAMI, { ...bearer(token), 'x-tenant-id': 'globex' });
-    expect(body.data).toEqual({ whoami: { userId: 'u-acme-1', tenantId: 'globex', roles: ['viewer'] } });
+    const { body } = await postGraphQL(stack.url, { query: '{ whoami { userId tenantId roles permissions } }' }, { ...bearer(token), 'x-tenant-id': 'globex' });
+    // Token-wide permissions were issued for the home tenant: they do not travel.
+    expect(body.data).toEqual({ whoami: { userId: 'u-acme-1', tenantId: 'globex', roles: ['viewer'], permissions: [] } });
   });
 
   it('refuses a token issued before the tenant subscription changed (TOKEN_STALE), accepts a fresh one', async () => {

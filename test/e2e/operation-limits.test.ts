@@ -19,7 +19,7 @@ beforeAll(async () => {
         maxAliases: 5,
         maxDirectives: 5,
         maxRootFields: 4,
-        maxTokens: 500,
+        maxTokens: 1000,
         maxCost: 1000,
         fieldCosts: { 'Query.users': 150 },
       },
@@ -69,7 +69,7 @@ describe('GraphQL operation limits', () => {
   });
 
   it('token bomb (refused before parsing)', async () => {
-    await expectRefused(`{ products { ${'upc '.repeat(600)} } }`, 'TOO_MANY_TOKENS');
+    await expectRefused(`{ products { ${'upc '.repeat(1100)} } }`, 'TOO_MANY_TOKENS');
   });
 
   it('cost bomb: list sizes multiply, from literals and variables', async () => {
@@ -82,6 +82,24 @@ describe('GraphQL operation limits', () => {
 
   it('per-field cost overrides from configuration', async () => {
     await expectRefused('{ users { id } products(first: 10) { upc } }', 'OPERATION_TOO_COMPLEX');
+  });
+
+  it('fragment bomb: nested spreads are counted expanded, in linear time', async () => {
+    const spreads = (name: string) => Array.from({ length: 45 }, () => `...${name}`).join(' ');
+    const query = `{ products { ...F3 } }
+      fragment F0 on Product { upc }
+      fragment F1 on Product { ${spreads('F0')} }
+      fragment F2 on Product { ${spreads('F1')} }
+      fragment F3 on Product { ${spreads('F2')} }`;
+    const started = Date.now();
+    const body = await expectRefused(query, 'OPERATION_TOO_LARGE');
+    expect(body.errors?.[0]?.message).toMatch(/expands to 91126 field selections/);
+    expect(Date.now() - started).toBeLessThan(1_000);
+  });
+
+  it('negative list sizes and omitted variables with defaults cannot lower the cost', async () => {
+    await expectRefused('{ a: products(first: 5000) { upc } b: products(first: -5000) { upc } }', 'OPERATION_TOO_COMPLEX');
+    await expectRefused('query ($n: Int = 5000) { products(first: $n) { upc name } }', 'OPERATION_TOO_COMPLEX');
   });
 
   it('query text over the character limit', async () => {
