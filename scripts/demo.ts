@@ -51,6 +51,14 @@ const address = await gateway.app.listen({ port: config.port, host: config.host 
 await gateway.graphql.started;
 
 const local = `http://localhost:${new URL(address).port}`;
+
+// A few sample alerts, then one every 15 s, so the event stream has something to show.
+const sampleAlert = (n: number) =>
+  gateway.events.publish('alerts', 'acme', 'alert', JSON.stringify({ n, severity: n % 3 === 0 ? 'high' : 'low', message: `Sample alert #${n}` }));
+for (let n = 1; n <= 3; n++) await sampleAlert(n);
+let alertNumber = 3;
+const alertTimer = setInterval(() => void sampleAlert(++alertNumber), 15_000);
+alertTimer.unref();
 const aliceToken = await mintDevToken({ sub: 'u-acme-1', tenant: 'acme', roles: ['admin'], permissions: ['read:orders', 'write:orders'] });
 console.log(`
 Gateway ready:  ${local}/graphql   (health: ${local}/health/ready)
@@ -69,6 +77,9 @@ Mint others with: npm run token -- --sub u-globex-1 --tenant globex --roles view
 
 Legacy REST routes pass through unchanged, with the same auth and tenant checks:
   curl -s ${local}/api/v1/users -H "authorization: Bearer $TOKEN"
+
+Live alerts for tenant acme (Server-Sent Events; replays from Last-Event-ID):
+  curl -N ${local}/api/v1/alerts/stream -H "authorization: Bearer $TOKEN" -H 'last-event-id: 0-0'
 
 Ctrl-C stops everything.
 `);

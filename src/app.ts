@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import helmet from '@fastify/helmet';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyServerOptions } from 'fastify';
 import type { Redis } from 'ioredis';
@@ -12,6 +13,7 @@ import type { GatewayConfig } from './config/schema.js';
 import { GatewayError, PROBLEM_CONTENT_TYPE, problemDetails } from './errors.js';
 import { registerGraphQL, type GraphQLEndpoint } from './graphql/endpoint.js';
 import { registerHealthRoutes } from './health/routes.js';
+import { registerServicesHealth } from './health/services.js';
 import { createMetrics, type GatewayMetrics } from './observability/metrics.js';
 import { installAccessControl } from './pipeline/access.js';
 import { installCallerContext } from './pipeline/caller-context.js';
@@ -32,6 +34,18 @@ import { requestIdFor } from './pipeline/request-id.js';
 import { registerRestRoutes, type RestUpstreams } from './rest/proxy.js';
 import { createRedis } from './stores/redis.js';
 import { MemoryTenantFlagStore, RedisTenantFlagStore, type TenantFlagStore } from './stores/tenant-flags.js';
+
+/** package.json sits one level up from src/ (tsx) and two from dist/src/ (the build). */
+const GATEWAY_VERSION = ((): string => {
+  for (const relative of ['../package.json', '../../package.json']) {
+    try {
+      return (JSON.parse(readFileSync(new URL(relative, import.meta.url), 'utf8')) as { version: string }).version;
+    } catch {
+      // try the next location
+    }
+  }
+  return 'unknown';
+})();
 
 export interface BuildOptions {
   /** Fastify logger options; defaults to JSON logs at the configured level. */
@@ -126,6 +140,7 @@ export async function buildGateway(config: GatewayConfig, options: BuildOptions 
   const graphql = registerGraphQL(app, config, redis, metrics);
   const rest = await registerRestRoutes(app, config);
   registerMetricsRoute(app, metrics, config.metricsToken, [() => mirrorUpstreamState(rest, metrics)]);
+  registerServicesHealth(app, { config, supergraph: graphql.status, rest, redis, signer, version: GATEWAY_VERSION });
   const bus = redis ? new RedisEventBus(redis, config.sse.historySize, app.log) : new MemoryEventBus(config.sse.historySize);
   registerEventStreams(app, config.streams, config.sse, bus, signer, metrics);
 

@@ -7,9 +7,14 @@ import type { SupergraphSdlUpdateFunction } from '@apollo/gateway';
 import { Supergraph } from '@apollo/federation-internals';
 import type { FastifyBaseLogger } from 'fastify';
 
+export interface SubgraphEndpoint {
+  readonly name: string;
+  readonly url: string;
+}
+
 export type SupergraphStatus =
   | { readonly state: 'loading'; readonly reason: string }
-  | { readonly state: 'ready'; readonly hash: string; readonly loadedAt: string };
+  | { readonly state: 'ready'; readonly hash: string; readonly loadedAt: string; readonly subgraphs: readonly SubgraphEndpoint[] };
 
 interface SupergraphFileOptions {
   path: string;
@@ -62,7 +67,7 @@ export class SupergraphFile implements SupergraphManager {
     for (;;) {
       const candidate = await this.readCandidate();
       if (candidate.ok) {
-        this.markLoaded(candidate.hash);
+        this.markLoaded(candidate.hash, candidate.subgraphs);
         return candidate.sdl;
       }
       this._status = { state: 'loading', reason: candidate.reason };
@@ -86,7 +91,7 @@ export class SupergraphFile implements SupergraphManager {
     if (candidate.hash === this.currentHash) return;
     try {
       update(candidate.sdl);
-      this.markLoaded(candidate.hash);
+      this.markLoaded(candidate.hash, candidate.subgraphs);
       this.options.logger.info({ path: this.path, hash: candidate.hash }, 'supergraph reloaded');
     } catch (error) {
       this.options.onRejected?.((error as Error).message);
@@ -97,14 +102,14 @@ export class SupergraphFile implements SupergraphManager {
     }
   }
 
-  private markLoaded(hash: string): void {
+  private markLoaded(hash: string, subgraphs: readonly SubgraphEndpoint[]): void {
     this.currentHash = hash;
-    this._status = { state: 'ready', hash, loadedAt: new Date().toISOString() };
+    this._status = { state: 'ready', hash, loadedAt: new Date().toISOString(), subgraphs };
     this.options.onLoaded?.(hash);
   }
 
   private async readCandidate(): Promise<
-    { ok: true; sdl: string; hash: string } | { ok: false; reason: string }
+    { ok: true; sdl: string; hash: string; subgraphs: SubgraphEndpoint[] } | { ok: false; reason: string }
   > {
     let sdl: string;
     try {
@@ -116,9 +121,9 @@ export class SupergraphFile implements SupergraphManager {
     try {
       const executable = this.options.prepare ? this.options.prepare(sdl) : sdl;
       const supergraph = Supergraph.build(executable, { validateSupergraph: true });
-      supergraph.subgraphs();
+      const subgraphs = supergraph.subgraphs().values().map((subgraph) => ({ name: subgraph.name, url: subgraph.url }));
       supergraph.apiSchema();
-      return { ok: true, sdl: executable, hash };
+      return { ok: true, sdl: executable, hash, subgraphs };
     } catch (error) {
       return { ok: false, reason: firstLine((error as Error).message) };
     }

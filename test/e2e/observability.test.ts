@@ -93,3 +93,16 @@ describe('request logs', () => {
     expect(JSON.stringify(lines)).not.toContain(token);
   });
 });
+
+describe('/health/services', () => {
+  it('reports every subgraph (and REST service, Redis) in the seeds\' shape, cached', async () => {
+    const response = await fetch(`${stack.url}/health/services`);
+    expect(response.status).toBe(200);
+    const report = (await response.json()) as { status: string; version: string; timestamp: string; services: Record<string, string> };
+    expect(report).toMatchObject({ status: 'healthy', version: '0.1.0', services: { 'subgraph:catalog': 'healthy', 'subgraph:inventory': 'healthy' } });
+
+    await stack.subgraphs.inventory!.close();
+    const cached = (await (await fetch(`${stack.url}/health/services`)).json()) as { timestamp: string };
+    expect(cached.timestamp).toBe(report.timestamp); // within 30 s the services are not asked again
+  });
+});
