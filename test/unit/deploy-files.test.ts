@@ -1,6 +1,6 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { parse } from 'yaml';
+import { parse, parseAllDocuments } from 'yaml';
 import { loadConfig } from '../../src/config/load.js';
 import { isKnownEnvName } from '../../src/config/schema.js';
 import { demoSubgraphs } from '../../subgraphs/catalogue.js';
@@ -79,5 +79,41 @@ describe('Dockerfile', () => {
     expect(existsSync('subgraphs/main.ts')).toBe(true);
     expect(dockerfile).toMatch(/ENV[\s\S]*SUPERGRAPH_PATH=supergraph\/supergraph.graphql/);
     expect(isKnownEnvName('SUPERGRAPH_PATH')).toBe(true);
+  });
+});
+
+interface Probe {
+  httpGet: { path: string };
+}
+interface PodTemplateOwner {
+  template: {
+    spec: { terminationGracePeriodSeconds: number; containers: { readinessProbe: Probe; livenessProbe: Probe }[] };
+  };
+}
+
+describe('Kubernetes manifests', () => {
+  const documents = parseAllDocuments(readFileSync('deploy/kubernetes/gateway.yaml', 'utf8')).map((d) => d.toJS() as {
+    kind: string;
+    data?: Record<string, string>;
+    stringData?: Record<string, string>;
+    spec?: PodTemplateOwner;
+  });
+  const byKind = (kind: string) => documents.find((d) => d.kind === kind)!;
+
+  it('has a Deployment, Service, HorizontalPodAutoscaler, PodDisruptionBudget, ConfigMap and Secret', () => {
+    expect(documents.map((d) => d.kind).sort()).toEqual(['ConfigMap', 'Deployment', 'HorizontalPodAutoscaler', 'PodDisruptionBudget', 'Secret', 'Service']);
+  });
+
+  it('configures the gateway only with names it understands', () => {
+    const env = { ...byKind('ConfigMap').data, ...byKind('Secret').stringData };
+    expect(Object.keys(env).filter((name) => !isKnownEnvName(name))).toEqual([]);
+  });
+
+  it('probes the health endpoints and drains longer than the shutdown timeout', () => {
+    const pod = byKind('Deployment').spec!.template.spec;
+    const container = pod.containers[0]!;
+    expect(container.readinessProbe.httpGet.path).toBe('/health/ready');
+    expect(container.livenessProbe.httpGet.path).toBe('/health');
+    expect(pod.terminationGracePeriodSeconds * 1000).toBeGreaterThan(Number(byKind('ConfigMap').data!.SHUTDOWN_TIMEOUT_MS));
   });
 });
