@@ -1,5 +1,7 @@
 import { readFileSync } from 'node:fs';
 import helmet from '@fastify/helmet';
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyServerOptions } from 'fastify';
 import type { Redis } from 'ioredis';
 import { ApiKeyChain, ConfiguredApiKeys, RedisApiKeys, type ApiKeyStore } from './auth/api-keys.js';
@@ -119,6 +121,14 @@ export async function buildGateway(config: GatewayConfig, options: BuildOptions 
   // Security headers on every response; a JSON API serves no HTML, so no CSP to maintain.
   await app.register(helmet, { contentSecurityPolicy: false, global: true });
   await installCors(app, config);
+  // OpenAPI description of every route registered from here on, browsable at /docs (assets are
+  // served from the package: no CDN).
+  await app.register(swagger, {
+    openapi: {
+      info: { title: 'federated-gateway', version: GATEWAY_VERSION, description: 'Gateway endpoints and the proxied REST route table' },
+    },
+  });
+  await app.register(swaggerUi, { routePrefix: '/docs' });
   installCallerContext(app, config.defaultTenantId ?? null);
   installAccessControl(app, {
     authenticator: new Authenticator(verifier, new ApiKeyChain(apiKeyStores), config.claims, config.defaultTenantId ?? null, signer),

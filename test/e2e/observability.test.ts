@@ -106,3 +106,21 @@ describe('/health/services', () => {
     expect(cached.timestamp).toBe(report.timestamp); // within 30 s the services are not asked again
   });
 });
+
+describe('/docs', () => {
+  it('describes the gateway endpoints and routes in OpenAPI 3, browsable without a CDN', async () => {
+    const spec = (await (await fetch(`${stack.url}/docs/json`)).json()) as { openapi: string; paths: Record<string, unknown> };
+    expect(spec.openapi).toMatch(/^3\./);
+    for (const path of ['/health', '/health/ready', '/health/services', '/metrics', '/graphql', '/api/v1/alerts/stream', '/.well-known/jwks.json']) {
+      expect(Object.keys(spec.paths), path).toContain(path);
+    }
+    const page = await fetch(`${stack.url}/docs/`);
+    expect(page.status).toBe(200);
+    const html = await page.text();
+    expect(html).toContain('swagger-ui');
+    expect(html).not.toMatch(/src="https?:\/\//);
+    const script = /src="\.?\/?([^"]*swagger-ui-bundle\.js)"/.exec(html)?.[1];
+    expect(script).toBeTruthy();
+    expect((await fetch(`${stack.url}/docs/${script!.replace(/^docs\//, '')}`)).status).toBe(200);
+  });
+});
