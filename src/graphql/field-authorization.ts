@@ -102,8 +102,11 @@ function allows(requirement: Requirement | undefined, principal: Principal, gran
 export function authorizationCheck(requirements: AuthorizationRequirements, principal: Principal): FieldCheck | null {
   if (requirements === NONE) return null;
   const grants = new Set([...principal.permissions, ...principal.roles]);
+  // The field's own requirement, its parent type's (reached directly or through a fragment on that
+  // type under an interface or union) and its result type's must all hold.
   return (parent, field) =>
     allows(requirements.fields.get(`${parent.name}.${field.name}`), principal, grants) &&
+    allows(requirements.types.get(parent.name), principal, grants) &&
     allows(requirements.types.get(getNamedType(field.type).name), principal, grants)
       ? null
       : UNAUTHORIZED;

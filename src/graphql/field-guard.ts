@@ -5,6 +5,7 @@ import {
   Kind,
   getNamedType,
   isInterfaceType,
+  isListType,
   isNonNullType,
   isObjectType,
   print,
@@ -13,6 +14,7 @@ import {
   type FragmentDefinitionNode,
   type GraphQLCompositeType,
   type GraphQLField,
+  type GraphQLOutputType,
   type GraphQLSchema,
   type OperationDefinitionNode,
   type SelectionNode,
@@ -30,10 +32,18 @@ export interface Denial {
 /** Decides for one field occurrence; null lets it through. */
 export type FieldCheck = (parent: GraphQLCompositeType, field: GraphQLField<unknown, unknown>, node: FieldNode) => Denial | null;
 
-/** One step of a response path: its key and whether the schema makes it non-null. */
+/** One step of a response path: its key, whether it is non-null, and (for lists) whether items are. */
 interface PathStep {
   key: string;
   nonNull: boolean;
+  itemsNonNull: boolean;
+}
+
+/** `[T!]!` → non-null, items non-null; `[T]` → neither; `T!` → non-null. */
+function nullability(type: GraphQLOutputType): { nonNull: boolean; itemsNonNull: boolean } {
+  const nonNull = isNonNullType(type);
+  const inner = nonNull ? type.ofType : type;
+  return { nonNull, itemsNonNull: isListType(inner) && isNonNullType(inner.ofType) };
 }
 
 interface Removal {
@@ -92,7 +102,7 @@ export function filterOperation(
     if (name.startsWith('__') || !(isObjectType(parent) || isInterfaceType(parent))) return node;
     const definition = parent.getFields()[name];
     if (!definition) return node;
-    const step: PathStep[] = [...path, { key: node.alias?.value ?? name, nonNull: isNonNullType(definition.type) }];
+    const step: PathStep[] = [...path, { key: node.alias?.value ?? name, ...nullability(definition.type) }];
     const denial = check(parent, definition, node);
     if (denial) {
       removals.push({ path: step, denial });
@@ -113,7 +123,11 @@ export function filterOperation(
   return { document: { kind: Kind.DOCUMENT, definitions: [filtered] }, removals, empty: selectionSet === null };
 }
 
-/** Writes `null` where removed fields would have been, bubbling through non-null fields like GraphQL does. */
+/**
+ * Writes `null` where removed fields would have been, and bubbles it like GraphQL execution does:
+ * a null in a non-null position nulls the nearest nullable ancestor — an object field, or a list
+ * item when the list's items are nullable.
+ */
 export function applyRemovals(data: Record<string, unknown> | null, removals: readonly Removal[]): Record<string, unknown> | null {
   if (!data) return data;
   let root: Record<string, unknown> | null = data;
@@ -124,23 +138,33 @@ export function applyRemovals(data: Record<string, unknown> | null, removals: re
   return root;
 }
 
-function nullAt(container: unknown, path: PathStep[], index: number): boolean {
-  if (Array.isArray(container)) {
-    let bubbled = false;
-    for (const item of container) bubbled = nullAt(item, path, index) || bubbled;
-    return bubbled;
-  }
-  if (container === null || typeof container !== 'object') return false;
-  const object = container as Record<string, unknown>;
+/** Nulls `path[index..]` inside `object`; returns true when the null must bubble past `object`. */
+function nullAt(object: unknown, path: PathStep[], index: number): boolean {
+  if (object === null || typeof object !== 'object') return false;
+  const record = object as Record<string, unknown>;
   const step = path[index]!;
   if (index === path.length - 1) {
-    object[step.key] = null;
+    record[step.key] = null;
     return step.nonNull;
   }
-  if (!(step.key in object) || object[step.key] === null) return false;
-  if (!nullAt(object[step.key], path, index + 1)) return false;
-  object[step.key] = null;
+  const value = record[step.key];
+  if (value === null || value === undefined) return false;
+  if (!valueBubbled(value, step, path, index + 1)) return false;
+  record[step.key] = null;
   return step.nonNull;
+}
+
+/** Whether nulling inside `value` (the field at `step`) makes that field itself null. */
+function valueBubbled(value: unknown, step: PathStep, path: PathStep[], index: number): boolean {
+  if (!Array.isArray(value)) return nullAt(value, path, index);
+  let bubbled = false;
+  value.forEach((item, i) => {
+    const itemBubbled = Array.isArray(item) ? valueBubbled(item, step, path, index) : nullAt(item, path, index);
+    if (!itemBubbled) return;
+    if (step.itemsNonNull) bubbled = true;
+    else value[i] = null;
+  });
+  return bubbled;
 }
 
 /** Builds the check for one request; may do I/O (rate-limit stores). Null = nothing to check. */
