@@ -23,6 +23,7 @@ import { MemoryEventBus, type EventBus } from './events/bus.js';
 import { RedisEventBus } from './events/redis-bus.js';
 import { registerEventStreams } from './events/sse.js';
 import { registerMetricsRoute } from './observability/metrics-route.js';
+import { installTracing } from './observability/tracing.js';
 import { GatewayLogController, installRequestMetrics } from './observability/request-log.js';
 import { installProblemErrors } from './pipeline/error-handler.js';
 import { installCors } from './pipeline/cors.js';
@@ -130,6 +131,7 @@ export async function buildGateway(config: GatewayConfig, options: BuildOptions 
   });
   await app.register(swaggerUi, { routePrefix: '/docs' });
   installCallerContext(app, config.defaultTenantId ?? null);
+  installTracing(app, config.otlpEndpoint, config.otelServiceName);
   installAccessControl(app, {
     authenticator: new Authenticator(verifier, new ApiKeyChain(apiKeyStores), config.claims, config.defaultTenantId ?? null, signer),
     tenantGuard: new TenantGuard(tenantFlags, config.subscriptionGraceSeconds),

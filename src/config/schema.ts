@@ -119,6 +119,9 @@ export const configSchema = z.strictObject({
   // Event streams (see README, "Event streams").
   streams: z.array(streamSchema).default([streamSchema.parse({ path: '/api/v1/alerts/stream', channel: 'alerts' })]),
   sse: sseSchema.default(sseSchema.parse({})),
+  /** OTLP/HTTP collector base URL (e.g. http://otel-collector:4318); unset = no tracing SDK at all. */
+  otlpEndpoint: z.url({ protocol: /^https?$/ }).optional(),
+  otelServiceName: z.string().min(1).default('federated-gateway'),
   /** When set, `GET /metrics` requires `Authorization: Bearer <token>`. */
   metricsToken: z.string().min(16).optional(),
   /** Introspection and "Did you mean…" suggestions; default: on except in production. */
@@ -184,6 +187,8 @@ export const ENV_KEYS = {
   TRUSTED_DOCUMENTS_MANIFEST: 'trustedDocumentsManifest',
   PERSISTED_QUERIES: 'persistedQueries',
   METRICS_TOKEN: 'metricsToken',
+  OTEL_EXPORTER_OTLP_ENDPOINT: 'otlpEndpoint',
+  OTEL_SERVICE_NAME: 'otelServiceName',
 } as const satisfies Record<string, keyof z.input<typeof configSchema>>;
 
 /** `SUBGRAPH_<NAME>_URL` / `SUBGRAPH_<NAME>_TIMEOUT_MS`: per-subgraph overrides from the environment. */
