@@ -124,6 +124,8 @@ export const configSchema = z.strictObject({
   otelServiceName: z.string().min(1).default('federated-gateway'),
   /** When set, `GET /metrics` requires `Authorization: Bearer <token>`. */
   metricsToken: z.string().min(16).optional(),
+  /** GraphiQL for browsers opening /graphql; default: on in development only. */
+  graphqlIde: z.stringbool().or(z.boolean()).optional(),
   /** Introspection and "Did you mean…" suggestions; default: on except in production. */
   graphqlIntrospection: z.stringbool().or(z.boolean()).optional(),
 }).superRefine((config, context) => {
@@ -183,6 +185,7 @@ export const ENV_KEYS = {
   CORS_CREDENTIALS: 'corsCredentials',
   TRUST_PROXY: 'trustProxy',
   GRAPHQL_INTROSPECTION: 'graphqlIntrospection',
+  GRAPHQL_IDE: 'graphqlIde',
   TRUSTED_DOCUMENTS: 'trustedDocuments',
   TRUSTED_DOCUMENTS_MANIFEST: 'trustedDocumentsManifest',
   PERSISTED_QUERIES: 'persistedQueries',

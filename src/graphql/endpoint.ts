@@ -11,6 +11,7 @@ import { BoundedLabel, type GatewayMetrics } from '../observability/metrics.js';
 import type { GatewayContext } from '../context.js';
 import { GatewayError, graphqlErrorBody, wwwAuthenticate } from '../errors.js';
 import { GatewayDataSource } from './data-source.js';
+import { isIdeRequest, registerGraphQLIde } from './ide.js';
 import { checkQueryText, operationLimits } from './operation-limits.js';
 import { RedisKeyValueCache, TrustedDocuments, sha256 } from './persisted-queries.js';
 import {
@@ -118,6 +119,7 @@ export function registerGraphQL(
     ],
   });
 
+  const idePage = config.graphqlIde ?? config.nodeEnv === 'development' ? registerGraphQLIde(app) : null;
   const trusted = config.trustedDocuments === 'allow-list' ? new TrustedDocuments(config.trustedDocumentsManifest, redis) : null;
   let handler: RouteHandlerMethod | null = null;
   const started = apollo.start().then(() => {
@@ -135,12 +137,15 @@ export function registerGraphQL(
         roles: config.authGraphqlRoles,
         permissions: config.authGraphqlPermissions,
         writes: 'graphql-operation',
+        // The IDE page itself is static; the operations it sends pass the policy as usual.
+        ...(idePage ? { skip: isIdeRequest } : {}),
       },
       rateLimit: { kind: 'graphql' },
     },
     errorHandler: graphqlErrorHandler,
     // Trusted documents and size checks on the raw text run before Apollo parses anything.
     preHandler: async (request, reply) => {
+      if (idePage && isIdeRequest(request)) return reply.type('text/html; charset=utf-8').send(idePage());
       const refuse = (code: string, message: string) =>
         reply.code(400).send({ errors: [{ message, extensions: { code, requestId: request.id } }] });
       if (trusted) {

@@ -1,4 +1,4 @@
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Authenticator } from '../auth/authenticator.js';
 import type { ContextSigner } from '../auth/context-signer.js';
 import type { TenantGuard } from '../auth/tenant-guard.js';
@@ -17,6 +17,8 @@ export interface RoutePolicy {
   readonly writes?: 'method' | 'graphql-operation';
   /** Accept a short-lived stream ticket in `?ticket=` (event streams opened by browsers). */
   readonly allowTicket?: boolean;
+  /** Requests of this route that carry no operation (e.g. the IDE page) and need no caller. */
+  readonly skip?: (request: FastifyRequest) => boolean;
 }
 
 declare module 'fastify' {
@@ -42,7 +44,7 @@ interface AccessDependencies {
 export function installAccessControl(app: FastifyInstance, deps: AccessDependencies): void {
   app.addHook('onRequest', async (request) => {
     const policy = request.routeOptions.config.policy;
-    if (!policy || policy.auth === 'public') return;
+    if (!policy || policy.auth === 'public' || policy.skip?.(request)) return;
 
     let outcome;
     try {

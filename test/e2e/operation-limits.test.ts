@@ -121,6 +121,10 @@ describe('production mode', () => {
 
       const development = await postGraphQL(stack.url, { query: '{ prodcts { upc } }' });
       expect(development.body.errors?.[0]?.message).toMatch(/Did you mean "products"/);
+
+      // No IDE in production: a browser gets the usual GraphQL answer.
+      const ide = await fetch(`${production.url}/graphql`, { headers: { accept: 'text/html' } });
+      expect(await ide.text()).not.toContain('graphiql');
     } finally {
       await production.close();
     }
