@@ -92,7 +92,10 @@ export async function buildGateway(config: GatewayConfig, options: BuildOptions 
   });
   const metrics = createMetrics();
 
-  const redis = options.redis ?? (config.redisUrl ? createRedis(config.redisUrl, app.log) : null);
+  const wantsRedis = config.redisUrl !== undefined || config.redisSentinels.length > 0;
+  const redis =
+    options.redis ??
+    (wantsRedis ? createRedis({ url: config.redisUrl, sentinels: config.redisSentinels, sentinelName: config.redisSentinelName }, app.log) : null);
   if (redis && !options.redis) app.addHook('onClose', async () => void (await redis.quit().catch(() => redis.disconnect())));
   const tenantFlags: TenantFlagStore = redis ? new RedisTenantFlagStore(redis) : new MemoryTenantFlagStore();
   const apiKeyStores: ApiKeyStore[] = [new ConfiguredApiKeys(config.apiKeys)];

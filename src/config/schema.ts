@@ -58,6 +58,9 @@ export const configSchema = z.strictObject({
   supergraphWatch: z.stringbool().or(z.boolean()).default(true),
   /** Unset = every piece of shared state lives in memory (one instance). */
   redisUrl: z.url({ protocol: /^rediss?$/ }).optional(),
+  /** Redis Sentinel: `host:port` list of sentinels (REDIS_URL then only supplies credentials and db). */
+  redisSentinels: stringList.default([]),
+  redisSentinelName: z.string().min(1).default('mymaster'),
   /** Tenant given to callers that carry none (single-tenant deployments, the demo). */
   defaultTenantId: z.string().min(1).max(128).optional(),
   subgraphTimeoutMs: z.coerce.number().int().positive().default(10_000),
@@ -159,6 +162,8 @@ export const ENV_KEYS = {
   SUPERGRAPH_PATH: 'supergraphPath',
   SUPERGRAPH_WATCH: 'supergraphWatch',
   REDIS_URL: 'redisUrl',
+  REDIS_SENTINELS: 'redisSentinels',
+  REDIS_SENTINEL_NAME: 'redisSentinelName',
   DEFAULT_TENANT_ID: 'defaultTenantId',
   SUBGRAPH_TIMEOUT_MS: 'subgraphTimeoutMs',
   SHUTDOWN_TIMEOUT_MS: 'shutdownTimeoutMs',

@@ -6,14 +6,34 @@ import { Redis } from 'ioredis';
  * request beyond that, and reconnection is ioredis's job. Connection errors are logged once per
  * outage (ioredis repeats them on every reconnect attempt), and recovery once.
  */
-export function createRedis(url: string, logger: FastifyBaseLogger): Redis {
-  const redis = new Redis(url, {
+export interface RedisTarget {
+  url?: string | undefined;
+  /** Sentinel mode: `host:port` of each sentinel and the monitored master's name. */
+  sentinels?: readonly string[];
+  sentinelName?: string | undefined;
+}
+
+export function createRedis(target: RedisTarget, logger: FastifyBaseLogger): Redis {
+  const options = {
     commandTimeout: 500,
     maxRetriesPerRequest: 1,
     connectTimeout: 2_000,
     enableAutoPipelining: true,
-    retryStrategy: (attempt) => Math.min(attempt * 200, 2_000),
-  });
+    retryStrategy: (attempt: number) => Math.min(attempt * 200, 2_000),
+  };
+  const redis =
+    target.sentinels && target.sentinels.length > 0
+      ? new Redis({
+          ...options,
+          sentinels: target.sentinels.map((entry) => {
+            const [host = '127.0.0.1', port = '26379'] = entry.split(':');
+            return { host, port: Number(port) };
+          }),
+          name: target.sentinelName ?? 'mymaster',
+          // Credentials and database still come from REDIS_URL when both are given.
+          ...(target.url ? urlOptions(target.url) : {}),
+        })
+      : new Redis(target.url!, options);
   let failing = false;
   redis.on('error', (error: Error) => {
     if (failing) return;
@@ -26,4 +46,13 @@ export function createRedis(url: string, logger: FastifyBaseLogger): Redis {
     logger.info('redis connection restored');
   });
   return redis;
+}
+
+function urlOptions(url: string): { password?: string; username?: string; db?: number } {
+  const parsed = new URL(url);
+  return {
+    ...(parsed.password ? { password: decodeURIComponent(parsed.password) } : {}),
+    ...(parsed.username ? { username: decodeURIComponent(parsed.username) } : {}),
+    ...(parsed.pathname.length > 1 ? { db: Number(parsed.pathname.slice(1)) } : {}),
+  };
 }
