@@ -3,7 +3,7 @@ import helmet from '@fastify/helmet';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyServerOptions } from 'fastify';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from './stores/redis.js';
 import { ApiKeyChain, ConfiguredApiKeys, RedisApiKeys, type ApiKeyStore } from './auth/api-keys.js';
 import { Authenticator } from './auth/authenticator.js';
 import { ContextSigner } from './auth/context-signer.js';
@@ -54,7 +54,7 @@ export interface BuildOptions {
   /** Fastify logger options; defaults to JSON logs at the configured level. */
   logger?: FastifyServerOptions['logger'];
   /** A Redis client to use instead of connecting to `REDIS_URL` (tests, embedding). Not closed by the gateway. */
-  redis?: Redis;
+  redis?: RedisClient;
 }
 
 export interface Gateway {
@@ -92,10 +92,15 @@ export async function buildGateway(config: GatewayConfig, options: BuildOptions 
   });
   const metrics = createMetrics();
 
-  const wantsRedis = config.redisUrl !== undefined || config.redisSentinels.length > 0;
+  const wantsRedis = config.redisUrl !== undefined || config.redisSentinels.length > 0 || config.redisClusterNodes.length > 0;
   const redis =
     options.redis ??
-    (wantsRedis ? createRedis({ url: config.redisUrl, sentinels: config.redisSentinels, sentinelName: config.redisSentinelName }, app.log) : null);
+    (wantsRedis
+      ? createRedis(
+          { url: config.redisUrl, sentinels: config.redisSentinels, sentinelName: config.redisSentinelName, clusterNodes: config.redisClusterNodes },
+          app.log,
+        )
+      : null);
   if (redis && !options.redis) app.addHook('onClose', async () => void (await redis.quit().catch(() => redis.disconnect())));
   const tenantFlags: TenantFlagStore = redis ? new RedisTenantFlagStore(redis) : new MemoryTenantFlagStore();
   const apiKeyStores: ApiKeyStore[] = [new ConfiguredApiKeys(config.apiKeys)];

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../stores/redis.js';
 import type { ApiKeyRecord } from '../config/schema.js';
 
 /** API keys are looked up by their SHA-256: the gateway never stores or logs a key itself. */
@@ -29,7 +29,7 @@ export class ConfiguredApiKeys implements ApiKeyStore {
  * (comma-separated) and tier. Deleting the hash revokes the key on the next request: no cache.
  */
 export class RedisApiKeys implements ApiKeyStore {
-  constructor(private readonly redis: Redis) {}
+  constructor(private readonly redis: RedisClient) {}
 
   async find(sha256: string): Promise<ApiKeyRecord | null> {
     const fields = await this.redis.hgetall(`apikey:${sha256}`);

@@ -61,6 +61,8 @@ export const configSchema = z.strictObject({
   /** Redis Sentinel: `host:port` list of sentinels (REDIS_URL then only supplies credentials and db). */
   redisSentinels: stringList.default([]),
   redisSentinelName: z.string().min(1).default('mymaster'),
+  /** Redis Cluster: `host:port` of some nodes (REDIS_URL then only supplies credentials). */
+  redisClusterNodes: stringList.default([]),
   /** Tenant given to callers that carry none (single-tenant deployments, the demo). */
   defaultTenantId: z.string().min(1).max(128).optional(),
   subgraphTimeoutMs: z.coerce.number().int().positive().default(10_000),
@@ -164,6 +166,7 @@ export const ENV_KEYS = {
   REDIS_URL: 'redisUrl',
   REDIS_SENTINELS: 'redisSentinels',
   REDIS_SENTINEL_NAME: 'redisSentinelName',
+  REDIS_CLUSTER_NODES: 'redisClusterNodes',
   DEFAULT_TENANT_ID: 'defaultTenantId',
   SUBGRAPH_TIMEOUT_MS: 'subgraphTimeoutMs',
   SHUTDOWN_TIMEOUT_MS: 'shutdownTimeoutMs',

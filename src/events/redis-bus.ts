@@ -1,5 +1,7 @@
 import type { FastifyBaseLogger } from 'fastify';
-import type { Redis } from 'ioredis';
+import calculateSlot from 'cluster-key-slot';
+import { Cluster, type Redis } from 'ioredis';
+import type { RedisClient } from '../stores/redis.js';
 import { ListenerRegistry, streamKey, type EventBus, type EventListener, type StreamEvent } from './bus.js';
 
 type Entry = [id: string, fields: string[]];
@@ -22,17 +24,20 @@ function toEvent([id, fields]: Entry): StreamEvent {
 export class RedisEventBus implements EventBus {
   private readonly registry = new ListenerRegistry();
   private readonly lastIds = new Map<string, string>();
-  private readonly reader: Redis;
+  private readonly reader: RedisClient;
+  private readonly cluster: boolean;
   private running = true;
   private wake: (() => void) | null = null;
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly historySize: number,
     private readonly logger: FastifyBaseLogger,
   ) {
-    // A blocking XREAD holds its connection: the reader gets one of its own.
-    this.reader = redis.duplicate({ commandTimeout: undefined, maxRetriesPerRequest: null });
+    // A blocking XREAD holds its connection: the reader gets one of its own. On a Cluster, streams
+    // of different tenants live in different slots, so the reader polls each slot's streams instead.
+    this.cluster = redis instanceof Cluster;
+    this.reader = redis instanceof Cluster ? redis.duplicate() : (redis as Redis).duplicate({ commandTimeout: undefined, maxRetriesPerRequest: null });
     this.reader.on('error', () => {});
     void this.loop();
   }
@@ -80,21 +85,40 @@ export class RedisEventBus implements EventBus {
         continue;
       }
       try {
-        // Short blocks so that streams subscribed meanwhile join the next read.
-        const result = (await this.reader.xread('COUNT', 500, 'BLOCK', 250, 'STREAMS', ...keys, ...keys.map((k) => this.lastIds.get(k)!))) as
-          | [string, Entry[]][]
-          | null;
-        for (const [key, entries] of result ?? []) {
+        const results = this.cluster ? await this.pollSlots(keys) : await this.blockingRead(keys);
+        let delivered = 0;
+        for (const [key, entries] of results) {
           for (const entry of entries) {
             if (this.lastIds.has(key)) this.lastIds.set(key, entry[0]);
             this.registry.emit(key, toEvent(entry));
+            delivered++;
           }
         }
+        if (this.cluster && delivered === 0) await new Promise((resolve) => setTimeout(resolve, 100));
       } catch (error) {
         if (!this.running) return;
         this.logger.warn({ reason: (error as Error).message }, 'event stream reader failed; retrying');
         await new Promise((resolve) => setTimeout(resolve, 500));
       }
     }
+  }
+
+  /** Short blocks, so that streams subscribed meanwhile join the next read. */
+  private async blockingRead(keys: string[]): Promise<[string, Entry[]][]> {
+    const ids = keys.map((key) => this.lastIds.get(key)!);
+    return ((await this.reader.xread('COUNT', 500, 'BLOCK', 250, 'STREAMS', ...keys, ...ids)) as [string, Entry[]][] | null) ?? [];
+  }
+
+  /** Cluster: one non-blocking XREAD per slot holding watched streams (multi-key reads must stay in one slot). */
+  private async pollSlots(keys: string[]): Promise<[string, Entry[]][]> {
+    const bySlot = new Map<number, string[]>();
+    for (const key of keys) bySlot.set(calculateSlot(key), [...(bySlot.get(calculateSlot(key)) ?? []), key]);
+    const reads = await Promise.all(
+      [...bySlot.values()].map(
+        async (group) =>
+          ((await this.reader.xread('COUNT', 500, 'STREAMS', ...group, ...group.map((key) => this.lastIds.get(key)!))) as [string, Entry[]][] | null) ?? [],
+      ),
+    );
+    return reads.flat();
   }
 }

@@ -4,7 +4,7 @@ import { ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/dis
 import { fastifyApolloHandler } from '@as-integrations/fastify';
 import type { FastifyInstance, FastifyReply, FastifyRequest, RouteHandlerMethod } from 'fastify';
 import { GraphQLError, type GraphQLFormattedError } from 'graphql';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../stores/redis.js';
 import { subgraphOverride } from '../config/load.js';
 import type { GatewayConfig } from '../config/schema.js';
 import { BoundedLabel, type GatewayMetrics } from '../observability/metrics.js';
@@ -41,7 +41,7 @@ export interface GraphQLEndpoint {
 export function registerGraphQL(
   app: FastifyInstance,
   config: GatewayConfig,
-  redis: Redis | null,
+  redis: RedisClient | null,
   metrics: GatewayMetrics,
 ): GraphQLEndpoint {
   const http = new SubgraphHttpClient();

@@ -1,7 +1,7 @@
 import type { FastifyBaseLogger } from 'fastify';
 import { getGraphQLRateLimiter, InMemoryStore, RedisStore, type GraphQLRateLimitDirectiveArgs } from 'graphql-rate-limit';
 import { Kind, getArgumentValues, parse, type DirectiveNode, type FieldNode, type GraphQLResolveInfo, type ValueNode } from 'graphql';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../stores/redis.js';
 import { z } from 'zod';
 import type { GatewayContext } from '../context.js';
 import { callerIdentity } from '../ratelimit/limiter.js';
@@ -81,7 +81,7 @@ function literal(value: ValueNode | undefined): unknown {
  */
 export function fieldRateLimits(
   limits: () => ReadonlyMap<string, FieldRateLimit>,
-  redis: Redis | null,
+  redis: RedisClient | null,
   logger: FastifyBaseLogger,
 ): CheckFactory {
   const limiter = getGraphQLRateLimiter({

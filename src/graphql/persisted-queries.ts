@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../stores/redis.js';
 import { z } from 'zod';
 
 /**
@@ -10,7 +10,7 @@ import { z } from 'zod';
  */
 export class RedisKeyValueCache {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly prefix = 'apq:',
   ) {}
 
@@ -47,7 +47,7 @@ export class TrustedDocuments {
 
   constructor(
     manifestPath: string | undefined,
-    private readonly redis: Redis | null,
+    private readonly redis: RedisClient | null,
   ) {
     if (!manifestPath) return;
     const manifest = manifestSchema.parse(JSON.parse(readFileSync(manifestPath, 'utf8')));

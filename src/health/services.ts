@@ -1,5 +1,5 @@
 import type { FastifyInstance } from 'fastify';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../stores/redis.js';
 import { request } from 'undici';
 import type { ContextSigner } from '../auth/context-signer.js';
 import { anonymousPrincipal } from '../auth/principal.js';
@@ -28,7 +28,7 @@ const CHECK_TIMEOUT_MS = 2_000;
  */
 export function registerServicesHealth(
   app: FastifyInstance,
-  deps: { config: GatewayConfig; supergraph: () => SupergraphStatus; rest: RestUpstreams; redis: Redis | null; signer: ContextSigner; version: string },
+  deps: { config: GatewayConfig; supergraph: () => SupergraphStatus; rest: RestUpstreams; redis: RedisClient | null; signer: ContextSigner; version: string },
 ): void {
   let cached: { at: number; report: Promise<ServicesReport> } | null = null;
 

@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../stores/redis.js';
 import type { BucketCheck } from './policy.js';
 import { decide, type Decision, type RateLimitStore } from './store.js';
 
@@ -36,12 +36,12 @@ for i = 1, #KEYS do out[i + 1] = tostring(levels[i]) end
 return out
 `;
 
-type WithTokenBuckets = Redis & { tokenBuckets(keyCount: number, ...args: (string | number)[]): Promise<[number, ...string[]]> };
+type WithTokenBuckets = RedisClient & { tokenBuckets(keyCount: number, ...args: (string | number)[]): Promise<[number, ...string[]]> };
 
 export class RedisRateLimitStore implements RateLimitStore {
   private readonly redis: WithTokenBuckets;
 
-  constructor(redis: Redis) {
+  constructor(redis: RedisClient) {
     if (!('tokenBuckets' in redis)) redis.defineCommand('tokenBuckets', { lua: TOKEN_BUCKETS });
     this.redis = redis as WithTokenBuckets;
   }

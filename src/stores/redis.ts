@@ -1,5 +1,8 @@
 import type { FastifyBaseLogger } from 'fastify';
-import { Redis } from 'ioredis';
+import { Cluster, Redis } from 'ioredis';
+
+/** A single node (optionally found through Sentinel) or a Redis Cluster: the stores use either. */
+export type RedisClient = Redis | Cluster;
 
 /**
  * The shared Redis connection. Commands are bounded (`commandTimeout`) so a dead Redis slows no
@@ -8,12 +11,14 @@ import { Redis } from 'ioredis';
  */
 export interface RedisTarget {
   url?: string | undefined;
+  /** Cluster mode: `host:port` of some cluster nodes (the rest are discovered). */
+  clusterNodes?: readonly string[];
   /** Sentinel mode: `host:port` of each sentinel and the monitored master's name. */
   sentinels?: readonly string[];
   sentinelName?: string | undefined;
 }
 
-export function createRedis(target: RedisTarget, logger: FastifyBaseLogger): Redis {
+export function createRedis(target: RedisTarget, logger: FastifyBaseLogger): RedisClient {
   const options = {
     commandTimeout: 500,
     maxRetriesPerRequest: 1,
@@ -21,14 +26,23 @@ export function createRedis(target: RedisTarget, logger: FastifyBaseLogger): Red
     enableAutoPipelining: true,
     retryStrategy: (attempt: number) => Math.min(attempt * 200, 2_000),
   };
-  const redis =
-    target.sentinels && target.sentinels.length > 0
+  const hostPort = (entry: string, defaultPort: string) => {
+    const [host = '127.0.0.1', port = defaultPort] = entry.split(':');
+    return { host, port: Number(port) };
+  };
+  const redis: RedisClient = target.clusterNodes?.length
+    ? new Cluster(
+        target.clusterNodes.map((entry) => hostPort(entry, '6379')),
+        {
+          enableAutoPipelining: true,
+          clusterRetryStrategy: options.retryStrategy,
+          redisOptions: { ...options, ...(target.url ? urlOptions(target.url) : {}) },
+        },
+      )
+    : target.sentinels && target.sentinels.length > 0
       ? new Redis({
           ...options,
-          sentinels: target.sentinels.map((entry) => {
-            const [host = '127.0.0.1', port = '26379'] = entry.split(':');
-            return { host, port: Number(port) };
-          }),
+          sentinels: target.sentinels.map((entry) => hostPort(entry, '26379')),
           name: target.sentinelName ?? 'mymaster',
           // Credentials and database still come from REDIS_URL when both are given.
           ...(target.url ? urlOptions(target.url) : {}),

@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisClient } from './redis.js';
 
 export interface TenantFlags {
   readonly readOnly: boolean;
@@ -33,13 +33,14 @@ export class MemoryTenantFlagStore implements TenantFlagStore {
 
 /**
  * Keys as the seeds' services write them: `tenant:<id>:read_only` ("1"/"true") and
- * `tenant:<id>:subscription_changed_at` (epoch seconds or an ISO date). One MGET per request.
+ * `tenant:<id>:subscription_changed_at` (epoch seconds or an ISO date). One round trip per request.
  */
 export class RedisTenantFlagStore implements TenantFlagStore {
-  constructor(private readonly redis: Redis) {}
+  constructor(private readonly redis: RedisClient) {}
 
   async get(tenantId: string): Promise<TenantFlags> {
-    const [readOnly, changedAt] = await this.redis.mget(readOnlyKey(tenantId), changedAtKey(tenantId));
+    // Two GETs, auto-pipelined into one round trip (an MGET would cross slots on Redis Cluster).
+    const [readOnly, changedAt] = await Promise.all([this.redis.get(readOnlyKey(tenantId)), this.redis.get(changedAtKey(tenantId))]);
     return { readOnly: readOnly === '1' || readOnly === 'true', subscriptionChangedAt: parseInstant(changedAt ?? null) };
   }
 
