@@ -1,8 +1,10 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { connect } from 'node:net';
 import { Redis } from 'ioredis';
 import { EventSource } from 'eventsource';
+import { once } from 'node:events';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { accountsSubgraph } from '../../subgraphs/accounts/index.js';
 import { eventually } from '../helpers/eventually.js';
@@ -153,6 +155,33 @@ describe('stream limits', () => {
       await firstStream.body?.cancel();
     } finally {
       await limited.close();
+    }
+  });
+});
+
+describe('slow consumers', () => {
+  it('a client that stops reading is disconnected instead of growing the gateway memory', async () => {
+    const stack = await startStack({ issuer, definitions: [accountsSubgraph()], env: { GATEWAY_CONFIG: writeSseConfig({ maxBufferedBytes: 16_384 }) } });
+    try {
+      const { authorization } = await stack.bearer({ tenant_id: 'acme' });
+      const { port } = new URL(stack.url);
+      const socket = connect(Number(port), '127.0.0.1');
+      await once(socket, 'connect');
+      socket.write(`GET /api/v1/alerts/stream HTTP/1.1\r\nHost: localhost\r\nAuthorization: ${authorization}\r\n\r\n`);
+      await once(socket, 'data'); // the response head and the retry hint
+      socket.pause(); // …and never read again
+      const dropped = async () => (await stack.gateway.metrics.sseEventsDropped.get()).values[0]?.value ?? 0;
+      const payload = JSON.stringify({ blob: 'x'.repeat(8_192) });
+      for (let i = 0; i < 4_000 && (await dropped()) === 0; i++) {
+        await stack.gateway.events.publish('alerts', 'acme', 'alert', payload);
+        if (i % 50 === 0) await new Promise((resolve) => setTimeout(resolve, 1));
+      }
+      // The gateway gave up on the client (instead of queueing ~32 MB for it) and let the connection go.
+      expect(await dropped()).toBeGreaterThanOrEqual(1);
+      await eventually(async () => expect((await stack.gateway.metrics.sseConnections.get()).values[0]?.value).toBe(0));
+      socket.destroy();
+    } finally {
+      await stack.close();
     }
   });
 });
