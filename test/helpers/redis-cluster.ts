@@ -42,13 +42,18 @@ export async function startRedisCluster(): Promise<{ nodes: string[]; stop(): Pr
   );
   const created = spawnSync('redis-cli', ['--cluster', 'create', ...ports.map((p) => `127.0.0.1:${p}`), '--cluster-yes'], { encoding: 'utf8' });
   if (created.status !== 0) throw new Error(`redis-cli --cluster create failed: ${created.stdout}${created.stderr}`);
+  // Every node must agree the cluster is up (slot ownership has propagated), not just the first.
   await eventually(async () => {
-    const probe = new Redis({ port: ports[0], maxRetriesPerRequest: 0 });
-    try {
-      const info = String(await probe.call('CLUSTER', 'INFO'));
-      if (!info.includes('cluster_state:ok')) throw new Error('cluster not ready');
-    } finally {
-      probe.disconnect();
+    for (const port of ports) {
+      const probe = new Redis({ port, maxRetriesPerRequest: 0 });
+      try {
+        const info = String(await probe.call('CLUSTER', 'INFO'));
+        if (!info.includes('cluster_state:ok') || !info.includes('cluster_slots_ok:16384') || !info.includes('cluster_known_nodes:3')) {
+          throw new Error('cluster not ready');
+        }
+      } finally {
+        probe.disconnect();
+      }
     }
   }, 15_000, 200);
   return {
