@@ -90,6 +90,12 @@ async function registerWebSocketRoute(app: FastifyInstance, route: RouteConfig, 
     websocket: true,
     httpMethods: [...route.methods],
     config: routeConfig(route),
+    // Decide before the upgrade: once the socket is switched, a missing upstream can only be logged.
+    preHandler: async () => {
+      if (!pool.instances.some((instance) => pool.isAvailable(instance))) {
+        throw new GatewayError('NO_HEALTHY_UPSTREAM', `No healthy instance of ${route.service}`);
+      }
+    },
     replyOptions: {
       getUpstream: () => pickUrl(),
       rewriteRequestHeaders: (request, headers) => forwardedRequestHeaders(request as FastifyRequest, headers),
