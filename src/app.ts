@@ -29,6 +29,7 @@ import { installProblemErrors } from './pipeline/error-handler.js';
 import { installCors } from './pipeline/cors.js';
 import { installPathGuard } from './pipeline/path-guard.js';
 import { installRateLimit } from './pipeline/rate-limit.js';
+import { AuthFailureGuard } from './ratelimit/auth-failures.js';
 import { RateLimiter } from './ratelimit/limiter.js';
 import { RedisRateLimitStore } from './ratelimit/redis-store.js';
 import { ResilientRateLimitStore } from './ratelimit/resilient-store.js';
@@ -124,6 +125,15 @@ export async function buildGateway(config: GatewayConfig, options: BuildOptions 
     app.log.warn('GATEWAY_SIGNING_KEY is not set: x-gateway-context is signed with a per-process key (fine for one instance only)');
   }
 
+  const limits = config.rateLimits;
+  const limitStore = !limits.enabled
+    ? null
+    : redis
+      ? new ResilientRateLimitStore(new RedisRateLimitStore(redis), limits.onStoreFailure, limits.fallbackFactor, app.log, () =>
+          metrics.rateLimitStoreFailovers.inc(),
+        )
+      : new MemoryRateLimitStore();
+
   installProblemErrors(app);
   installRequestMetrics(app, metrics);
   installPathGuard(app);
@@ -142,20 +152,13 @@ export async function buildGateway(config: GatewayConfig, options: BuildOptions 
   installTracing(app, config.otlpEndpoint, config.otelServiceName);
   installAccessControl(app, {
     authenticator: new Authenticator(verifier, new ApiKeyChain(apiKeyStores), config.claims, config.defaultTenantId ?? null, signer),
+    authFailures: limitStore ? new AuthFailureGuard(limitStore, limits.authFailures) : null,
     tenantGuard: new TenantGuard(tenantFlags, config.subscriptionGraceSeconds),
     signer,
     metrics,
   });
 
-  if (config.rateLimits.enabled) {
-    const limits = config.rateLimits;
-    const store = redis
-      ? new ResilientRateLimitStore(new RedisRateLimitStore(redis), limits.onStoreFailure, limits.fallbackFactor, app.log, () =>
-          metrics.rateLimitStoreFailovers.inc(),
-        )
-      : new MemoryRateLimitStore();
-    installRateLimit(app, new RateLimiter(limits, store), metrics);
-  }
+  if (limitStore) installRateLimit(app, new RateLimiter(config.rateLimits, limitStore), metrics);
 
   const graphql = registerGraphQL(app, config, redis, metrics);
   const rest = await registerRestRoutes(app, config);

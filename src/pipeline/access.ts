@@ -2,6 +2,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Authenticator } from '../auth/authenticator.js';
 import type { ContextSigner } from '../auth/context-signer.js';
 import type { TenantGuard } from '../auth/tenant-guard.js';
+import type { AuthFailureGuard } from '../ratelimit/auth-failures.js';
 import { GatewayError } from '../errors.js';
 import type { GatewayMetrics } from '../observability/metrics.js';
 
@@ -31,6 +32,7 @@ const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
 
 interface AccessDependencies {
   authenticator: Authenticator;
+  authFailures: AuthFailureGuard | null;
   tenantGuard: TenantGuard;
   signer: ContextSigner;
   metrics: GatewayMetrics;
@@ -42,10 +44,15 @@ interface AccessDependencies {
  * stage built, together with the signed context token for downstream calls.
  */
 export function installAccessControl(app: FastifyInstance, deps: AccessDependencies): void {
-  app.addHook('onRequest', async (request) => {
+  app.addHook('onRequest', async (request, reply) => {
     const policy = request.routeOptions.config.policy;
     if (!policy || policy.auth === 'public' || policy.skip?.(request)) return;
 
+    const blockedFor = deps.authFailures?.blockedFor(request.ip) ?? 0;
+    if (blockedFor > 0) {
+      reply.header('retry-after', String(blockedFor));
+      throw new GatewayError('RATE_LIMITED', 'Too many failed authentication attempts; retry later');
+    }
     let outcome;
     try {
       outcome = await deps.authenticator.authenticate({
@@ -55,6 +62,7 @@ export function installAccessControl(app: FastifyInstance, deps: AccessDependenc
       });
     } catch (error) {
       deps.metrics.authAttempts.inc({ result: error instanceof GatewayError ? error.code.toLowerCase() : 'error' });
+      if (error instanceof GatewayError && error.status === 401) await deps.authFailures?.recordFailure(request.ip);
       throw error;
     }
     deps.metrics.authAttempts.inc({ result: outcome.via });

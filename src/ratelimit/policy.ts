@@ -23,6 +23,8 @@ export const rateLimitSchema = z.strictObject({
   tiers: z.record(z.string(), bucketSchema).default({}),
   /** Extra bucket for every caller of /graphql. */
   graphql: bucketSchema.optional(),
+  /** Failed authentications per client IP before that IP is refused for a while (brute force). */
+  authFailures: bucketSchema.default({ requests: 20, windowSeconds: 60 }),
   /** Shared ceiling for all callers of one tenant. */
   tenant: bucketSchema.optional(),
   /** What happens while Redis is unreachable: `open` = local buckets (scaled), `closed` = refuse. */

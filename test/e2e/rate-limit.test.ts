@@ -292,3 +292,24 @@ describe('field-level limits (@rateLimit from the supergraph, and configuration)
     }
   });
 });
+
+describe('brute-force protection', () => {
+  it('an IP with too many failed authentications is refused before any check, even with a valid token', async () => {
+    const stack = await startStack({
+      definitions: [accountsSubgraph()],
+      env: { RATE_LIMIT_ENABLED: 'true', GATEWAY_CONFIG: writeConfig({ rateLimits: { authFailures: { requests: 3, windowSeconds: 60 } } }) },
+    });
+    try {
+      for (let i = 0; i < 4; i++) {
+        const guess = await postGraphQL(stack.url, TYPENAME, { 'x-api-key': `guess-${i}-000000000000000` });
+        expect(guess.status).toBe(401);
+      }
+      const locked = await postGraphQL(stack.url, TYPENAME, await stack.bearer(freshUser()));
+      expect(locked.status).toBe(429);
+      expect(locked.body.errors?.[0]?.extensions?.code).toBe('RATE_LIMITED');
+      expect(Number(locked.headers.get('retry-after'))).toBeGreaterThan(0);
+    } finally {
+      await stack.close();
+    }
+  });
+});
