@@ -173,7 +173,11 @@ export async function buildGateway(config: GatewayConfig, options: BuildOptions 
   });
 
   let shuttingDown = false;
-  registerHealthRoutes(app, { supergraphStatus: graphql.status, isShuttingDown: () => shuttingDown });
+  // Ready once Redis has connected the first time (slots loaded, for a Cluster); a later outage is
+  // the rate limiter's fail-open/closed business, not a reason to pull every instance.
+  let redisConnected = !redis || redis.status === 'ready';
+  redis?.once('ready', () => (redisConnected = true));
+  registerHealthRoutes(app, { supergraphStatus: graphql.status, isShuttingDown: () => shuttingDown, redisConnected: () => redisConnected });
   // While draining, answer in-flight requests with `Connection: close` so keep-alive clients let go
   // and the server can finish closing as soon as the last response is out.
   app.addHook('onSend', async (_request, reply) => {

@@ -3,37 +3,18 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect } from 'node:net';
 import { Redis } from 'ioredis';
-import { EventSource } from 'eventsource';
 import { once } from 'node:events';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { accountsSubgraph } from '../../subgraphs/accounts/index.js';
 import { eventually } from '../helpers/eventually.js';
 import { TestIssuer } from '../helpers/issuer.js';
+import { openEventStream } from '../helpers/sse.js';
 import { startStack, type Stack } from '../helpers/stack.js';
 
 const REDIS_URL = 'redis://127.0.0.1:6379/10';
 
-interface Received {
-  id: string;
-  type: string;
-  data: unknown;
-}
-
-/** A real EventSource client; the token goes in a header through its fetch hook. */
-function listen(url: string, headers: Record<string, string>, lastEventId?: string) {
-  const received: Received[] = [];
-  const source = new EventSource(`${url}/api/v1/alerts/stream`, {
-    fetch: (input, init) => fetch(input, { ...init, headers: { ...init?.headers, ...headers, ...(lastEventId ? { 'last-event-id': lastEventId } : {}) } }),
-  });
-  for (const type of ['alert', 'notice']) {
-    source.addEventListener(type, (event) => received.push({ id: event.lastEventId, type, data: JSON.parse(event.data) }));
-  }
-  const opened = new Promise<void>((resolve, reject) => {
-    source.onopen = () => resolve();
-    source.onerror = (error) => reject(error);
-  });
-  return { source, received, opened };
-}
+const listen = (url: string, headers: Record<string, string>, lastEventId?: string) =>
+  openEventStream(url, { ...headers, ...(lastEventId ? { 'last-event-id': lastEventId } : {}) });
 
 let issuer: TestIssuer;
 let first: Stack;

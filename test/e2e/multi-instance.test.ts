@@ -1,16 +1,15 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { once } from 'node:events';
 import { mkdtempSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { EventSource } from 'eventsource';
 import { SignJWT } from 'jose';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { eventually } from '../helpers/eventually.js';
 import { spawnGateway, type GatewayProcess } from '../helpers/gateway-process.js';
+import { openEventStream } from '../helpers/sse.js';
 import { postGraphQL } from '../helpers/stack.js';
+import { freePort } from '../helpers/ports.js';
 
 const SECRET = 'multi-instance-secret-0123456789abcdef';
 const DB = 8;
@@ -18,14 +17,6 @@ let sentinel: ChildProcess;
 let gateways: GatewayProcess[] = [];
 let redis: Redis;
 
-async function freePort(): Promise<number> {
-  const server = createServer().listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const { port } = server.address() as { port: number };
-  server.close();
-  await once(server, 'close');
-  return port;
-}
 
 const token = (tenant: string) =>
   new SignJWT({ tenant_id: tenant })
@@ -85,18 +76,7 @@ describe('three gateway processes, Redis through Sentinel, behave as one gateway
 
   it('event streams: every subscriber on every instance gets each event exactly once', async () => {
     const authorization = `Bearer ${await token('multi')}`;
-    const clients = gateways.map((gateway) => {
-      const received: string[] = [];
-      const source = new EventSource(`${gateway.url}/api/v1/alerts/stream`, {
-        fetch: (input, init) => fetch(input, { ...init, headers: { ...init?.headers, authorization } }),
-      });
-      source.addEventListener('alert', (event) => received.push(event.data));
-      const opened = new Promise<void>((resolve, reject) => {
-        source.onopen = () => resolve();
-        source.onerror = (error) => reject(error);
-      });
-      return { source, received, opened };
-    });
+    const clients = gateways.map((gateway) => openEventStream(gateway.url, { authorization }));
     await Promise.all(clients.map((c) => c.opened));
     // Published on one instance's POST endpoint, and straight into Redis by another service.
     for (const n of [1, 2]) await redis.xadd('alerts:tenant:multi', '*', 'type', 'alert', 'data', JSON.stringify({ n }));
@@ -115,7 +95,7 @@ describe('three gateway processes, Redis through Sentinel, behave as one gateway
     for (const client of clients) await eventually(() => expect(client.received).toHaveLength(3));
     await new Promise((resolve) => setTimeout(resolve, 300));
     for (const client of clients) {
-      expect(client.received.map((data) => JSON.parse(data))).toEqual([{ n: 1 }, { n: 2 }, { n: 3 }]);
+      expect(client.received.map((event) => event.data)).toEqual([{ n: 1 }, { n: 2 }, { n: 3 }]);
       client.source.close();
     }
   });

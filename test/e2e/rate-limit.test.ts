@@ -1,7 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtempSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
@@ -13,6 +12,7 @@ import { eventually } from '../helpers/eventually.js';
 import { spawnGateway } from '../helpers/gateway-process.js';
 import { postGraphQL, startStack, type Stack } from '../helpers/stack.js';
 import { rawRequest, startUpstream, type Upstream } from '../helpers/upstream.js';
+import { freePort } from '../helpers/ports.js';
 
 const API_KEY = 'rl-test-key-0123456789';
 const TYPENAME = { query: '{ __typename }' };
@@ -26,14 +26,6 @@ function writeConfig(content: Record<string, unknown>): string {
   return file;
 }
 
-async function freePort(): Promise<number> {
-  const server = createServer().listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const { port } = server.address() as { port: number };
-  server.close();
-  await once(server, 'close');
-  return port;
-}
 
 describe('request rate limits on a shared Redis', () => {
   const REDIS_URL = 'redis://127.0.0.1:6379/12';

@@ -1,10 +1,10 @@
-import { EventSource } from 'eventsource';
 import { Cluster } from 'ioredis';
 import { SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { eventually } from '../helpers/eventually.js';
 import { spawnGateway, type GatewayProcess } from '../helpers/gateway-process.js';
 import { startRedisCluster } from '../helpers/redis-cluster.js';
+import { openEventStream } from '../helpers/sse.js';
 import { postGraphQL } from '../helpers/stack.js';
 
 const SECRET = 'cluster-secret-0123456789abcdef01234';
@@ -55,20 +55,13 @@ describe('on a Redis Cluster', () => {
     const clients = await Promise.all(
       tenants.map(async (tenant, i) => {
         const authorization = `Bearer ${await token({ tenant_id: tenant, sub: `u-${tenant}` })}`;
-        const received: string[] = [];
-        const source = new EventSource(`${gateways[i % 2]!.url}/api/v1/alerts/stream`, {
-          fetch: (input, init) => fetch(input, { ...init, headers: { ...init?.headers, authorization } }),
-        });
-        source.addEventListener('alert', (event) => received.push(event.data));
-        await new Promise<void>((resolve, reject) => {
-          source.onopen = () => resolve();
-          source.onerror = (error) => reject(error);
-        });
-        return { tenant, source, received };
+        const client = openEventStream(gateways[i % 2]!.url, { authorization });
+        await client.opened;
+        return { tenant, ...client };
       }),
     );
     for (const { tenant } of clients) await client.xadd(`alerts:tenant:${tenant}`, '*', 'type', 'alert', 'data', JSON.stringify({ tenant }));
-    for (const c of clients) await eventually(() => expect(c.received.map((d) => JSON.parse(d))).toEqual([{ tenant: c.tenant }]), 5_000, 100);
+    for (const c of clients) await eventually(() => expect(c.received.map((e) => e.data)).toEqual([{ tenant: c.tenant }]), 5_000, 100);
     for (const c of clients) c.source.close();
 
     await client.set('tenant:globex:read_only', '1');

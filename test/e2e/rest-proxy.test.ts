@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { accountsSubgraph } from '../../subgraphs/accounts/index.js';
 import { startStack, type Stack } from '../helpers/stack.js';
-import { BINARY, rawRequest, startUpstream, type RawResponse, type Upstream } from '../helpers/upstream.js';
+import { rawRequest, startUpstream, type RawResponse, type Upstream } from '../helpers/upstream.js';
 
 let stack: Stack;
 const up: Record<string, Upstream> = {};

@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { createServer } from 'node:net';
 import { createInterface } from 'node:readline';
+import { freePort } from './ports.js';
 
 export interface GatewayProcess {
   url: string;
@@ -10,15 +10,6 @@ export interface GatewayProcess {
   exited: Promise<number | null>;
 }
 
-async function freePort(): Promise<number> {
-  const server = createServer();
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const { port } = server.address() as { port: number };
-  server.close();
-  await once(server, 'close');
-  return port;
-}
 
 /** Runs `src/main.ts` as its own process (how `npm run gateway` runs it) and waits until it is ready. */
 export async function spawnGateway(env: Record<string, string>): Promise<GatewayProcess> {
