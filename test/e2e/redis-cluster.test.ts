@@ -23,6 +23,7 @@ const token = (claims: Record<string, unknown>) =>
 beforeAll(async () => {
   cluster = await startRedisCluster();
   client = new Cluster(cluster.nodes.map((node) => ({ host: '127.0.0.1', port: Number(node.split(':')[1]) })));
+  await eventually(async () => expect(await client.ping()).toBe('PONG'), 10_000, 200);
   const env = {
     SUPERGRAPH_PATH: 'supergraph/supergraph.graphql',
     REDIS_CLUSTER_NODES: cluster.nodes.join(','),
@@ -55,9 +56,17 @@ describe('on a Redis Cluster', () => {
     const clients = await Promise.all(
       tenants.map(async (tenant, i) => {
         const authorization = `Bearer ${await token({ tenant_id: tenant, sub: `u-${tenant}` })}`;
-        const client = openEventStream(gateways[i % 2]!.url, { authorization });
-        await client.opened;
-        return { tenant, ...client };
+        // A loaded machine may still be settling the cluster's slot map in a gateway: reconnect like a browser would.
+        return eventually(async () => {
+          const stream = openEventStream(gateways[i % 2]!.url, { authorization });
+          try {
+            await stream.opened;
+          } catch (error) {
+            stream.source.close();
+            throw error;
+          }
+          return { tenant, ...stream };
+        }, 10_000, 250);
       }),
     );
     for (const { tenant } of clients) await client.xadd(`alerts:tenant:${tenant}`, '*', 'type', 'alert', 'data', JSON.stringify({ tenant }));
