@@ -2,7 +2,7 @@ import { readFileSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { request, Agent } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { SignJWT } from 'jose';
+import { hs256Bearer } from '../test/helpers/hs256.js';
 import { spawnGateway } from '../test/helpers/gateway-process.js';
 
 /**
@@ -25,12 +25,7 @@ const gateway = await spawnGateway({
   RATE_LIMIT_ENABLED: 'false',
   GATEWAY_CONFIG: config,
 });
-const token = await new SignJWT({ tenant_id: 'bench', roles: ['publisher'] })
-  .setProtectedHeader({ alg: 'HS256' })
-  .setSubject('bench-user')
-  .setIssuedAt()
-  .setExpirationTime('1h')
-  .sign(new TextEncoder().encode(secret));
+const authorization = await hs256Bearer(secret, 'bench-user', { tenant_id: 'bench', roles: ['publisher'] });
 const rss = () => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${gateway.child.pid}/status`, 'utf8'))![1]) * 1024;
 
 const { hostname, port } = new URL(gateway.url);
@@ -41,7 +36,7 @@ const rssBefore = rss();
 await Promise.all(
   Array.from({ length: clients }, () =>
     new Promise<void>((resolve, reject) => {
-      const req = request({ hostname, port, path: '/api/v1/alerts/stream', agent, headers: { authorization: `Bearer ${token}` } }, (res) => {
+      const req = request({ hostname, port, path: '/api/v1/alerts/stream', agent, headers: { authorization: authorization } }, (res) => {
         if (res.statusCode !== 200) return reject(new Error(`status ${res.statusCode}`));
         connected++;
         resolve();
@@ -69,7 +64,7 @@ const rssConnected = rss();
 for (let i = 0; i < events; i++) {
   await fetch(`${gateway.url}/api/v1/alerts`, {
     method: 'POST',
-    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+    headers: { authorization: authorization, 'content-type': 'application/json' },
     body: JSON.stringify({ type: 'alert', data: { sentAt: Date.now(), i } }),
   });
   await new Promise((resolve) => setTimeout(resolve, 100));

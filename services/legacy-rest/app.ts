@@ -1,29 +1,20 @@
 import Fastify, { type FastifyInstance } from 'fastify';
+import { DEMO_USERS } from '../../subgraphs/shared/demo-users.js';
 
 /**
  * A small legacy REST service, as the gateway finds them in the wild: it trusts the identity headers
  * in front of it (`x-tenant-id`, `x-user-id`) and knows nothing about GraphQL or tokens.
  */
-interface User {
-  id: string;
-  name: string;
-}
 interface Order {
   id: string;
   userId: string;
   total: number;
 }
 
-const USERS: Record<string, User[]> = {
-  acme: [
-    { id: 'u-acme-1', name: 'Alice Adams' },
-    { id: 'u-acme-2', name: 'Bob Brown' },
-  ],
-  globex: [
-    { id: 'u-globex-1', name: 'Grace Green' },
-    { id: 'u-globex-2', name: 'Hank Hill' },
-  ],
-};
+/** Id and name only: a legacy service that never had e-mail addresses. */
+const USERS = Object.fromEntries(
+  Object.entries(DEMO_USERS).map(([tenant, users]) => [tenant, users.map(({ id, name }) => ({ id, name }))]),
+);
 
 export function buildLegacyRestService(): FastifyInstance {
   const app = Fastify({ logger: false });

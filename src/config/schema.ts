@@ -127,6 +127,8 @@ export const configSchema = z.strictObject({
   /** OTLP/HTTP collector base URL (e.g. http://otel-collector:4318); unset = no tracing SDK at all. */
   otlpEndpoint: z.url({ protocol: /^https?$/ }).optional(),
   otelServiceName: z.string().min(1).default('federated-gateway'),
+  /** How long one `/health/services` report is reused before the services are asked again. */
+  healthServicesCacheSeconds: z.coerce.number().min(0).default(30),
   /** When set, `GET /metrics` requires `Authorization: Bearer <token>`. */
   metricsToken: z.string().min(16).optional(),
   /** GraphiQL for browsers opening /graphql; default: on in development only. */
@@ -198,6 +200,7 @@ export const ENV_KEYS = {
   TRUSTED_DOCUMENTS_MANIFEST: 'trustedDocumentsManifest',
   PERSISTED_QUERIES: 'persistedQueries',
   METRICS_TOKEN: 'metricsToken',
+  HEALTH_SERVICES_CACHE_SECONDS: 'healthServicesCacheSeconds',
   OTEL_EXPORTER_OTLP_ENDPOINT: 'otlpEndpoint',
   OTEL_SERVICE_NAME: 'otelServiceName',
 } as const satisfies Record<string, keyof z.input<typeof configSchema>>;

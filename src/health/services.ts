@@ -17,14 +17,13 @@ interface ServicesReport {
   services: Record<string, Health>;
 }
 
-const CACHE_MS = 30_000;
 const CHECK_TIMEOUT_MS = 2_000;
 
 /**
  * `GET /health/services`, in the seeds' shape: every subgraph (a `{ __typename }` query signed like
  * any gateway call), every REST service (healthy while one instance may take traffic) and Redis.
- * The report is cached for 30 s and computed once however many callers ask, so a health-check storm
- * never reaches the services.
+ * The report is cached (`HEALTH_SERVICES_CACHE_SECONDS`, 30 s) and computed once however many callers
+ * ask, so a health-check storm never reaches the services.
  */
 export function registerServicesHealth(
   app: FastifyInstance,
@@ -57,7 +56,7 @@ export function registerServicesHealth(
   };
 
   app.get('/health/services', async (_request, reply) => {
-    if (!cached || Date.now() - cached.at > CACHE_MS) cached = { at: Date.now(), report: check() };
+    if (!cached || Date.now() - cached.at > deps.config.healthServicesCacheSeconds * 1000) cached = { at: Date.now(), report: check() };
     const report = await cached.report;
     return reply.code(report.status === 'healthy' ? 200 : 503).send(report);
   });

@@ -39,8 +39,8 @@ export async function registerRestRoutes(app: FastifyInstance, config: GatewayCo
     );
   }
   app.addHook('onClose', async () => pools.forEach((pool) => pool.stop()));
-  const trustProxy = config.trustProxy;
-  app.decorate('trustForwarded', trustProxy !== undefined && trustProxy !== '' && trustProxy !== 'false');
+  // A client's own X-Forwarded-For / Forwarded are kept only behind a trusted proxy.
+  const trustForwarded = config.trustProxy !== undefined && config.trustProxy !== '' && config.trustProxy !== 'false';
 
   await app.register(async (scope) => {
     await scope.register(replyFrom, {
@@ -53,7 +53,7 @@ export async function registerRestRoutes(app: FastifyInstance, config: GatewayCo
 
     for (const route of config.routes.filter((r) => !r.websocket)) {
       const service = config.services[route.service]!;
-      const forwarder = new Forwarder(route, service, pools.get(route.service)!, breakers.get(route.service)!);
+      const forwarder = new Forwarder(route, service, pools.get(route.service)!, breakers.get(route.service)!, trustForwarded);
       const options = {
         method: [...route.methods],
         exposeHeadRoute: false,
@@ -66,7 +66,7 @@ export async function registerRestRoutes(app: FastifyInstance, config: GatewayCo
     }
   });
   for (const route of config.routes.filter((r) => r.websocket)) {
-    await registerWebSocketRoute(app, route, pools.get(route.service)!);
+    await registerWebSocketRoute(app, route, pools.get(route.service)!, trustForwarded);
   }
   return { pools, breakers };
 }
@@ -77,7 +77,12 @@ export async function registerRestRoutes(app: FastifyInstance, config: GatewayCo
  * handshake carries the same identity headers as any proxied request. Instance choice uses the
  * service's pool; retries and the circuit breaker do not apply to long-lived sockets.
  */
-async function registerWebSocketRoute(app: FastifyInstance, route: RouteConfig, pool: UpstreamPool): Promise<void> {
+async function registerWebSocketRoute(
+  app: FastifyInstance,
+  route: RouteConfig,
+  pool: UpstreamPool,
+  trustForwarded: boolean,
+): Promise<void> {
   const pickUrl = () => {
     const instance = pool.pick();
     if (!instance) throw new GatewayError('NO_HEALTHY_UPSTREAM', `No healthy instance of ${route.service}`);
@@ -98,7 +103,7 @@ async function registerWebSocketRoute(app: FastifyInstance, route: RouteConfig, 
     },
     replyOptions: {
       getUpstream: () => pickUrl(),
-      rewriteRequestHeaders: (request, headers) => forwardedRequestHeaders(request as FastifyRequest, headers),
+      rewriteRequestHeaders: (request, headers) => forwardedRequestHeaders(request as FastifyRequest, headers, trustForwarded),
     },
     // `rewriteRequestHeaders` is documented and implemented by @fastify/http-proxy for the upstream
     // handshake but missing from its type declarations, hence the cast.
@@ -117,6 +122,7 @@ class Forwarder {
     private readonly service: ServiceConfig,
     private readonly pool: UpstreamPool,
     private readonly breaker: CircuitBreaker,
+    private readonly trustForwarded: boolean,
   ) {}
 
   handle(request: FastifyRequest, reply: FastifyReply): FastifyReply {
@@ -161,7 +167,7 @@ class Forwarder {
       timeout: this.service.timeoutMs,
       // Retries are ours (another instance, idempotent only); reply-from's own 503 retries are off.
       retryDelay: () => null,
-      rewriteRequestHeaders: (_req, headers) => forwardedRequestHeaders(request, headers),
+      rewriteRequestHeaders: (_req, headers) => forwardedRequestHeaders(request, headers, this.trustForwarded),
       rewriteHeaders: (headers) => withoutHopByHop(headers),
       onResponse: (_req, res, response) => {
         const failed = response.statusCode >= 500;
@@ -238,19 +244,12 @@ function routeConfig(route: RouteConfig) {
   };
 }
 
-/** Decorated once at registration from TRUST_PROXY. */
-function trustsForwardedHeaders(request: FastifyRequest): boolean {
-  return (request.server as FastifyInstance & { trustForwarded?: boolean }).trustForwarded === true;
-}
-
-function forwardedRequestHeaders(request: FastifyRequest, headers: IncomingHttpHeaders): IncomingHttpHeaders {
+function forwardedRequestHeaders(request: FastifyRequest, headers: IncomingHttpHeaders, trusted: boolean): IncomingHttpHeaders {
   const out: IncomingHttpHeaders = { ...headers };
   for (const name of HOP_BY_HOP) delete out[name];
   const clientIp = request.ip;
   const proto = request.protocol;
   const host = request.headers.host ?? '';
-  // A client's own X-Forwarded-For / Forwarded are kept only behind a trusted proxy.
-  const trusted = trustsForwardedHeaders(request);
   const priorFor = trusted ? request.headers['x-forwarded-for'] : undefined;
   out['x-forwarded-for'] = priorFor ? `${priorFor}, ${clientIp}` : clientIp;
   out['x-forwarded-proto'] = proto;

@@ -1,5 +1,6 @@
 import type { SubgraphContext } from '../shared/context.js';
 import { TenantTable, requireTenant } from '../shared/context.js';
+import { DEMO_USERS } from '../shared/demo-users.js';
 import type { SubgraphDefinition } from '../shared/server.js';
 
 interface User {
@@ -9,16 +10,7 @@ interface User {
 }
 
 export function accountsSubgraph(): SubgraphDefinition {
-  const users = new TenantTable<User>({
-    acme: [
-      { id: 'u-acme-1', name: 'Alice Adams', email: 'alice@acme.test' },
-      { id: 'u-acme-2', name: 'Bob Brown', email: 'bob@acme.test' },
-    ],
-    globex: [
-      { id: 'u-globex-1', name: 'Grace Green', email: 'grace@globex.test' },
-      { id: 'u-globex-2', name: 'Hank Hill', email: 'hank@globex.test' },
-    ],
-  });
+  const users = new TenantTable<User>(DEMO_USERS);
 
   return {
     name: 'accounts',

@@ -1,6 +1,7 @@
 import { GraphQLError } from 'graphql';
 import type { SubgraphContext } from '../shared/context.js';
 import { TenantTable, requireTenant, requireUser } from '../shared/context.js';
+import { DEMO_USERS } from '../shared/demo-users.js';
 import type { SubgraphDefinition } from '../shared/server.js';
 
 interface Order {
@@ -55,16 +56,7 @@ export function ordersSubgraph(): SubgraphDefinition {
   });
   // A local copy of buyer names (services typically keep one from account events): it is what lets
   // this subgraph @provides the name without a call to accounts.
-  const buyers = new TenantTable<{ id: string; name: string }>({
-    acme: [
-      { id: 'u-acme-1', name: 'Alice Adams' },
-      { id: 'u-acme-2', name: 'Bob Brown' },
-    ],
-    globex: [
-      { id: 'u-globex-1', name: 'Grace Green' },
-      { id: 'u-globex-2', name: 'Hank Hill' },
-    ],
-  });
+  const buyers = new TenantTable<{ id: string; name: string }>(DEMO_USERS);
   let sequence = 0;
 
   return {

@@ -2,11 +2,11 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { SignJWT } from 'jose';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { eventually } from '../helpers/eventually.js';
 import { spawnGateway, type GatewayProcess } from '../helpers/gateway-process.js';
+import { hs256Bearer } from '../helpers/hs256.js';
 import { openEventStream } from '../helpers/sse.js';
 import { postGraphQL } from '../helpers/stack.js';
 import { freePort } from '../helpers/ports.js';
@@ -18,13 +18,6 @@ let gateways: GatewayProcess[] = [];
 let redis: Redis;
 
 
-const token = (tenant: string) =>
-  new SignJWT({ tenant_id: tenant })
-    .setProtectedHeader({ alg: 'HS256' })
-    .setSubject(`user-of-${tenant}`)
-    .setIssuedAt()
-    .setExpirationTime('10m')
-    .sign(new TextEncoder().encode(SECRET));
 
 /** Three gateway processes reaching Redis through a real Sentinel, as a production deployment would. */
 beforeAll(async () => {
@@ -75,17 +68,12 @@ describe('three gateway processes, Redis through Sentinel, behave as one gateway
   });
 
   it('event streams: every subscriber on every instance gets each event exactly once', async () => {
-    const authorization = `Bearer ${await token('multi')}`;
+    const authorization = await hs256Bearer(SECRET, 'user-of-multi', { tenant_id: 'multi' });
     const clients = gateways.map((gateway) => openEventStream(gateway.url, { authorization }));
     await Promise.all(clients.map((c) => c.opened));
     // Published on one instance's POST endpoint, and straight into Redis by another service.
     for (const n of [1, 2]) await redis.xadd('alerts:tenant:multi', '*', 'type', 'alert', 'data', JSON.stringify({ n }));
-    const publisher = `Bearer ${await new SignJWT({ tenant_id: 'multi', roles: ['publisher'] })
-      .setProtectedHeader({ alg: 'HS256' })
-      .setSubject('publisher')
-      .setIssuedAt()
-      .setExpirationTime('10m')
-      .sign(new TextEncoder().encode(SECRET))}`;
+    const publisher = await hs256Bearer(SECRET, 'publisher', { tenant_id: 'multi', roles: ['publisher'] });
     const published = await fetch(`${gateways[2]!.url}/api/v1/alerts`, {
       method: 'POST',
       headers: { authorization: publisher, 'content-type': 'application/json' },

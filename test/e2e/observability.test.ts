@@ -105,6 +105,22 @@ describe('/health/services', () => {
     const cached = (await (await fetch(`${stack.url}/health/services`)).json()) as { timestamp: string };
     expect(cached.timestamp).toBe(report.timestamp); // within 30 s the services are not asked again
   });
+
+  it('reports a service that went down as unhealthy, with 503 (no cache here)', async () => {
+    const uncached = await startStack({ definitions: [catalogSubgraph(), inventorySubgraph()], env: { HEALTH_SERVICES_CACHE_SECONDS: '0' } });
+    try {
+      expect((await fetch(`${uncached.url}/health/services`)).status).toBe(200);
+      await uncached.subgraphs.inventory!.close();
+      const response = await fetch(`${uncached.url}/health/services`);
+      expect(response.status).toBe(503);
+      expect(await response.json()).toMatchObject({
+        status: 'degraded',
+        services: { 'subgraph:catalog': 'healthy', 'subgraph:inventory': 'unhealthy' },
+      });
+    } finally {
+      await uncached.close();
+    }
+  });
 });
 
 describe('/docs', () => {

@@ -1,8 +1,8 @@
 import { Cluster } from 'ioredis';
-import { SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { eventually } from '../helpers/eventually.js';
 import { spawnGateway, type GatewayProcess } from '../helpers/gateway-process.js';
+import { hs256Bearer } from '../helpers/hs256.js';
 import { startRedisCluster } from '../helpers/redis-cluster.js';
 import { openEventStream } from '../helpers/sse.js';
 import { postGraphQL } from '../helpers/stack.js';
@@ -12,13 +12,6 @@ let cluster: Awaited<ReturnType<typeof startRedisCluster>>;
 let client: Cluster;
 let gateways: GatewayProcess[] = [];
 
-const token = (claims: Record<string, unknown>) =>
-  new SignJWT({ tenant_id: 'acme', ...claims })
-    .setProtectedHeader({ alg: 'HS256' })
-    .setSubject(String(claims.sub ?? 'cluster-user'))
-    .setIssuedAt()
-    .setExpirationTime('10m')
-    .sign(new TextEncoder().encode(SECRET));
 
 beforeAll(async () => {
   cluster = await startRedisCluster();
@@ -55,7 +48,7 @@ describe('on a Redis Cluster', () => {
     const tenants = ['acme', 'globex', 'initech', 'umbrella'];
     const clients = await Promise.all(
       tenants.map(async (tenant, i) => {
-        const authorization = `Bearer ${await token({ tenant_id: tenant, sub: `u-${tenant}` })}`;
+        const authorization = await hs256Bearer(SECRET, `u-${tenant}`, { tenant_id: tenant });
         // A loaded machine may still be settling the cluster's slot map in a gateway: reconnect like a browser would.
         return eventually(async () => {
           const stream = openEventStream(gateways[i % 2]!.url, { authorization });
@@ -77,7 +70,7 @@ describe('on a Redis Cluster', () => {
     const mutation = await postGraphQL(
       gateways[0]!.url,
       { query: 'mutation { restock(upc: "x", quantity: 1) { quantity } }' },
-      { authorization: `Bearer ${await token({ tenant_id: 'globex', sub: 'u-globex-flag' })}` },
+      { authorization: await hs256Bearer(SECRET, 'u-globex-flag', { tenant_id: 'globex' }) },
     );
     expect(mutation.body.errors?.[0]?.extensions?.code).toBe('TENANT_READ_ONLY');
   });
