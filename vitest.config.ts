@@ -11,8 +11,13 @@ export default defineConfig({
   },
   test: {
     include: ['test/**/*.test.ts'],
-    testTimeout: 30_000,
-    hookTimeout: 30_000,
+    // System prerequisites (redis-server, Chromium) and the suite's own redis-server on a free port.
+    globalSetup: ['test/setup/global.ts'],
+    // Ceilings, not delays: conditions are awaited with test/helpers/deadlines.ts; these only stop a
+    // test that hangs, with room for several such waits on a loaded machine.
+    testTimeout: 120_000,
+    hookTimeout: 120_000,
+    teardownTimeout: 60_000,
     pool: 'forks',
   },
 });

@@ -27,6 +27,7 @@ import { installTracing } from './observability/tracing.js';
 import { GatewayLogController, installRequestMetrics } from './observability/request-log.js';
 import { installProblemErrors } from './pipeline/error-handler.js';
 import { installCors } from './pipeline/cors.js';
+import { installDrain } from './pipeline/drain.js';
 import { installPathGuard } from './pipeline/path-guard.js';
 import { installRateLimit } from './pipeline/rate-limit.js';
 import { AuthFailureGuard } from './ratelimit/auth-failures.js';
@@ -34,7 +35,7 @@ import { RateLimiter } from './ratelimit/limiter.js';
 import { RedisRateLimitStore } from './ratelimit/redis-store.js';
 import { ResilientRateLimitStore } from './ratelimit/resilient-store.js';
 import { MemoryRateLimitStore } from './ratelimit/store.js';
-import { requestIdFor } from './pipeline/request-id.js';
+import { installRequestIdEcho, requestIdFor } from './pipeline/request-id.js';
 import { registerRestRoutes, type RestUpstreams } from './rest/proxy.js';
 import { createRedis } from './stores/redis.js';
 import { MemoryTenantFlagStore, RedisTenantFlagStore, type TenantFlagStore } from './stores/tenant-flags.js';
@@ -65,8 +66,12 @@ export interface Gateway {
   events: EventBus;
   metrics: GatewayMetrics;
   tenantFlags: TenantFlagStore;
-  /** Flip readiness to 503 before closing, so load balancers stop sending traffic first. */
-  beginShutdown(): void;
+  /**
+   * Graceful shutdown: readiness turns 503, requests already admitted complete (this instance keeps
+   * serving its JWKS to the subgraphs they call), new ones get 503 SHUTTING_DOWN; then the app closes.
+   * Everything is bounded by SHUTDOWN_TIMEOUT_MS.
+   */
+  shutdown(): Promise<void>;
 }
 
 /**
@@ -135,6 +140,8 @@ export async function buildGateway(config: GatewayConfig, options: BuildOptions 
       : new MemoryRateLimitStore();
 
   installProblemErrors(app);
+  installRequestIdEcho(app);
+  const drain = installDrain(app, config.shutdownTimeoutMs);
   installRequestMetrics(app, metrics);
   installPathGuard(app);
   // Security headers on every response; a JSON API serves no HTML, so no CSP to maintain.
@@ -165,24 +172,18 @@ export async function buildGateway(config: GatewayConfig, options: BuildOptions 
   registerMetricsRoute(app, metrics, config.metricsToken, [() => mirrorUpstreamState(rest, metrics)]);
   registerServicesHealth(app, { config, supergraph: graphql.status, rest, redis, signer, version: GATEWAY_VERSION });
   const bus = redis ? new RedisEventBus(redis, config.sse.historySize, app.log) : new MemoryEventBus(config.sse.historySize);
-  registerEventStreams(app, config.streams, config.sse, bus, signer, metrics);
+  registerEventStreams(app, config.streams, config.sse, bus, signer, metrics, drain);
 
   app.get('/.well-known/jwks.json', async (_request, reply) => {
     reply.header('cache-control', 'public, max-age=300');
     return signer.jwks;
   });
 
-  let shuttingDown = false;
   // Ready once Redis has connected the first time (slots loaded, for a Cluster); a later outage is
   // the rate limiter's fail-open/closed business, not a reason to pull every instance.
   let redisConnected = !redis || redis.status === 'ready';
   redis?.once('ready', () => (redisConnected = true));
-  registerHealthRoutes(app, { supergraphStatus: graphql.status, isShuttingDown: () => shuttingDown, redisConnected: () => redisConnected });
-  // While draining, answer in-flight requests with `Connection: close` so keep-alive clients let go
-  // and the server can finish closing as soon as the last response is out.
-  app.addHook('onSend', async (_request, reply) => {
-    if (shuttingDown) reply.header('connection', 'close');
-  });
+  registerHealthRoutes(app, { supergraphStatus: graphql.status, isShuttingDown: () => drain.draining, redisConnected: () => redisConnected });
 
   return {
     app,
@@ -191,9 +192,7 @@ export async function buildGateway(config: GatewayConfig, options: BuildOptions 
     events: bus,
     metrics,
     tenantFlags,
-    beginShutdown: () => {
-      shuttingDown = true;
-    },
+    shutdown: () => drain.shutdown(),
   };
 }
 

@@ -22,6 +22,7 @@ export const ERRORS = {
   PAYLOAD_TOO_LARGE: { status: 413, title: 'The request body is too large' },
   UNSUPPORTED_MEDIA_TYPE: { status: 415, title: 'Unsupported content type' },
   SUPERGRAPH_NOT_LOADED: { status: 503, title: 'No valid supergraph is loaded yet' },
+  SHUTTING_DOWN: { status: 503, title: 'This instance is shutting down; retry on another' },
   PATH_NOT_ALLOWED: { status: 400, title: 'The request path is not allowed' },
   UPSTREAM_UNAVAILABLE: { status: 502, title: 'The upstream service could not be reached' },
   UPSTREAM_TIMEOUT: { status: 504, title: 'The upstream service did not answer in time' },

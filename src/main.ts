@@ -1,7 +1,7 @@
 import { buildGateway } from './app.js';
 import { ConfigError, loadConfig } from './config/load.js';
 
-/** Process entry: load config → build → listen; SIGTERM/SIGINT → drain in-flight requests → exit 0. */
+/** Process entry: load config → build → listen; SIGTERM/SIGINT → drain (bounded) → exit 0. */
 async function main(): Promise<void> {
   let config;
   let gateway;
@@ -24,15 +24,9 @@ async function main(): Promise<void> {
   const shutdown = async (signal: string) => {
     if (stopping) return;
     stopping = true;
-    app.log.info({ signal }, 'shutting down: draining in-flight requests');
-    gateway.beginShutdown();
-    const forceExit = setTimeout(() => {
-      app.log.warn({ timeoutMs: config.shutdownTimeoutMs }, 'shutdown timeout reached, closing remaining connections');
-      app.server.closeAllConnections();
-    }, config.shutdownTimeoutMs);
-    forceExit.unref();
+    app.log.info({ signal, timeoutMs: config.shutdownTimeoutMs }, 'shutting down: draining in-flight requests');
     try {
-      await app.close();
+      await gateway.shutdown();
       process.exit(0);
     } catch (error) {
       app.log.error({ err: error }, 'error during shutdown');

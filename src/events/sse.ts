@@ -3,6 +3,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import type { ContextSigner } from '../auth/context-signer.js';
 import { GatewayError } from '../errors.js';
+import type { Drain } from '../pipeline/drain.js';
 import type { GatewayMetrics } from '../observability/metrics.js';
 import { compareIds, type EventBus, type StreamEvent } from './bus.js';
 
@@ -47,13 +48,18 @@ export function registerEventStreams(
   bus: EventBus,
   signer: ContextSigner,
   metrics: GatewayMetrics,
+  drain: Pick<Drain, 'onDrain'>,
 ): void {
   const open = new Set<ServerResponse>();
   const perTenant = new Map<string, number>();
 
-  app.addHook('preClose', async () => {
+  // Streams never finish by themselves: end them when the drain begins (clients reconnect elsewhere)
+  // and again at close for any opened since.
+  const endAll = () => {
     for (const response of open) response.end();
-  });
+  };
+  drain.onDrain(endAll);
+  app.addHook('preClose', async () => endAll());
   app.addHook('onClose', async () => bus.close());
 
   app.post(

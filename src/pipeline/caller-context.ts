@@ -1,6 +1,5 @@
 import type { FastifyInstance } from 'fastify';
 import { IDENTITY_HEADERS, anonymousPrincipal, type GatewayContext } from '../context.js';
-import { REQUEST_ID_HEADER } from './request-id.js';
 
 const IDENTITY_HEADER_SET = new Set<string>(IDENTITY_HEADERS);
 import { childTraceparent } from './trace-context.js';
@@ -15,7 +14,7 @@ declare module 'fastify' {
 }
 
 /**
- * First stage of the pipeline: echo the request id, take the client's tenant request aside, drop
+ * Start of the pipeline proper: take the client's tenant request aside, drop
  * identity headers the client tried to set (only the gateway speaks for the caller), and start the
  * per-request context as anonymous; the access stage fills in who is calling.
  */
@@ -23,8 +22,7 @@ export function installCallerContext(app: FastifyInstance, defaultTenantId: stri
   const anonymous = anonymousPrincipal(defaultTenantId);
   app.decorateRequest('gateway', null as unknown as GatewayContext);
   app.decorateRequest('requestedTenantId', undefined);
-  app.addHook('onRequest', async (request, reply) => {
-    reply.header(REQUEST_ID_HEADER, request.id);
+  app.addHook('onRequest', async (request) => {
     const tenant = request.headers['x-tenant-id'];
     request.requestedTenantId = typeof tenant === 'string' && tenant !== '' ? tenant : undefined;
     for (const name of Object.keys(request.headers)) {

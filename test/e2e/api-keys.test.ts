@@ -5,9 +5,10 @@ import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RedisApiKeys, hashApiKey } from '../../src/auth/api-keys.js';
 import { postGraphQL, startStack, type Stack } from '../helpers/stack.js';
+import { sharedRedisUrl } from '../helpers/shared-redis.js';
 
 // A Redis database of its own, so this file never meets other tests' keys.
-const REDIS_URL = 'redis://127.0.0.1:6379/11';
+const REDIS_URL = sharedRedisUrl(11);
 const CONFIGURED_KEY = 'cfg-key-0123456789abcdef';
 const WHOAMI = { query: '{ whoami { userId tenantId roles } }' };
 

@@ -10,8 +10,9 @@ import { eventually } from '../helpers/eventually.js';
 import { TestIssuer } from '../helpers/issuer.js';
 import { openEventStream } from '../helpers/sse.js';
 import { startStack, type Stack } from '../helpers/stack.js';
+import { sharedRedisUrl } from '../helpers/shared-redis.js';
 
-const REDIS_URL = 'redis://127.0.0.1:6379/10';
+const REDIS_URL = sharedRedisUrl(10);
 
 const listen = (url: string, headers: Record<string, string>, lastEventId?: string) =>
   openEventStream(url, { ...headers, ...(lastEventId ? { 'last-event-id': lastEventId } : {}) });

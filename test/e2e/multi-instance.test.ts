@@ -10,9 +10,10 @@ import { hs256Bearer } from '../helpers/hs256.js';
 import { openEventStream } from '../helpers/sse.js';
 import { postGraphQL } from '../helpers/stack.js';
 import { freePort } from '../helpers/ports.js';
+import { RedisServer } from '../helpers/redis-server.js';
 
 const SECRET = 'multi-instance-secret-0123456789abcdef';
-const DB = 8;
+let master: RedisServer;
 let sentinel: ChildProcess;
 let gateways: GatewayProcess[] = [];
 let redis: Redis;
@@ -21,18 +22,19 @@ let redis: Redis;
 
 /** Three gateway processes reaching Redis through a real Sentinel, as a production deployment would. */
 beforeAll(async () => {
-  redis = new Redis(`redis://127.0.0.1:6379/${DB}`);
-  await redis.flushdb();
+  // The Redis that Sentinel monitors is the test's own, like every Redis in this suite.
+  master = await RedisServer.start();
+  redis = new Redis(master.url());
   const port = await freePort();
   const dir = mkdtempSync(join(tmpdir(), 'gw-sentinel-'));
-  writeFileSync(join(dir, 'sentinel.conf'), `port ${port}\nbind 127.0.0.1\nsentinel monitor gateway-redis 127.0.0.1 6379 1\n`);
+  writeFileSync(join(dir, 'sentinel.conf'), `port ${port}\nbind 127.0.0.1\nsentinel monitor gateway-redis 127.0.0.1 ${master.port} 1\n`);
   sentinel = spawn('redis-server', [join(dir, 'sentinel.conf'), '--sentinel'], { stdio: 'ignore' });
   await eventually(async () => {
     const probe = new Redis({ port, lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
     probe.on('error', () => {});
     try {
       await probe.connect();
-      expect(await probe.call('SENTINEL', 'get-master-addr-by-name', 'gateway-redis')).toEqual(['127.0.0.1', '6379']);
+      expect(await probe.call('SENTINEL', 'get-master-addr-by-name', 'gateway-redis')).toEqual(['127.0.0.1', String(master.port)]);
     } finally {
       probe.disconnect();
     }
@@ -41,7 +43,7 @@ beforeAll(async () => {
     SUPERGRAPH_PATH: 'supergraph/supergraph.graphql',
     REDIS_SENTINELS: `127.0.0.1:${port}`,
     REDIS_SENTINEL_NAME: 'gateway-redis',
-    REDIS_URL: `redis://127.0.0.1:6379/${DB}`,
+    REDIS_URL: master.url(),
     JWT_SECRET: SECRET,
     JWT_ALGORITHMS: 'HS256',
     AUTH_GRAPHQL: 'optional',
@@ -55,8 +57,8 @@ afterAll(async () => {
   for (const gateway of gateways) gateway.child.kill('SIGTERM');
   await Promise.all(gateways.map((g) => g.exited));
   sentinel?.kill('SIGKILL');
-  await redis.flushdb();
   redis.disconnect();
+  await master?.stop();
 });
 
 describe('three gateway processes, Redis through Sentinel, behave as one gateway', () => {

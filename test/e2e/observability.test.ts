@@ -137,6 +137,9 @@ describe('/docs', () => {
     expect(html).not.toMatch(/src="https?:\/\//);
     const script = /src="\.?\/?([^"]*swagger-ui-bundle\.js)"/.exec(html)?.[1];
     expect(script).toBeTruthy();
-    expect((await fetch(`${stack.url}/docs/${script!.replace(/^docs\//, '')}`)).status).toBe(200);
+    const bundle = await fetch(`${stack.url}/docs/${script!.replace(/^docs\//, '')}`);
+    expect(bundle.status).toBe(200);
+    // Read it all: the browser needs the whole bundle (and an unread body would hold the connection).
+    expect((await bundle.text()).length).toBeGreaterThan(100_000);
   });
 });

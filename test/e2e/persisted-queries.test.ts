@@ -6,8 +6,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sha256 } from '../../src/graphql/persisted-queries.js';
 import { catalogSubgraph } from '../../subgraphs/catalog/index.js';
 import { postGraphQL, startStack, type Stack } from '../helpers/stack.js';
+import { sharedRedisUrl } from '../helpers/shared-redis.js';
 
-const REDIS_URL = 'redis://127.0.0.1:6379/15';
+const REDIS_URL = sharedRedisUrl(15);
 const KNOWN = '{ products(first: 1) { upc } }';
 const persisted = (query: string) => ({ persistedQuery: { version: 1, sha256Hash: sha256(query) } });
 

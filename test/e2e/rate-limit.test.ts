@@ -1,5 +1,3 @@
-import { spawn, type ChildProcess } from 'node:child_process';
-import { once } from 'node:events';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -8,15 +6,16 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { hashApiKey } from '../../src/auth/api-keys.js';
 import { accountsSubgraph } from '../../subgraphs/accounts/index.js';
+import { DEADLINE_MS } from '../helpers/deadlines.js';
 import { eventually } from '../helpers/eventually.js';
 import { spawnGateway } from '../helpers/gateway-process.js';
 import { postGraphQL, startStack, type Stack } from '../helpers/stack.js';
 import { rawRequest, startUpstream, type Upstream } from '../helpers/upstream.js';
-import { freePort } from '../helpers/ports.js';
+import { RedisServer } from '../helpers/redis-server.js';
+import { sharedRedisUrl } from '../helpers/shared-redis.js';
 
 const API_KEY = 'rl-test-key-0123456789';
 const TYPENAME = { query: '{ __typename }' };
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 let userCounter = 0;
 const freshUser = () => ({ sub: `rl-user-${Date.now()}-${++userCounter}` });
 
@@ -28,7 +27,7 @@ function writeConfig(content: Record<string, unknown>): string {
 
 
 describe('request rate limits on a shared Redis', () => {
-  const REDIS_URL = 'redis://127.0.0.1:6379/12';
+  const REDIS_URL = sharedRedisUrl(12);
   let stack: Stack;
   let upstream: Upstream;
 
@@ -45,7 +44,9 @@ describe('request rate limits on a shared Redis', () => {
         { prefix: '/api/v1/tight', service: 'limited', rateLimit: { requests: 1, windowSeconds: 3600 } },
       ],
       rateLimits: {
-        default: { requests: 3, windowSeconds: 1 },
+        // One token back every 5 s: slow enough that a burst of four always lands inside one refill
+        // period, even on a loaded machine.
+        default: { requests: 3, windowSeconds: 15 },
         anonymous: { requests: 2, windowSeconds: 3600 },
         tiers: { free: { requests: 1, windowSeconds: 3600 } },
       },
@@ -71,15 +72,17 @@ describe('request rate limits on a shared Redis', () => {
     }
     expect(statuses).toEqual([200, 200, 200, 429]);
     expect(last.body.errors?.[0]?.extensions?.code).toBe('RATE_LIMITED');
-    expect(last.headers.get('retry-after')).toBe('1');
-    expect(last.headers.get('ratelimit-policy')).toBe('"default";q=3;w=1, "authenticated";q=1000;w=3600');
-    expect(last.headers.get('ratelimit')).toMatch(/^"default";r=0;t=1$/);
+    expect(last.headers.get('retry-after')).toBe('5');
+    expect(last.headers.get('ratelimit-policy')).toBe('"default";q=3;w=15, "authenticated";q=1000;w=3600');
+    expect(last.headers.get('ratelimit')).toMatch(/^"default";r=0;t=5$/);
     expect(last.headers.get('x-ratelimit-limit')).toBe('3');
     expect(last.headers.get('x-ratelimit-remaining')).toBe('0');
 
-    await sleep(400); // 3 tokens per second: one is back after ~333 ms
-    const refilled = await postGraphQL(stack.url, TYPENAME, auth);
-    expect(refilled.status).toBe(200);
+    // A refused request takes no token, so polling until one is back is safe; it must come back
+    // after the announced Retry-After, not before.
+    const refusedAt = Date.now();
+    await eventually(async () => expect((await postGraphQL(stack.url, TYPENAME, auth)).status).toBe(200), DEADLINE_MS, 250);
+    expect(Date.now() - refusedAt).toBeGreaterThanOrEqual(4_000);
     expect((await postGraphQL(stack.url, TYPENAME, auth)).status).toBe(429);
   });
 
@@ -116,7 +119,7 @@ describe('request rate limits on a shared Redis', () => {
 
 describe('two gateway processes on one Redis', () => {
   it('admit exactly the limit under 220 concurrent requests', async () => {
-    const redisUrl = 'redis://127.0.0.1:6379/13';
+    const redisUrl = sharedRedisUrl(13);
     const redis = new Redis(redisUrl);
     await redis.flushdb();
     redis.disconnect();
@@ -143,36 +146,16 @@ describe('two gateway processes on one Redis', () => {
 });
 
 describe('Redis outage', () => {
+  let redisServer: RedisServer;
   let port: number;
-  let redisProcess: ChildProcess;
-
-  async function startRedis() {
-    redisProcess = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {
-      stdio: 'ignore',
-    });
-    await eventually(async () => {
-      const probe = new Redis({ port, lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
-      probe.on('error', () => {}); // refusals are expected while the server starts
-      try {
-        await probe.connect();
-        expect(await probe.ping()).toBe('PONG');
-      } finally {
-        probe.disconnect();
-      }
-    });
-  }
-  async function stopRedis() {
-    redisProcess.kill('SIGKILL');
-    await once(redisProcess, 'exit');
-  }
+  const startRedis = () => redisServer.restart();
+  const stopRedis = () => redisServer.stop();
 
   beforeAll(async () => {
-    port = await freePort();
-    await startRedis();
+    redisServer = await RedisServer.start();
+    port = redisServer.port;
   });
-  afterAll(async () => {
-    if (redisProcess.exitCode === null) await stopRedis();
-  });
+  afterAll(() => redisServer.stop());
 
   async function timed(url: string) {
     const started = Date.now();
@@ -229,7 +212,7 @@ describe('Redis outage', () => {
 });
 
 describe('field-level limits (@rateLimit from the supergraph, and configuration)', () => {
-  const REDIS_URL = 'redis://127.0.0.1:6379/14';
+  const REDIS_URL = sharedRedisUrl(14);
   let stack: Stack;
   let catalogCalls = 0;
 

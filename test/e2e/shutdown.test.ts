@@ -1,52 +1,152 @@
+import { once } from 'node:events';
+import { createServer, type Server } from 'node:http';
+import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readSchema, startSubgraph, type RunningSubgraph } from '../../subgraphs/shared/server.js';
+import { DEADLINE_MS } from '../helpers/deadlines.js';
+import { eventually } from '../helpers/eventually.js';
 import { spawnGateway } from '../helpers/gateway-process.js';
+import { hs256Bearer } from '../helpers/hs256.js';
 import { reviewsSubgraph } from '../helpers/reviews-subgraph.js';
 import { lazyGatewayJwks, postGraphQL, writeSupergraph } from '../helpers/stack.js';
 
-let delay = 0;
+/** A gate the subgraph waits on before it verifies the gateway's token: keeps a request in flight at will. */
+class Hold {
+  private releaseHold!: () => void;
+  private signalArrived!: () => void;
+  readonly released = new Promise<void>((resolve) => (this.releaseHold = resolve));
+  readonly arrived = new Promise<void>((resolve) => (this.signalArrived = resolve));
+  enter(): Promise<void> {
+    this.signalArrived();
+    return this.released;
+  }
+  release(): void {
+    this.releaseHold();
+  }
+}
+
+let hold: Hold | null = null;
 let reviews: RunningSubgraph;
 let supergraphPath: string;
 const keys = lazyGatewayJwks();
 const ENV = { AUTH_GRAPHQL: 'optional' };
 
 beforeAll(async () => {
-  const definition = reviewsSubgraph({ delayMs: () => delay });
-  reviews = await startSubgraph(definition, keys);
+  const definition = reviewsSubgraph();
+  reviews = await startSubgraph(definition, {
+    gatewayKey: keys.gatewayKey,
+    // Runs before the subgraph verifies x-gateway-context, so that verification (and the first fetch
+    // of the gateway's JWKS) happens only after the gateway has started to drain.
+    configure: (app) => app.addHook('onRequest', async () => hold?.enter()),
+  });
   supergraphPath = writeSupergraph([{ name: 'reviews', url: reviews.url, sdl: readSchema(definition.schemaFile) }]);
 });
 afterAll(() => reviews.close());
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
 describe('graceful shutdown (SIGTERM), as a separate process', () => {
-  it('stops accepting, completes in-flight requests, and exits 0', async () => {
+  it('completes admitted requests with correct data (the JWKS stays served), refuses new ones, exits 0', async () => {
     const gateway = await spawnGateway({ ...ENV, SUPERGRAPH_PATH: supergraphPath, NODE_ENV: 'production' });
-    keys.setUrl(gateway.url);
-    delay = 1_200;
-    const inFlight = postGraphQL(gateway.url, { query: '{ latestReview { body delayedBy } }' });
-    await sleep(300);
-    gateway.child.kill('SIGTERM');
-    await sleep(100);
-    await expect(fetch(`${gateway.url}/health`)).rejects.toThrow();
+    keys.setUrl(gateway.url); // a fresh key set: the subgraph fetches the JWKS on first use
+    hold = new Hold();
+    try {
+      const inFlight = postGraphQL(gateway.url, { query: '{ latestReview { body } }' });
+      await hold.arrived;
+      gateway.child.kill('SIGTERM');
+      await eventually(async () => expect((await fetch(`${gateway.url}/health/ready`)).status).toBe(503));
 
-    const response = await inFlight;
-    expect(response.status).toBe(200);
-    expect(response.body).toEqual({ data: { latestReview: { body: 'Works as advertised', delayedBy: 1200 } } });
-    expect(await gateway.exited).toBe(0);
-    expect(gateway.logs.some((entry) => entry.msg === 'shutting down: draining in-flight requests')).toBe(true);
+      const refused = await postGraphQL(gateway.url, { query: '{ __typename }' });
+      expect(refused.status).toBe(503);
+      expect(refused.headers.get('connection')).toBe('close');
+      expect(refused.body.errors?.[0]?.extensions).toMatchObject({ code: 'SHUTTING_DOWN', requestId: refused.headers.get('x-request-id') });
+
+      hold.release();
+      const response = await inFlight;
+      expect(response.status).toBe(200);
+      expect(response.body).toEqual({ data: { latestReview: { body: 'Works as advertised' } } });
+      expect(await gateway.exited).toBe(0);
+      expect(gateway.logs.some((entry) => entry.msg === 'shutting down: draining in-flight requests')).toBe(true);
+    } finally {
+      hold.release();
+      hold = null;
+    }
   });
 
-  it('bounds the drain: a request outliving SHUTDOWN_TIMEOUT_MS is cut and the process still exits', async () => {
-    const gateway = await spawnGateway({ ...ENV, SUPERGRAPH_PATH: supergraphPath, SHUTDOWN_TIMEOUT_MS: '300' });
+  it('bounds the drain: a request outliving SHUTDOWN_TIMEOUT_MS is cut and the process still exits 0', async () => {
+    const gateway = await spawnGateway({ ...ENV, SUPERGRAPH_PATH: supergraphPath, SHUTDOWN_TIMEOUT_MS: '500' });
     keys.setUrl(gateway.url);
-    delay = 5_000;
-    const inFlight = postGraphQL(gateway.url, { query: '{ latestReview { body } }' }).catch((error: Error) => error);
-    await sleep(200);
+    hold = new Hold(); // never released while the gateway lives
+    try {
+      const inFlight = postGraphQL(gateway.url, { query: '{ latestReview { body } }' }).catch((error: Error) => error);
+      await hold.arrived;
+      const signalledAt = Date.now();
+      gateway.child.kill('SIGINT');
+      expect(await gateway.exited).toBe(0);
+      // Half a second of drain, plus process exit on a loaded machine; far below "never".
+      expect(Date.now() - signalledAt).toBeLessThan(DEADLINE_MS / 3);
+      expect(await inFlight).toBeInstanceOf(Error);
+    } finally {
+      hold.release();
+      hold = null;
+    }
+  });
+});
+
+describe('a client that stops reading', () => {
+  const SECRET = 'shutdown-test-secret-0123456789abcdef';
+  const BODY_BYTES = 64 * 1024 * 1024; // far more than socket buffers hold
+  let upstream: Server;
+  let backpressured: Promise<void>;
+
+  beforeAll(async () => {
+    let signal!: () => void;
+    backpressured = new Promise((resolve) => (signal = resolve));
+    // A legacy service answering with a large download, written as fast as the reader takes it.
+    upstream = createServer((_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': BODY_BYTES });
+      const chunk = Buffer.alloc(64 * 1024, 1);
+      let sent = 0;
+      const pump = () => {
+        while (sent < BODY_BYTES) {
+          sent += chunk.length;
+          if (!res.write(chunk)) {
+            signal();
+            res.once('drain', pump);
+            return;
+          }
+        }
+        res.end();
+      };
+      pump();
+    });
+    upstream.listen(0, '127.0.0.1');
+    await once(upstream, 'listening');
+  });
+  afterAll(() => {
+    upstream.closeAllConnections();
+    upstream.close();
+  });
+
+  it('cannot hold the process: the drain deadline cuts its connection and the gateway exits 0', async () => {
+    const { port } = upstream.address() as { port: number };
+    const gateway = await spawnGateway({
+      ...ENV,
+      SUPERGRAPH_PATH: supergraphPath,
+      JWT_SECRET: SECRET,
+      JWT_ALGORITHMS: 'HS256',
+      DOWNLOADS_SERVICE_URL: `http://127.0.0.1:${port}`,
+      SHUTDOWN_TIMEOUT_MS: '1000',
+    });
+    const authorization = await hs256Bearer(SECRET, 'slow-reader', { tenant_id: 'acme' });
+    const client = connect(Number(new URL(gateway.url).port), '127.0.0.1');
+    client.on('error', () => {}); // the cut may surface as a reset
+    client.write(`GET /api/v1/downloads/big HTTP/1.1\r\nhost: localhost\r\nauthorization: ${authorization}\r\n\r\n`);
+    client.pause(); // and never read a byte
+
+    await backpressured; // the response is under way and stuck behind the unread socket
     const signalledAt = Date.now();
-    gateway.child.kill('SIGINT');
+    gateway.child.kill('SIGTERM');
     expect(await gateway.exited).toBe(0);
-    expect(Date.now() - signalledAt).toBeLessThan(2_500);
-    expect(await inFlight).toBeInstanceOf(Error);
+    expect(Date.now() - signalledAt).toBeLessThan(DEADLINE_MS / 3);
+    client.destroy();
   });
 });

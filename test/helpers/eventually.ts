@@ -1,5 +1,7 @@
-/** Retries an assertion until it passes or the deadline expires (for file-watch driven behaviour). */
-export async function eventually<T>(assertion: () => Promise<T> | T, timeoutMs = 5_000, intervalMs = 50): Promise<T> {
+import { DEADLINE_MS, POLL_MS } from './deadlines.js';
+
+/** Retries an assertion until it passes or the deadline expires: the suite's only way to wait for a condition. */
+export async function eventually<T>(assertion: () => Promise<T> | T, timeoutMs = DEADLINE_MS, intervalMs = POLL_MS): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     try {

@@ -1,0 +1,86 @@
+import type { FastifyInstance } from 'fastify';
+import { GatewayError } from '../errors.js';
+
+/**
+ * Graceful drain, bounded by one deadline.
+ *
+ * Fastify's `close()` stops listening at once. That is too early for a gateway: requests admitted
+ * before the shutdown may still need this instance, e.g. a subgraph verifying the context token
+ * fetches `/.well-known/jwks.json` from it. So a drain first keeps listening: requests admitted
+ * before it complete, the JWKS and health endpoints still answer, every other new request gets 503
+ * `SHUTTING_DOWN` with `Connection: close` (retry elsewhere). Once no admitted request is left, or at
+ * the deadline, the server closes; connections still open at the deadline are cut, so a client that
+ * stopped reading a large response cannot hold the process. Stream-like routes (event streams) end
+ * themselves on `onDrain` so they count as finished.
+ */
+export interface Drain {
+  readonly draining: boolean;
+  /** Called once when the drain begins (long-lived responses end here). */
+  onDrain(listener: () => void): void;
+  /** Drains, then closes the app; resolves when everything is closed. */
+  shutdown(): Promise<void>;
+}
+
+/** Paths that keep answering during a drain: other instances' requests in flight depend on them. */
+const SERVED_WHILE_DRAINING = new Set(['/.well-known/jwks.json', '/health', '/health/ready']);
+
+export function installDrain(app: FastifyInstance, timeoutMs: number): Drain {
+  let draining = false;
+  let deadline = Number.POSITIVE_INFINITY;
+  let inFlight = 0;
+  let idle: (() => void) | null = null;
+  const listeners: (() => void)[] = [];
+
+  const finished = () => {
+    inFlight--;
+    if (inFlight === 0 && idle) idle();
+  };
+  app.addHook('onRequest', async (request, reply) => {
+    if (draining && !SERVED_WHILE_DRAINING.has(request.url.split('?')[0]!)) {
+      reply.header('connection', 'close').header('retry-after', '1');
+      throw new GatewayError('SHUTTING_DOWN');
+    }
+    // An upgraded connection (WebSocket) is no request/response pair: it is closed with the app.
+    if (request.headers.upgrade !== undefined) return;
+    inFlight++;
+    // 'close' fires once per response, whether it finished or the client went away.
+    reply.raw.once('close', finished);
+  });
+  // While draining, responses tell keep-alive clients to let go, so connections end with them.
+  app.addHook('onSend', async (_request, reply) => {
+    if (draining) reply.header('connection', 'close');
+  });
+  // Whatever closes the app (a drain, or `app.close()` directly), open connections are cut at the
+  // deadline: `server.close()` alone would wait for them for ever.
+  let cut: NodeJS.Timeout | undefined;
+  app.addHook('preClose', async () => {
+    const remaining = Math.max(0, Math.min(deadline, Date.now() + timeoutMs) - Date.now());
+    cut = setTimeout(() => {
+      app.log.warn({ timeoutMs }, 'shutdown deadline reached, closing remaining connections');
+      app.server.closeAllConnections();
+    }, remaining);
+    cut.unref();
+  });
+  app.addHook('onClose', async () => clearTimeout(cut));
+
+  return {
+    get draining() {
+      return draining;
+    },
+    onDrain: (listener) => void listeners.push(listener),
+    async shutdown() {
+      if (!draining) {
+        draining = true;
+        deadline = Date.now() + timeoutMs;
+        for (const listener of listeners) listener();
+        if (inFlight > 0) {
+          await new Promise<void>((resolve) => {
+            idle = resolve;
+            setTimeout(resolve, timeoutMs).unref();
+          });
+        }
+      }
+      await app.close();
+    },
+  };
+}
