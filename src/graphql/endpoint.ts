@@ -143,6 +143,7 @@ export function registerGraphQL(
       rateLimit: { kind: 'graphql' },
     },
     errorHandler: graphqlErrorHandler,
+    onSend: requestIdInRefusals,
     // Trusted documents and size checks on the raw text run before Apollo parses anything.
     preHandler: async (request, reply) => {
       if (idePage && isIdeRequest(request)) return reply.type('text/html; charset=utf-8').send(idePage());
@@ -222,6 +223,26 @@ function graphqlErrorHandler(error: Error & { statusCode?: number; code?: string
   const challenge = wwwAuthenticate(gatewayError);
   if (challenge) reply.header('www-authenticate', challenge);
   return reply.code(gatewayError.status).send(graphqlErrorBody(gatewayError, request.id));
+}
+
+/**
+ * Apollo refuses some requests (CSRF, malformed GET parameters, batching, a body without `query`)
+ * before any plugin runs, and `formatError` cannot see the request: those error bodies get the
+ * request id here, once final. Only error statuses are read, so normal responses cost nothing.
+ */
+async function requestIdInRefusals(request: FastifyRequest, reply: FastifyReply, payload: unknown): Promise<unknown> {
+  if (reply.statusCode < 400 || typeof payload !== 'string' || !payload.startsWith('{')) return payload;
+  let body: { errors?: unknown };
+  try {
+    body = JSON.parse(payload) as { errors?: unknown };
+  } catch {
+    return payload;
+  }
+  if (!Array.isArray(body.errors)) return payload;
+  const errors = body.errors as GraphQLFormattedError[];
+  if (errors.every((error) => error.extensions?.requestId === request.id)) return payload;
+  body.errors = errors.map((error) => ({ ...error, extensions: { ...error.extensions, requestId: request.id } }));
+  return JSON.stringify(body);
 }
 
 /** Unexpected errors never reach the client with their message: they are logged and replaced. */

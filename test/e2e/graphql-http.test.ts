@@ -122,6 +122,50 @@ describe('GraphQL over HTTP', () => {
   });
 });
 
+/** One error response: its status, its `x-request-id` header and the ids its GraphQL errors carry. */
+async function errorIds(path: string, init: RequestInit) {
+  const response = await fetch(`${stack.url}${path}`, init);
+  const body = (await response.json()) as { errors?: { extensions?: { requestId?: unknown } }[] };
+  return {
+    status: response.status,
+    header: response.headers.get('x-request-id'),
+    ids: (body.errors ?? []).map((error) => error.extensions?.requestId),
+  };
+}
+
+describe('every /graphql error carries extensions.requestId (the x-request-id header)', () => {
+  const preflight = { 'apollo-require-preflight': 'true' };
+  const get = (query: string, extra = '') => `/graphql?query=${encodeURIComponent(query)}${extra}`;
+  const cases: [name: string, status: number, path: string, init: RequestInit][] = [
+    ['CSRF refusal of a simple GET', 400, get('{ products { name } }'), { method: 'GET' }],
+    ['CSRF refusal of a text/plain POST', 400, '/graphql', { method: 'POST', headers: { 'content-type': 'text/plain' }, body: '{"query":"{ products { upc } }"}' }],
+    ['GET mutation', 405, get('mutation { placeOrder(items: []) { id } }'), { method: 'GET', headers: preflight }],
+    ['GET with malformed variables', 400, get('{ products { name } }', '&variables=%7B'), { method: 'GET', headers: preflight }],
+    ['malformed JSON body', 400, '/graphql', { method: 'POST', headers: json, body: '{"query": "{ products { name }"' }],
+    ['empty JSON body', 400, '/graphql', { method: 'POST', headers: json, body: '' }],
+    ['unsupported media type', 415, '/graphql', { method: 'POST', headers: { 'content-type': 'application/xml' }, body: '<query/>' }],
+    ['body without a query', 400, '/graphql', { method: 'POST', headers: json, body: '{}' }],
+    ['query that is not a string', 400, '/graphql', { method: 'POST', headers: json, body: '{"query":1}' }],
+    ['batched operations', 400, '/graphql', { method: 'POST', headers: json, body: '[{"query":"{ products { upc } }"}]' }],
+    ['body over the limit', 413, '/graphql', { method: 'POST', headers: json, body: JSON.stringify({ query: `{ products { upc } } #${'x'.repeat(5000)}` }) }],
+    ['syntax error', 400, '/graphql', { method: 'POST', headers: json, body: JSON.stringify({ query: '{ products { ' }) }],
+    ['malformed bearer token', 401, '/graphql', { method: 'POST', headers: { ...json, authorization: 'Bearer not-a-jwt' }, body: JSON.stringify({ query: '{ products { upc } }' }) }],
+  ];
+
+  it.each(cases)('%s', async (_name, status, path, init) => {
+    const res = await errorIds(path, init);
+    expect(res.status).toBe(status);
+    expect(res.header).toBeTruthy();
+    expect(res.ids.length).toBeGreaterThan(0);
+    for (const id of res.ids) expect(id).toBe(res.header);
+  });
+
+  it('echoes a well-formed client x-request-id in the CSRF refusal', async () => {
+    const res = await errorIds(get('{ products { name } }'), { method: 'GET', headers: { 'x-request-id': 'client-abc-123' } });
+    expect(res).toEqual({ status: 400, header: 'client-abc-123', ids: ['client-abc-123'] });
+  });
+});
+
 describe('health', () => {
   it('liveness and readiness answer 200 with a loaded supergraph', async () => {
     expect((await send({ method: 'GET', path: '/health' })).body).toMatchObject({ status: 'ok' });
