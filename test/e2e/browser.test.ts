@@ -1,22 +1,21 @@
-import { existsSync } from 'node:fs';
 import { chromium, type Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startStack, type Stack } from '../helpers/stack.js';
+import { CHROMIUM_PATH } from '../setup/prerequisites.js';
 
-/** Debian's Chromium, installed by .ci/run; driven headless by playwright-core (no downloaded browser). */
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 
 let stack: Stack;
 let browser: Browser;
 
 beforeAll(async () => {
-  if (!existsSync(CHROMIUM)) throw new Error(`Chromium not found at ${CHROMIUM}: .ci/run installs Debian's chromium`);
   stack = await startStack({ env: { NODE_ENV: 'development' } });
   browser = await chromium.launch({
-    executablePath: CHROMIUM,
+    // Debian's Chromium (the global setup installs it or names the package), driven headless by
+    // playwright-core: no browser download.
+    executablePath: CHROMIUM_PATH,
     args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
   });
-}, 60_000);
+});
 afterAll(async () => {
   await browser?.close();
   await stack?.close();

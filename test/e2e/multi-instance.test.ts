@@ -52,7 +52,7 @@ beforeAll(async () => {
     RATE_LIMIT_WINDOW_SECONDS: '3600',
   };
   gateways = await Promise.all([spawnGateway(env), spawnGateway(env), spawnGateway(env)]);
-}, 60_000);
+});
 afterAll(async () => {
   for (const gateway of gateways) gateway.child.kill('SIGTERM');
   await Promise.all(gateways.map((g) => g.exited));

@@ -1,5 +1,6 @@
 import { Cluster } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DEADLINE_MS } from '../helpers/deadlines.js';
 import { eventually } from '../helpers/eventually.js';
 import { spawnGateway, type GatewayProcess } from '../helpers/gateway-process.js';
 import { hs256Bearer } from '../helpers/hs256.js';
@@ -16,7 +17,7 @@ let gateways: GatewayProcess[] = [];
 beforeAll(async () => {
   cluster = await startRedisCluster();
   client = new Cluster(cluster.nodes.map((node) => ({ host: '127.0.0.1', port: Number(node.split(':')[1]) })));
-  await eventually(async () => expect(await client.ping()).toBe('PONG'), 10_000, 200);
+  await eventually(async () => expect(await client.ping()).toBe('PONG'), DEADLINE_MS, 200);
   const env = {
     SUPERGRAPH_PATH: 'supergraph/supergraph.graphql',
     REDIS_CLUSTER_NODES: cluster.nodes.join(','),
@@ -28,7 +29,7 @@ beforeAll(async () => {
     RATE_LIMIT_WINDOW_SECONDS: '3600',
   };
   gateways = await Promise.all([spawnGateway(env), spawnGateway(env)]);
-}, 60_000);
+});
 afterAll(async () => {
   for (const gateway of gateways) gateway.child.kill('SIGTERM');
   await Promise.all(gateways.map((g) => g.exited));
@@ -63,7 +64,7 @@ describe('on a Redis Cluster', () => {
       }),
     );
     for (const { tenant } of clients) await client.xadd(`alerts:tenant:${tenant}`, '*', 'type', 'alert', 'data', JSON.stringify({ tenant }));
-    for (const c of clients) await eventually(() => expect(c.received.map((e) => e.data)).toEqual([{ tenant: c.tenant }]), 5_000, 100);
+    for (const c of clients) await eventually(() => expect(c.received.map((e) => e.data)).toEqual([{ tenant: c.tenant }]), DEADLINE_MS, 100);
     for (const c of clients) c.source.close();
 
     await client.set('tenant:globex:read_only', '1');

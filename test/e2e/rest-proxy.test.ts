@@ -6,11 +6,14 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { accountsSubgraph } from '../../subgraphs/accounts/index.js';
+import { eventually } from '../helpers/eventually.js';
 import { startStack, type Stack } from '../helpers/stack.js';
 import { rawRequest, startUpstream, type RawResponse, type Upstream } from '../helpers/upstream.js';
 
 let stack: Stack;
 const up: Record<string, Upstream> = {};
+/** The gateway's view of one instance of a service (health as its checks last saw it). */
+const instance = (service: string, url: string) => stack.gateway.rest.pools.get(service)!.instances.find((i) => i.url === url)!;
 let token: string;
 
 async function closedPort(): Promise<number> {
@@ -392,8 +395,7 @@ describe('resilience', () => {
     expect(stack.gateway.rest.breakers.get('flaky')!.state).toBe('open');
 
     up.flaky!.setMode('ok');
-    await new Promise((resolve) => setTimeout(resolve, 550));
-    expect(stack.gateway.rest.breakers.get('flaky')!.state).toBe('half-open');
+    await eventually(() => expect(stack.gateway.rest.breakers.get('flaky')!.state).toBe('half-open'));
     expect((await rawRequest(stack.url, '/api/v1/flaky/x')).status).toBe(200);
     expect(stack.gateway.rest.breakers.get('flaky')!.state).toBe('closed');
     expect((await rawRequest(stack.url, '/api/v1/flaky/x')).status).toBe(200);
@@ -410,13 +412,13 @@ describe('resilience', () => {
 
   it('active health checks skip an unhealthy instance and readmit it when it recovers', async () => {
     up.c1!.setMode('unhealthy');
-    await new Promise((resolve) => setTimeout(resolve, 350));
+    await eventually(() => expect(instance('checked', up.c1!.url).activeHealthy).toBe(false));
     const c1Before = up.c1!.hits;
     for (let i = 0; i < 6; i++) expect((await rawRequest(stack.url, '/api/v1/checked/x')).headers['x-instance']).toBe('c2');
     expect(up.c1!.hits).toBe(c1Before);
 
     up.c1!.setMode('ok');
-    await new Promise((resolve) => setTimeout(resolve, 350));
+    await eventually(() => expect(instance('checked', up.c1!.url).activeHealthy).toBe(true));
     const seen = new Set<string>();
     for (let i = 0; i < 6; i++) seen.add(String((await rawRequest(stack.url, '/api/v1/checked/x')).headers['x-instance']));
     expect(seen).toEqual(new Set(['c1', 'c2']));
@@ -425,7 +427,7 @@ describe('resilience', () => {
   it('all instances down → 503', async () => {
     up.c1!.setMode('unhealthy');
     up.c2!.setMode('unhealthy');
-    await new Promise((resolve) => setTimeout(resolve, 350));
+    await eventually(() => expect(stack.gateway.rest.pools.get('checked')!.instances.every((i) => !i.activeHealthy)).toBe(true));
     const response = await rawRequest(stack.url, '/api/v1/checked/x');
     expect(response.status).toBe(503);
     expect(JSON.parse(response.body.toString())).toMatchObject({ code: 'NO_HEALTHY_UPSTREAM' });

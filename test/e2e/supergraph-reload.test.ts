@@ -25,6 +25,12 @@ async function readiness(url: string): Promise<{ status: number; body: Readiness
   return { status: response.status, body: (await response.json()) as Readiness };
 }
 
+/** How many supergraph files the gateway has loaded or rejected so far. */
+async function reloads(stack: Stack, result: 'loaded' | 'rejected'): Promise<number> {
+  const metric = await stack.gateway.metrics.supergraphReloads.get();
+  return metric.values.find((v) => v.labels.result === result)?.value ?? 0;
+}
+
 /** Writes like a deploy tool does: a temp file renamed over the old one. */
 function replaceFile(path: string, content: string) {
   const temp = join(dirname(path), `.next-${Date.now()}`);
@@ -45,13 +51,19 @@ describe('supergraph hot reload', () => {
   let reviews: { subgraph: RunningSubgraph; definition: SubgraphDefinition };
   let accounts: { subgraph: RunningSubgraph; definition: SubgraphDefinition };
   let delay = 0;
+  let reviewResolving: (() => void) | null = null;
   const catalogDefinition = catalogSubgraph();
 
   beforeAll(async () => {
     stack = await startStack({ definitions: [catalogDefinition], env: ANONYMOUS_ACME });
     const keys = lazyGatewayJwks();
     keys.setUrl(stack.url);
-    const reviewsDefinition = reviewsSubgraph({ delayMs: () => delay });
+    const reviewsDefinition = reviewsSubgraph({
+      delayMs: () => {
+        reviewResolving?.();
+        return delay;
+      },
+    });
     reviews = { definition: reviewsDefinition, subgraph: await startSubgraph(reviewsDefinition, keys) };
     const accountsDefinition = accountsSubgraph();
     accounts = { definition: accountsDefinition, subgraph: await startSubgraph(accountsDefinition, keys) };
@@ -80,8 +92,9 @@ describe('supergraph hot reload', () => {
 
   it('refuses an invalid supergraph and keeps serving the previous one', async () => {
     const readyBefore = (await readiness(stack.url)).body;
+    const rejectedBefore = await reloads(stack, 'rejected');
     replaceFile(stack.supergraphPath, 'schema @link(url: "https://specs.apollo.dev/link/v1.0") { query: Query } type Query { broken: ');
-    await new Promise((resolve) => setTimeout(resolve, 600));
+    await eventually(async () => expect(await reloads(stack, 'rejected')).toBeGreaterThan(rejectedBefore));
     const response = await postGraphQL(stack.url, { query: '{ products(first: 1) { name reviewCount } }' });
     expect(response.body).toEqual({ data: { products: [{ name: 'Anvil', reviewCount: 10 }] } });
     const readyAfter = await readiness(stack.url);
@@ -93,8 +106,10 @@ describe('supergraph hot reload', () => {
     replaceFile(stack.supergraphPath, supergraphOf([catalog(), reviews]));
     await eventually(async () => expect((await fetch(`${stack.url}/health/ready`)).status).toBe(200));
     delay = 1_000;
+    const resolving = new Promise<void>((resolve) => (reviewResolving = resolve));
     const inFlight = postGraphQL(stack.url, { query: '{ latestReview { body delayedBy } }' });
-    await new Promise((resolve) => setTimeout(resolve, 200));
+    await resolving; // planned and sent under the old supergraph before the new one is written
+    reviewResolving = null;
     replaceFile(stack.supergraphPath, supergraphOf([catalog(), reviews, accounts]));
     await eventually(async () => {
       const users = await postGraphQL(stack.url, { query: '{ users { id } }' });

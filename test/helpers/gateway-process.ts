@@ -1,6 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { createInterface } from 'node:readline';
+import { DEADLINE_MS, POLL_MS } from './deadlines.js';
 import { freePort } from './ports.js';
 
 export interface GatewayProcess {
@@ -32,15 +33,15 @@ export async function spawnGateway(env: Record<string, string>): Promise<Gateway
   const exited = once(child, 'exit').then(([code]) => (exitCode = code as number | null));
 
   const url = `http://127.0.0.1:${port}`;
-  const deadline = Date.now() + 20_000;
+  const deadline = Date.now() + DEADLINE_MS;
   for (;;) {
     if (exitCode !== undefined) throw new Error(`gateway exited with ${exitCode} before it was ready: ${stderr}`);
     const ready = await fetch(`${url}/health/ready`).then((r) => r.ok, () => false);
     if (ready) return { url, child, logs, exited };
     if (Date.now() > deadline) {
       child.kill('SIGKILL');
-      throw new Error(`gateway not ready after 20s: ${stderr}`);
+      throw new Error(`gateway not ready after ${DEADLINE_MS / 1000}s: ${stderr}`);
     }
-    await new Promise((resolve) => setTimeout(resolve, 50));
+    await new Promise((resolve) => setTimeout(resolve, POLL_MS));
   }
 }

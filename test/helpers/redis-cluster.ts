@@ -3,6 +3,7 @@ import { once } from 'node:events';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { Redis } from 'ioredis';
+import { DEADLINE_MS } from './deadlines.js';
 import { eventually } from './eventually.js';
 import { freePort } from './ports.js';
 
@@ -47,7 +48,7 @@ export async function startRedisCluster(): Promise<{ nodes: string[]; stop(): Pr
         probe.disconnect();
       }
     }
-  }, 15_000, 200);
+  }, DEADLINE_MS, 200);
   return {
     nodes: ports.map((port) => `127.0.0.1:${port}`),
     async stop() {
