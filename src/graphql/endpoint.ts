@@ -1,8 +1,9 @@
 import { ApolloGateway } from '@apollo/gateway';
 import { ApolloServer, type ApolloServerPlugin } from '@apollo/server';
+import { ApolloServerErrorCode } from '@apollo/server/errors';
 import { ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/disabled';
 import { fastifyApolloHandler } from '@as-integrations/fastify';
-import type { FastifyInstance, FastifyReply, FastifyRequest, RouteHandlerMethod } from 'fastify';
+import type { FastifyBaseLogger, FastifyInstance, FastifyReply, FastifyRequest, RouteHandlerMethod } from 'fastify';
 import { GraphQLError, type GraphQLFormattedError } from 'graphql';
 import type { RedisClient } from '../stores/redis.js';
 import { subgraphOverride } from '../config/load.js';
@@ -104,7 +105,7 @@ export function registerGraphQL(
     // Shutdown is ours (main.ts drains Fastify, whose onClose stops Apollo); Apollo's own signal
     // handlers would race it and re-raise the signal.
     stopOnTerminationSignals: false,
-    formatError: maskUnexpectedErrors(app),
+    formatError: maskUnexpectedErrors(app.log),
     plugins: [
       ApolloServerPluginLandingPageDisabled(),
       requireResolvedOperation(),
@@ -245,28 +246,63 @@ async function requestIdInRefusals(request: FastifyRequest, reply: FastifyReply,
   return JSON.stringify(body);
 }
 
-/** Unexpected errors never reach the client with their message: they are logged and replaced. */
-function maskUnexpectedErrors(app: FastifyInstance) {
+/**
+ * Unexpected errors never reach the client with their message: they are logged and replaced.
+ * Apollo Server refuses some malformed requests (APQ hash mismatch, unsupported APQ version) with an
+ * HTTP 4xx but no code, which its error normalisation then labels INTERNAL_SERVER_ERROR. Those are the
+ * client's mistake, so they answer Apollo's BAD_REQUEST with Apollo's own message and are logged at
+ * debug only: anyone can send them, and an error line with a stack per request would be a log flood.
+ */
+export function maskUnexpectedErrors(logger: Pick<FastifyBaseLogger, 'debug' | 'error'>) {
   return (formatted: GraphQLFormattedError, error: unknown): GraphQLFormattedError => {
     const code = formatted.extensions?.code;
     const fromSubgraph = formatted.extensions?.serviceName !== undefined;
     if (code !== 'INTERNAL_SERVER_ERROR' || fromSubgraph) return formatted;
+    if (isUncodedClientRefusal(error)) {
+      logger.debug({ reason: formatted.message }, 'GraphQL request refused');
+      return { message: formatted.message, extensions: { code: ApolloServerErrorCode.BAD_REQUEST } };
+    }
     const original = error instanceof GraphQLError ? (error.originalError ?? error) : error;
-    app.log.error({ err: original }, 'unexpected error while executing a GraphQL operation');
+    logger.error({ err: original }, 'unexpected error while executing a GraphQL operation');
     return { message: 'Internal server error', path: formatted.path, extensions: { code } };
   };
 }
 
 /**
+ * A GraphQL error raised with a 4xx HTTP status but no code: Apollo Server's refusal of a malformed
+ * request. Duck-typed (not `instanceof`) so a second copy of graphql-js cannot turn it into a 500.
+ */
+function isUncodedClientRefusal(error: unknown): boolean {
+  if (typeof error !== 'object' || error === null || !('extensions' in error)) return false;
+  const extensions = (error as { extensions?: { code?: unknown; http?: { status?: unknown } } }).extensions;
+  const status = extensions?.http?.status;
+  return extensions?.code === undefined && typeof status === 'number' && status >= 400 && status < 500;
+}
+
+/**
  * Apollo Server leaves an unmatched `operationName` to the executor, and Apollo Gateway's executor
- * then fails with a 500. It is the client's mistake: answer 400 before any planning happens.
+ * then fails with a 500. It is the client's mistake: answer 400 before any planning happens. The same
+ * holds for an operation type the supergraph has no root type for (the planner answers 500
+ * INVALID_GRAPHQL) and for subscriptions, which Apollo Gateway cannot execute (a plain 500 error).
  */
 function requireResolvedOperation(): ApolloServerPlugin<GatewayContext> {
   return {
     async requestDidStart() {
       return {
-        async didResolveOperation({ operation, request }) {
-          if (operation) return;
+        async didResolveOperation({ operation, request, schema }) {
+          if (operation) {
+            if (!schema.getRootType(operation.operation)) {
+              throw new GraphQLError(`The schema has no "${operation.operation}" root type.`, {
+                extensions: { code: ApolloServerErrorCode.GRAPHQL_VALIDATION_FAILED, http: { status: 400 } },
+              });
+            }
+            if (operation.operation === 'subscription') {
+              throw new GraphQLError('Subscriptions are not supported on /graphql; use the event streams.', {
+                extensions: { code: ApolloServerErrorCode.BAD_REQUEST, http: { status: 400 } },
+              });
+            }
+            return;
+          }
           const message = request.operationName
             ? `Unknown operation named "${request.operationName}".`
             : 'Must provide operation name if query contains multiple operations.';

@@ -42,6 +42,35 @@ describe('Automatic Persisted Queries, shared through Redis', () => {
     const byHash = await postGraphQL(second.url, { extensions: persisted(query) });
     expect(byHash.body).toEqual({ data: { products: [{ name: 'Anvil' }, { name: 'Rocket Skates' }] } });
   });
+
+  it('refuses a hash that does not match the query, or another protocol version, as the client\'s mistake', async () => {
+    const query = '{ products(first: 1) { name } }';
+    const mismatch = await postGraphQL(first.url, { query, extensions: persisted('{ products { upc } }') });
+    expect(mismatch.status).toBe(400);
+    expect(mismatch.body.errors).toEqual([
+      { message: 'provided sha does not match query', extensions: { code: 'BAD_REQUEST', requestId: mismatch.headers.get('x-request-id') } },
+    ]);
+    const version2 = await postGraphQL(first.url, { query, extensions: { persistedQuery: { version: 2, sha256Hash: sha256(query) } } });
+    expect(version2.status).toBe(400);
+    expect(version2.body.errors?.[0]).toMatchObject({ message: 'Unsupported persisted query version', extensions: { code: 'BAD_REQUEST' } });
+    // Nothing was registered under the mismatched hash.
+    expect((await postGraphQL(second.url, { extensions: persisted('{ products { upc } }') })).body.errors?.[0]?.extensions?.code).toBe(
+      'PERSISTED_QUERY_NOT_FOUND',
+    );
+  });
+});
+
+describe('APQ turned off (PERSISTED_QUERIES=false)', () => {
+  it('answers PERSISTED_QUERY_NOT_SUPPORTED, so clients fall back to sending the text', async () => {
+    const stack = await startStack({ definitions: [catalogSubgraph()], env: { DEFAULT_TENANT_ID: 'acme', PERSISTED_QUERIES: 'false' } });
+    try {
+      const refused = await postGraphQL(stack.url, { extensions: persisted(KNOWN) });
+      expect(refused.body.errors?.map((error) => error.extensions?.code)).toEqual(['PERSISTED_QUERY_NOT_SUPPORTED']);
+      expect((await postGraphQL(stack.url, { query: KNOWN })).body).toEqual({ data: { products: [{ upc: 'acme-anvil' }] } });
+    } finally {
+      await stack.close();
+    }
+  });
 });
 
 describe('trusted documents (allow-list mode)', () => {
