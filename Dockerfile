@@ -1,15 +1,17 @@
 # syntax=docker/dockerfile:1
-# One image for the gateway and the demo subgraphs (docker-compose picks the command).
+# One image for the gateway, the demo subgraphs and the legacy REST demo service (docker-compose
+# picks the command). `npm run check:docker` reproduces these stages without Docker.
 
 FROM node:20-bookworm-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci
+# Only what the image runs: tsconfig.build.json compiles src/, subgraphs/ and services/ (not the
+# scripts/ dev tools, which import test helpers that are not in the build context).
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
 COPY subgraphs ./subgraphs
 COPY services ./services
-COPY scripts ./scripts
 RUN npm run build && npm prune --omit=dev
 
 FROM node:20-bookworm-slim AS runtime
@@ -23,6 +25,8 @@ COPY --from=build /app/dist ./dist
 COPY supergraph ./supergraph
 USER node
 EXPOSE 4000
+# The gateway's readiness. The other commands of this image serve other paths: docker-compose.yml
+# gives each service its own check in this same form (path as the argument).
 HEALTHCHECK --interval=10s --timeout=3s --start-period=10s \
-  CMD node -e "fetch('http://127.0.0.1:'+(process.env.PORT||4000)+'/health/ready').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"
+  CMD ["node", "-e", "fetch('http://127.0.0.1:'+process.env.PORT+process.argv[1]).then(r=>process.exit(r.ok?0:1),()=>process.exit(1))", "/health/ready"]
 CMD ["node", "dist/src/main.js"]
