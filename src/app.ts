@@ -17,12 +17,12 @@ import { registerGraphQL, type GraphQLEndpoint } from './graphql/endpoint.js';
 import { registerHealthRoutes } from './health/routes.js';
 import { registerServicesHealth } from './health/services.js';
 import { createMetrics, type GatewayMetrics } from './observability/metrics.js';
-import { installAccessControl } from './pipeline/access.js';
+import { OPERATIONAL_RATE_LIMIT, installAccessControl, operationalPolicy } from './pipeline/access.js';
 import { installCallerContext } from './pipeline/caller-context.js';
 import { MemoryEventBus, type EventBus } from './events/bus.js';
 import { RedisEventBus } from './events/redis-bus.js';
 import { registerEventStreams } from './events/sse.js';
-import { registerMetricsRoute } from './observability/metrics-route.js';
+import { metricsPolicy, registerMetricsRoute } from './observability/metrics-route.js';
 import { installTracing } from './observability/tracing.js';
 import { GatewayLogController, installRequestMetrics } from './observability/request-log.js';
 import { installProblemErrors } from './pipeline/error-handler.js';
@@ -154,7 +154,13 @@ export async function buildGateway(config: GatewayConfig, options: BuildOptions 
       info: { title: 'federated-gateway', version: GATEWAY_VERSION, description: 'Gateway endpoints and the proxied REST route table' },
     },
   });
-  await app.register(swaggerUi, { routePrefix: '/docs' });
+  // The UI, /docs/json and every static asset pass the pipeline under DOCS_AUTH (authenticated in
+  // production: the description lists the whole route table): each route the plugin adds gets the policy.
+  const docsPolicy = operationalPolicy(config.docsAuth, config.docsPermissions, config.nodeEnv);
+  await app.register(async (docs) => {
+    docs.addHook('onRoute', (route) => void (route.config = { ...route.config, policy: docsPolicy, rateLimit: OPERATIONAL_RATE_LIMIT }));
+    await docs.register(swaggerUi, { routePrefix: '/docs' });
+  });
   installCallerContext(app, config.defaultTenantId ?? null);
   installTracing(app, config.otlpEndpoint, config.otelServiceName);
   installAccessControl(app, {
@@ -169,8 +175,16 @@ export async function buildGateway(config: GatewayConfig, options: BuildOptions 
 
   const graphql = registerGraphQL(app, config, redis, metrics);
   const rest = await registerRestRoutes(app, config);
-  registerMetricsRoute(app, metrics, config.metricsToken, [() => mirrorUpstreamState(rest, metrics)]);
-  registerServicesHealth(app, { config, supergraph: graphql.status, rest, redis, signer, version: GATEWAY_VERSION });
+  registerMetricsRoute(app, metrics, metricsPolicy(config), [() => mirrorUpstreamState(rest, metrics)]);
+  registerServicesHealth(app, {
+    config,
+    supergraph: graphql.status,
+    rest,
+    redis,
+    signer,
+    version: GATEWAY_VERSION,
+    policy: operationalPolicy(config.healthServicesAuth, config.healthServicesPermissions, config.nodeEnv),
+  });
   const bus = redis ? new RedisEventBus(redis, config.sse.historySize, app.log) : new MemoryEventBus(config.sse.historySize);
   registerEventStreams(app, config.streams, config.sse, bus, signer, metrics, drain);
 

@@ -129,8 +129,17 @@ export const configSchema = z.strictObject({
   otelServiceName: z.string().min(1).default('federated-gateway'),
   /** How long one `/health/services` report is reused before the services are asked again. */
   healthServicesCacheSeconds: z.coerce.number().min(0).default(30),
-  /** When set, `GET /metrics` requires `Authorization: Bearer <token>`. */
+  /** `Authorization: Bearer <token>` a scraper may use on `/metrics` (without a JWT or API key). */
   metricsToken: z.string().min(16).optional(),
+  // Operational routes: who may read them. Unset = `authenticated` in production, `public` elsewhere
+  // (for /metrics also `authenticated` whenever METRICS_TOKEN is set).
+  metricsAuth: z.enum(['public', 'authenticated']).optional(),
+  /** Permissions (all of) a caller needs for `/metrics`; METRICS_TOKEN stands in for them. */
+  metricsPermissions: stringList.default(['metrics:read']),
+  docsAuth: z.enum(['public', 'authenticated']).optional(),
+  docsPermissions: stringList.default([]),
+  healthServicesAuth: z.enum(['public', 'authenticated']).optional(),
+  healthServicesPermissions: stringList.default([]),
   /** GraphiQL for browsers opening /graphql; default: on in development only. */
   graphqlIde: z.stringbool().or(z.boolean()).optional(),
   /** Introspection and "Did you mean…" suggestions; default: on except in production. */
@@ -145,6 +154,9 @@ export const configSchema = z.strictObject({
       });
     }
   });
+  if (config.metricsAuth === 'public' && config.metricsToken) {
+    context.addIssue({ code: 'custom', path: ['metricsAuth'], message: 'is public, so the METRICS_TOKEN that is set would protect nothing; use authenticated or unset the token' });
+  }
   const prefixes = new Set<string>();
   config.routes.forEach((route, index) => {
     if (prefixes.has(route.prefix)) context.addIssue({ code: 'custom', path: ['routes', index, 'prefix'], message: `duplicate prefix ${route.prefix}` });
@@ -200,6 +212,12 @@ export const ENV_KEYS = {
   TRUSTED_DOCUMENTS_MANIFEST: 'trustedDocumentsManifest',
   PERSISTED_QUERIES: 'persistedQueries',
   METRICS_TOKEN: 'metricsToken',
+  METRICS_AUTH: 'metricsAuth',
+  METRICS_PERMISSIONS: 'metricsPermissions',
+  DOCS_AUTH: 'docsAuth',
+  DOCS_PERMISSIONS: 'docsPermissions',
+  HEALTH_SERVICES_AUTH: 'healthServicesAuth',
+  HEALTH_SERVICES_PERMISSIONS: 'healthServicesPermissions',
   HEALTH_SERVICES_CACHE_SECONDS: 'healthServicesCacheSeconds',
   OTEL_EXPORTER_OTLP_ENDPOINT: 'otlpEndpoint',
   OTEL_SERVICE_NAME: 'otelServiceName',

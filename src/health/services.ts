@@ -6,6 +6,7 @@ import { anonymousPrincipal } from '../auth/principal.js';
 import { subgraphOverride } from '../config/load.js';
 import type { GatewayConfig } from '../config/schema.js';
 import type { SupergraphStatus } from '../graphql/supergraph-file.js';
+import { OPERATIONAL_RATE_LIMIT, type RoutePolicy } from '../pipeline/access.js';
 import type { RestUpstreams } from '../rest/proxy.js';
 
 type Health = 'healthy' | 'unhealthy';
@@ -23,11 +24,21 @@ const CHECK_TIMEOUT_MS = 2_000;
  * `GET /health/services`, in the seeds' shape: every subgraph (a `{ __typename }` query signed like
  * any gateway call), every REST service (healthy while one instance may take traffic) and Redis.
  * The report is cached (`HEALTH_SERVICES_CACHE_SECONDS`, 30 s) and computed once however many callers
- * ask, so a health-check storm never reaches the services.
+ * ask, so a health-check storm never reaches the services. It names every upstream and its state, so
+ * it passes the pipeline under `policy` (HEALTH_SERVICES_AUTH; authenticated in production) and the
+ * rate limits; liveness and readiness stay open for orchestrators.
  */
 export function registerServicesHealth(
   app: FastifyInstance,
-  deps: { config: GatewayConfig; supergraph: () => SupergraphStatus; rest: RestUpstreams; redis: RedisClient | null; signer: ContextSigner; version: string },
+  deps: {
+    config: GatewayConfig;
+    supergraph: () => SupergraphStatus;
+    rest: RestUpstreams;
+    redis: RedisClient | null;
+    signer: ContextSigner;
+    version: string;
+    policy: RoutePolicy;
+  },
 ): void {
   let cached: { at: number; report: Promise<ServicesReport> } | null = null;
 
@@ -55,7 +66,7 @@ export function registerServicesHealth(
     return { status: healthy ? 'healthy' : 'degraded', timestamp: new Date().toISOString(), version: deps.version, services };
   };
 
-  app.get('/health/services', async (_request, reply) => {
+  app.get('/health/services', { config: { policy: deps.policy, rateLimit: OPERATIONAL_RATE_LIMIT } }, async (_request, reply) => {
     if (!cached || Date.now() - cached.at > deps.config.healthServicesCacheSeconds * 1000) cached = { at: Date.now(), report: check() };
     const report = await cached.report;
     return reply.code(report.status === 'healthy' ? 200 : 503).send(report);

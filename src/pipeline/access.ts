@@ -1,6 +1,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Authenticator } from '../auth/authenticator.js';
 import type { ContextSigner } from '../auth/context-signer.js';
+import type { Principal } from '../auth/principal.js';
 import type { TenantGuard } from '../auth/tenant-guard.js';
 import type { AuthFailureGuard } from '../ratelimit/auth-failures.js';
 import { GatewayError } from '../errors.js';
@@ -20,7 +21,28 @@ export interface RoutePolicy {
   readonly allowTicket?: boolean;
   /** Requests of this route that carry no operation (e.g. the IDE page) and need no caller. */
   readonly skip?: (request: FastifyRequest) => boolean;
+  /**
+   * A credential only this route accepts (the `/metrics` scrape token), tried before the usual ones:
+   * the caller it returns is checked against the policy like any other; null = not this credential.
+   */
+  readonly routeCredential?: (request: FastifyRequest) => Principal | null;
 }
+
+/** `public` or `authenticated` (with these permissions): how operational routes are configured. */
+export type OperationalAuth = 'public' | 'authenticated';
+
+/**
+ * Policy of an operational route (`/docs`, `/health/services`): its setting if configured, else
+ * authenticated in production (they show upstream URLs, service state, the route table) and public
+ * elsewhere.
+ */
+export function operationalPolicy(auth: OperationalAuth | undefined, permissions: readonly string[], nodeEnv: string): RoutePolicy {
+  const effective = auth ?? (nodeEnv === 'production' ? 'authenticated' : 'public');
+  return effective === 'public' ? { auth: 'public' } : { auth: 'authenticated', permissions };
+}
+
+/** Operational routes count against the caller's buckets like any REST-style route. */
+export const OPERATIONAL_RATE_LIMIT = { kind: 'rest' } as const;
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -53,9 +75,10 @@ export function installAccessControl(app: FastifyInstance, deps: AccessDependenc
       reply.header('retry-after', String(blockedFor));
       throw new GatewayError('RATE_LIMITED', 'Too many failed authentication attempts; retry later');
     }
-    let outcome;
+    const routeCaller = policy.routeCredential?.(request) ?? null;
+    let outcome: { principal: Principal; via: string };
     try {
-      outcome = await deps.authenticator.authenticate({
+      outcome = routeCaller ? { principal: routeCaller, via: 'route_credential' } : await deps.authenticator.authenticate({
         authorization: request.headers.authorization,
         apiKey: single(request.headers['x-api-key']),
         ticket: policy.allowTicket ? single((request.query as Record<string, string | string[] | undefined>).ticket) : undefined,

@@ -1,6 +1,7 @@
 import { Writable } from 'node:stream';
 import parsePrometheusTextFormat from 'parse-prometheus-text-format';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadConfig } from '../../src/config/load.js';
 import { catalogSubgraph } from '../../subgraphs/catalog/index.js';
 import { inventorySubgraph } from '../../subgraphs/inventory/index.js';
 import { postGraphQL, startStack, type Stack } from '../helpers/stack.js';
@@ -141,5 +142,111 @@ describe('/docs', () => {
     expect(bundle.status).toBe(200);
     // Read it all: the browser needs the whole bundle (and an unread body would hold the connection).
     expect((await bundle.text()).length).toBeGreaterThan(100_000);
+  });
+});
+
+describe('operational routes in production: behind auth, policy and rate limits', () => {
+  let production: Stack;
+  const get = (path: string, headers: Record<string, string> = {}, method = 'GET') => fetch(`${production.url}${path}`, { method, headers });
+  /** Every surface that shows upstreams, breaker state, operation names or the route table. */
+  const PROTECTED = ['/metrics', '/docs', '/docs/', '/docs/json', '/docs/yaml', '/docs/static/swagger-ui-bundle.js', '/docs/static/index.css', '/health/services'];
+
+  beforeAll(async () => {
+    production = await startStack({
+      definitions: [catalogSubgraph()],
+      env: {
+        NODE_ENV: 'production',
+        METRICS_TOKEN,
+        DEFAULT_TENANT_ID: 'acme',
+        RATE_LIMIT_ENABLED: 'true',
+        RATE_LIMIT_REQUESTS: '20',
+        RATE_LIMIT_WINDOW_SECONDS: '3600',
+      },
+    });
+  });
+  afterAll(() => production.close());
+
+  it('refuses anonymous callers with 401 problem+json, for the UI, its description and its assets alike', async () => {
+    for (const path of PROTECTED) {
+      const response = await get(path);
+      expect(response.status, path).toBe(401);
+      expect(response.headers.get('content-type'), path).toMatch(/^application\/problem\+json/);
+      expect(response.headers.get('www-authenticate'), path).toBe('Bearer realm="gateway"');
+      expect(await response.json(), path).toMatchObject({ code: 'UNAUTHENTICATED', status: 401 });
+    }
+    expect((await get('/metrics', {}, 'HEAD')).status).toBe(401);
+  });
+
+  it('liveness, readiness and the JWKS stay open (and are not rate limited)', async () => {
+    for (const path of ['/health', '/health/ready', '/.well-known/jwks.json']) {
+      const response = await get(path);
+      expect(response.status, path).toBe(200);
+      expect(response.headers.get('ratelimit'), path).toBeNull();
+      await response.body?.cancel();
+    }
+  });
+
+  it('/docs and /health/services answer any authenticated caller, rate limited', async () => {
+    const auth = await production.bearer({ sub: 'u-acme-docs' });
+    for (const path of ['/docs/', '/docs/json', '/docs/static/swagger-ui-bundle.js', '/health/services']) {
+      const response = await get(path, auth);
+      expect(response.status, path).toBe(200);
+      expect(response.headers.get('ratelimit'), path).toMatch(/^"/);
+      await response.text();
+    }
+  });
+
+  it('/metrics needs the metrics:read permission or METRICS_TOKEN', async () => {
+    const plain = await get('/metrics', await production.bearer({ sub: 'u-acme-plain', permissions: ['read:orders'] }));
+    expect(plain.status).toBe(403);
+    expect(plain.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+    expect(await plain.json()).toMatchObject({ code: 'FORBIDDEN', status: 403 });
+
+    const permitted = await get('/metrics', await production.bearer({ sub: 'u-acme-ops', permissions: ['metrics:read'] }));
+    expect(permitted.status).toBe(200);
+    expect(await permitted.text()).toContain('gateway_requests_total');
+
+    const scraper = await get('/metrics', { authorization: `Bearer ${METRICS_TOKEN}` });
+    expect(scraper.status).toBe(200);
+    expect(scraper.headers.get('ratelimit')).toMatch(/^"/);
+    await scraper.text();
+
+    const guess = await get('/metrics', { authorization: `Bearer ${METRICS_TOKEN.slice(0, -1)}x` });
+    expect(guess.status).toBe(401);
+    expect(await guess.json()).toMatchObject({ code: 'INVALID_TOKEN' });
+  });
+
+  it('a caller over its limit gets 429 there too', async () => {
+    const auth = await production.bearer({ sub: 'u-acme-burst' });
+    const statuses: number[] = [];
+    for (let i = 0; i < 21; i++) {
+      const response = await get('/health/services', auth);
+      statuses.push(response.status);
+      await response.text();
+    }
+    expect(statuses.slice(0, 20).every((status) => status === 200)).toBe(true);
+    expect(statuses[20]).toBe(429);
+  });
+});
+
+describe('operational routes: per-route settings', () => {
+  it('DOCS_AUTH / HEALTH_SERVICES_AUTH / METRICS_AUTH and their permissions override the production defaults', async () => {
+    const stack = await startStack({
+      definitions: [catalogSubgraph()],
+      env: { NODE_ENV: 'production', METRICS_AUTH: 'public', HEALTH_SERVICES_AUTH: 'public', DOCS_PERMISSIONS: 'docs:read' },
+    });
+    try {
+      expect((await fetch(`${stack.url}/metrics`)).status).toBe(200);
+      expect((await fetch(`${stack.url}/health/services`)).status).toBe(200);
+      expect((await fetch(`${stack.url}/docs/json`)).status).toBe(401);
+      expect((await fetch(`${stack.url}/docs/json`, { headers: await stack.bearer() })).status).toBe(403);
+      expect((await fetch(`${stack.url}/docs/json`, { headers: await stack.bearer({ permissions: ['docs:read'] }) })).status).toBe(200);
+    } finally {
+      await stack.close();
+    }
+  });
+
+  it('a public /metrics with a METRICS_TOKEN set is a configuration error', () => {
+    expect(() => loadConfig({ METRICS_AUTH: 'public', METRICS_TOKEN })).toThrow(/metricsAuth \(env METRICS_AUTH\)/);
   });
 });
