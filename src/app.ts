@@ -167,6 +167,7 @@ export async function buildGateway(config: GatewayConfig, options: BuildOptions 
     authenticator: new Authenticator(verifier, new ApiKeyChain(apiKeyStores), config.claims, config.defaultTenantId ?? null, signer),
     authFailures: limitStore ? new AuthFailureGuard(limitStore, limits.authFailures) : null,
     tenantGuard: new TenantGuard(tenantFlags, config.subscriptionGraceSeconds),
+    tokenFreshnessAllowMissingIat: config.tokenFreshnessAllowMissingIat,
     signer,
     metrics,
   });

@@ -49,3 +49,16 @@ export function anonymousPrincipal(tenantId: string | null = null): Principal {
     tier: null,
   });
 }
+
+/**
+ * Token freshness: a tenant whose subscription changed at `staleBefore` (seconds) accepts only user
+ * tokens issued since. A token without `iat` cannot prove that, so it is stale, unless the deployment
+ * opts out (`TOKEN_FRESHNESS_ALLOW_MISSING_IAT`, for IdPs that omit `iat`). No rule (null): fresh.
+ * Only user principals are concerned (a stream ticket carries its user's principal, so the original
+ * token's `iat`); API keys are revoked by deleting them, and anonymous callers hold no token.
+ */
+export function isTokenFresh(principal: Principal, staleBefore: number | null, allowMissingIat = false): boolean {
+  if (staleBefore === null || principal.kind !== 'user') return true;
+  if (principal.issuedAt === null) return allowMissingIat;
+  return principal.issuedAt >= staleBefore;
+}

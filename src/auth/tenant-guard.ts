@@ -1,6 +1,6 @@
 import { GatewayError } from '../errors.js';
 import type { TenantFlagStore } from '../stores/tenant-flags.js';
-import type { Principal } from './principal.js';
+import { isTokenFresh, type Principal } from './principal.js';
 
 export interface TenantDecision {
   principal: Principal;
@@ -24,19 +24,14 @@ export class TenantGuard {
     private readonly now: () => number = () => Date.now() / 1000,
   ) {}
 
-  async check(principal: Principal, requestedTenant: string | undefined): Promise<TenantDecision> {
+  /** `allowMissingIat`: the deployment's opt-out (TOKEN_FRESHNESS_ALLOW_MISSING_IAT), see isTokenFresh. */
+  async check(principal: Principal, requestedTenant: string | undefined, allowMissingIat = false): Promise<TenantDecision> {
     const acting = this.selectTenant(principal, requestedTenant);
     const inGracePeriod = this.checkSubscription(acting);
     if (acting.tenantId === null) return { principal: acting, readOnly: acting.readOnly, inGracePeriod };
 
     const flags = await this.flags.get(acting.tenantId);
-    if (
-      flags.subscriptionChangedAt !== null &&
-      acting.issuedAt !== null &&
-      acting.issuedAt < flags.subscriptionChangedAt
-    ) {
-      throw new GatewayError('TOKEN_STALE');
-    }
+    if (!isTokenFresh(acting, flags.subscriptionChangedAt, allowMissingIat)) throw new GatewayError('TOKEN_STALE');
     return { principal: acting, readOnly: acting.readOnly || flags.readOnly, inGracePeriod };
   }
 

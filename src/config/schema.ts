@@ -97,6 +97,8 @@ export const configSchema = z.strictObject({
   tokenCacheSize: z.coerce.number().int().min(0).default(10_000),
   /** How long an expired subscription keeps working before calls are refused. */
   subscriptionGraceSeconds: z.coerce.number().int().min(0).default(7 * 24 * 3600),
+  /** Deployment opt-out: tokens without `iat` pass a tenant's freshness rule instead of being TOKEN_STALE. */
+  tokenFreshnessAllowMissingIat: z.stringbool().or(z.boolean()).default(false),
   /** PKCS#8 PEM private key (Ed25519 or EC P-256) the gateway signs `x-gateway-context` with. */
   gatewaySigningKey: z.string().min(1).optional(),
   gatewaySigningKeyFile: z.string().min(1).optional(),
@@ -201,6 +203,7 @@ export const ENV_KEYS = {
   AUTH_GRAPHQL_PERMISSIONS: 'authGraphqlPermissions',
   TOKEN_CACHE_SIZE: 'tokenCacheSize',
   SUBSCRIPTION_GRACE_SECONDS: 'subscriptionGraceSeconds',
+  TOKEN_FRESHNESS_ALLOW_MISSING_IAT: 'tokenFreshnessAllowMissingIat',
   GATEWAY_SIGNING_KEY: 'gatewaySigningKey',
   GATEWAY_SIGNING_KEY_FILE: 'gatewaySigningKeyFile',
   CORS_ORIGINS: 'corsOrigins',

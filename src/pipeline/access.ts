@@ -56,6 +56,8 @@ interface AccessDependencies {
   authenticator: Authenticator;
   authFailures: AuthFailureGuard | null;
   tenantGuard: TenantGuard;
+  /** TOKEN_FRESHNESS_ALLOW_MISSING_IAT: tokens without `iat` pass tenant freshness rules. */
+  tokenFreshnessAllowMissingIat: boolean;
   signer: ContextSigner;
   metrics: GatewayMetrics;
 }
@@ -93,7 +95,7 @@ export function installAccessControl(app: FastifyInstance, deps: AccessDependenc
       throw new GatewayError('UNAUTHENTICATED');
     }
 
-    const decision = await deps.tenantGuard.check(outcome.principal, request.requestedTenantId);
+    const decision = await deps.tenantGuard.check(outcome.principal, request.requestedTenantId, deps.tokenFreshnessAllowMissingIat);
     const { principal } = decision;
     if (policy.roles?.length && !policy.roles.some((role) => principal.roles.includes(role))) {
       throw new GatewayError('FORBIDDEN', `Requires one of the roles: ${policy.roles.join(', ')}`);

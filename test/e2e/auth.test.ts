@@ -146,6 +146,11 @@ describe('attack corpus: every forged or broken credential is refused with the r
     await expectRefused(bearer(await stranger.mint({}, { kid: 'key-404' })), 401, 'INVALID_TOKEN');
   });
 
+  it('issued in the future, beyond the clock tolerance (within it is accepted)', async () => {
+    await expectRefused(bearer(await issuer.mint({ iat: now() + 600, exp: now() + 3600 })), 401, 'INVALID_TOKEN');
+    expect((await postGraphQL(stack.url, WHOAMI, bearer(await issuer.mint({ iat: now() + 10 })))).status).toBe(200);
+  });
+
   it('tampered payload', async () => {
     const [header, , signature] = (await issuer.mint()).split('.');
     const payload = base64url.encode(JSON.stringify({ sub: 'u-acme-1', tenant_id: 'globex', iss: TEST_ISSUER, aud: TEST_AUDIENCE, exp: now() + 600 }));
@@ -208,6 +213,17 @@ describe('tenants', () => {
     await stack.gateway.tenantFlags.markSubscriptionChanged('globex', now() - 60);
     await expectRefused(bearer(old), 401, 'TOKEN_STALE');
     const fresh = await issuer.mint({ sub: 'u-globex-2', tenant_id: 'globex' });
+    expect((await postGraphQL(stack.url, WHOAMI, bearer(fresh))).status).toBe(200);
+  });
+
+  it('a token without iat cannot prove it is fresh: TOKEN_STALE once its tenant has a freshness rule', async () => {
+    const noIat = await issuer.mint({ sub: 'u-initech-1', tenant_id: 'initech', iat: undefined });
+    expect(JSON.parse(Buffer.from(noIat.split('.')[1]!, 'base64url').toString())).not.toHaveProperty('iat');
+    // No rule for the tenant yet: nothing to prove.
+    expect((await postGraphQL(stack.url, WHOAMI, bearer(noIat))).status).toBe(200);
+    await stack.gateway.tenantFlags.markSubscriptionChanged('initech', now() - 60);
+    await expectRefused(bearer(noIat), 401, 'TOKEN_STALE');
+    const fresh = await issuer.mint({ sub: 'u-initech-1', tenant_id: 'initech' });
     expect((await postGraphQL(stack.url, WHOAMI, bearer(fresh))).status).toBe(200);
   });
 
@@ -421,6 +437,35 @@ describe('policy for the GraphQL endpoint as a whole', () => {
       expect(staff.status).toBe(200);
     } finally {
       await guarded.close();
+    }
+  });
+});
+
+describe('token freshness without iat', () => {
+  const initech = { DEFAULT_TENANT_ID: 'initech' };
+
+  it('anonymous callers of a tenant with a freshness rule are not refused: they hold no token', async () => {
+    const strict = await startStack({ issuer, env: initech });
+    try {
+      await strict.gateway.tenantFlags.markSubscriptionChanged('initech', now() - 60);
+      expect((await postGraphQL(strict.url, WHOAMI)).body.data).toEqual({ whoami: { userId: null, tenantId: 'initech', roles: [] } });
+    } finally {
+      await strict.close();
+    }
+  });
+
+  it('TOKEN_FRESHNESS_ALLOW_MISSING_IAT=true: the whole deployment accepts tokens without iat; an old iat is still stale', async () => {
+    const lenient = await startStack({ issuer, env: { ...initech, TOKEN_FRESHNESS_ALLOW_MISSING_IAT: 'true' } });
+    try {
+      await lenient.gateway.tenantFlags.markSubscriptionChanged('initech', now() - 60);
+      const noIat = await issuer.mint({ sub: 'u-initech-2', tenant_id: 'initech', iat: undefined });
+      expect((await postGraphQL(lenient.url, WHOAMI, bearer(noIat))).status).toBe(200);
+      const old = await issuer.mint({ sub: 'u-initech-2', tenant_id: 'initech', iat: now() - 600 });
+      const refused = await postGraphQL(lenient.url, WHOAMI, bearer(old));
+      expect(refused.status).toBe(401);
+      expect(refused.body.errors?.[0]?.extensions?.code).toBe('TOKEN_STALE');
+    } finally {
+      await lenient.close();
     }
   });
 });
