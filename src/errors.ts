@@ -17,6 +17,7 @@ export const ERRORS = {
   RATE_LIMITED: { status: 429, title: 'Too many requests' },
   TOO_MANY_STREAMS: { status: 429, title: 'Too many open event streams for this tenant or instance' },
   RATE_LIMIT_UNAVAILABLE: { status: 503, title: 'Rate limiting is unavailable; try again shortly' },
+  EVENTS_UNAVAILABLE: { status: 503, title: 'The event stream cannot be opened now; try again shortly' },
   NOT_FOUND: { status: 404, title: 'No route matches this request' },
   METHOD_NOT_ALLOWED: { status: 405, title: 'Method not allowed on this route' },
   PAYLOAD_TOO_LARGE: { status: 413, title: 'The request body is too large' },

@@ -247,6 +247,7 @@ export const NESTED_ENV: Record<string, readonly string[]> = {
   GRAPHQL_MAX_ALIASES: ['operationLimits', 'maxAliases'],
   GRAPHQL_MAX_COST: ['operationLimits', 'maxCost'],
   GRAPHQL_MAX_TOKENS: ['operationLimits', 'maxTokens'],
+  SSE_MAX_CONNECTIONS_PER_USER: ['sse', 'maxConnectionsPerUser'],
 };
 
 /** `JWT_CLAIM_ROLES=realm_access.roles` and friends: claim mapping from the environment. */

@@ -1,3 +1,5 @@
+import { compareIds } from './event-id.js';
+
 /** One event of a tenant's stream. `id` orders events (Redis stream id format: `<ms>-<seq>`). */
 export interface StreamEvent {
   readonly id: string;
@@ -15,19 +17,18 @@ export type EventListener = (event: StreamEvent) => void;
  */
 export interface EventBus {
   publish(channel: string, tenantId: string, type: string, data: string): Promise<string>;
-  /** The newest id in the stream now (`0-0` when empty): where a fresh subscriber starts. */
+  /** The newest id in the stream now (`0-0` when empty). */
   latestId(channel: string, tenantId: string): Promise<string>;
-  /** Live events after `fromId`; returns the unsubscribe function. */
-  subscribe(channel: string, tenantId: string, fromId: string, listener: EventListener): () => void;
-  /** Events after `afterId` still in the bounded history, oldest first. */
+  /**
+   * Registers `listener` for live events and resolves, with the unsubscribe function, once delivery
+   * is in place: every event added from then on reaches the listener (some earlier ones may too; the
+   * caller de-duplicates by id). Where the bus reads from is its own business, never a client's
+   * cursor. Rejects, with the listener removed, when the stream cannot be followed now.
+   */
+  subscribe(channel: string, tenantId: string, listener: EventListener): Promise<() => void>;
+  /** The newest events after `afterId` (a canonical id) still in the bounded history, oldest first. */
   replay(channel: string, tenantId: string, afterId: string): Promise<StreamEvent[]>;
   close(): Promise<void>;
-}
-
-export function compareIds(a: string, b: string): number {
-  const [aMs = 0, aSeq = 0] = a.split('-').map(Number);
-  const [bMs = 0, bSeq = 0] = b.split('-').map(Number);
-  return aMs - bMs || aSeq - bSeq;
 }
 
 export const streamKey = (channel: string, tenantId: string) => `${channel}:tenant:${tenantId}`;
@@ -42,12 +43,12 @@ export class ListenerRegistry {
     set.add(listener);
     return () => {
       set.delete(listener);
-      if (set.size === 0) this.listeners.delete(key);
+      if (set.size === 0 && this.listeners.get(key) === set) this.listeners.delete(key);
     };
   }
 
-  keys(): string[] {
-    return [...this.listeners.keys()];
+  has(key: string): boolean {
+    return this.listeners.has(key);
   }
 
   emit(key: string, event: StreamEvent): void {
@@ -64,9 +65,10 @@ export class MemoryEventBus implements EventBus {
   constructor(private readonly historySize: number) {}
 
   async publish(channel: string, tenantId: string, type: string, data: string): Promise<string> {
+    // Ids only grow, even if the clock steps back.
     const now = Date.now();
-    this.seq = now === this.lastMs ? this.seq + 1 : 0;
-    this.lastMs = Math.max(now, this.lastMs);
+    if (now > this.lastMs) [this.lastMs, this.seq] = [now, 0];
+    else this.seq++;
     const event = { id: `${this.lastMs}-${this.seq}`, type, data };
     const key = streamKey(channel, tenantId);
     const events = this.history.get(key) ?? [];
@@ -81,8 +83,8 @@ export class MemoryEventBus implements EventBus {
     return this.history.get(streamKey(channel, tenantId))?.at(-1)?.id ?? '0-0';
   }
 
-  subscribe(channel: string, tenantId: string, _fromId: string, listener: EventListener): () => void {
-    // In-process delivery is synchronous: nothing can fall between `latestId` and here.
+  async subscribe(channel: string, tenantId: string, listener: EventListener): Promise<() => void> {
+    // In-process delivery is synchronous: the listener is live as soon as it is registered.
     return this.registry.add(streamKey(channel, tenantId), listener);
   }
 

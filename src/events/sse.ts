@@ -5,7 +5,11 @@ import type { ContextSigner } from '../auth/context-signer.js';
 import { GatewayError } from '../errors.js';
 import type { Drain } from '../pipeline/drain.js';
 import type { GatewayMetrics } from '../observability/metrics.js';
-import { compareIds, type EventBus, type StreamEvent } from './bus.js';
+import type { Principal } from '../auth/principal.js';
+import type { EventBus, StreamEvent } from './bus.js';
+import { ConnectionScope } from './connection-scope.js';
+import { compareIds, parseEventId } from './event-id.js';
+import { StreamSlots, type SlotScope } from './stream-slots.js';
 
 export const streamSchema = z.strictObject({
   /** The SSE endpoint, e.g. `/api/v1/alerts/stream`. */
@@ -24,14 +28,14 @@ export const sseSchema = z.strictObject({
   historySize: z.coerce.number().int().positive().default(1_000),
   maxConnections: z.coerce.number().int().positive().default(10_000),
   maxConnectionsPerTenant: z.coerce.number().int().positive().default(1_000),
+  /** Per user or API client (within a tenant; anonymous callers by IP), so one caller cannot take a tenant's slots. */
+  maxConnectionsPerUser: z.coerce.number().int().positive().default(10),
   heartbeatSeconds: z.coerce.number().positive().default(15),
   retryMs: z.coerce.number().int().positive().default(3_000),
   /** A client further behind than this (bytes queued for it) is disconnected. */
   maxBufferedBytes: z.coerce.number().int().positive().default(1_048_576),
 });
 export type SseConfig = z.output<typeof sseSchema>;
-
-const EVENT_ID = /^\d+-\d+$/;
 
 /**
  * Server-Sent Events per tenant, through the same pipeline as every route (auth — with a short
@@ -51,7 +55,7 @@ export function registerEventStreams(
   drain: Pick<Drain, 'onDrain'>,
 ): void {
   const open = new Set<ServerResponse>();
-  const perTenant = new Map<string, number>();
+  const slots = new StreamSlots(sse);
 
   // Streams never finish by themselves: end them when the drain begins (clients reconnect elsewhere)
   // and again at close for any opened since.
@@ -96,18 +100,39 @@ export function registerEventStreams(
   }
 
   async function openStream(stream: StreamConfig, request: FastifyRequest, reply: FastifyReply): Promise<void> {
-    const tenant = request.gateway.principal.tenantId;
+    const { principal } = request.gateway;
+    const tenant = principal.tenantId;
     if (!tenant) throw new GatewayError('TENANT_ACCESS_DENIED', 'Event streams are per tenant; this caller has none');
-    if (open.size >= sse.maxConnections || (perTenant.get(tenant) ?? 0) >= sse.maxConnectionsPerTenant) {
+    // Check and take the slot in one step, before the first await: concurrent opens cannot overshoot.
+    const slot = slots.reserve(tenant, callerKey(principal, request.ip));
+    if ('refused' in slot) {
       reply.header('retry-after', '5');
-      throw new GatewayError('TOO_MANY_STREAMS');
+      throw new GatewayError('TOO_MANY_STREAMS', REFUSALS[slot.refused]);
     }
-    const sent = request.headers['last-event-id'] ?? (request.query as { lastEventId?: string }).lastEventId;
-    const lastEventId = typeof sent === 'string' && EVENT_ID.test(sent) ? sent : null;
-    const start = lastEventId ?? (await bus.latestId(stream.channel, tenant));
+    const response = reply.raw;
+    const scope = new ConnectionScope(response);
+    scope.defer(slot.release);
+
+    const pending: StreamEvent[] = [];
+    let deliver: ((event: StreamEvent) => void) | null = null;
+    let start: string;
+    try {
+      const unsubscribe = await bus.subscribe(stream.channel, tenant, (event) => (deliver ? deliver(event) : pending.push(event)));
+      scope.defer(unsubscribe);
+      // A client's id only picks what it is replayed; one the stream cannot have produced (beyond its
+      // newest, or not an id at all) means "from now", exactly like a first connection.
+      const latest = await bus.latestId(stream.channel, tenant);
+      const requested = parseEventId(request.headers['last-event-id'] ?? (request.query as { lastEventId?: unknown }).lastEventId);
+      start = requested !== null && compareIds(requested, latest) <= 0 ? requested : latest;
+    } catch (error) {
+      scope.close();
+      request.log.info({ tenant, reason: (error as Error).message }, 'event stream could not be opened');
+      reply.header('retry-after', '5');
+      throw new GatewayError('EVENTS_UNAVAILABLE');
+    }
 
     reply.hijack();
-    const response = reply.raw;
+    if (scope.closed) return; // the client left during setup: everything it held is released already
     response.writeHead(200, {
       ...(reply.getHeaders() as Record<string, string>),
       'content-type': 'text/event-stream; charset=utf-8',
@@ -117,14 +142,19 @@ export function registerEventStreams(
     });
     response.write(`retry: ${sse.retryMs}\n\n`);
     open.add(response);
-    perTenant.set(tenant, (perTenant.get(tenant) ?? 0) + 1);
     metrics.sseConnections.inc();
+    const heartbeat = setInterval(() => response.write(': heartbeat\n\n'), sse.heartbeatSeconds * 1000);
+    heartbeat.unref();
+    scope.defer(() => {
+      clearInterval(heartbeat);
+      open.delete(response);
+      metrics.sseConnections.dec();
+    });
 
     let lastSent = start;
-    let live = false;
-    const pending: StreamEvent[] = [];
     const send = (event: StreamEvent) => {
-      if (response.writableEnded || compareIds(event.id, lastSent) <= 0) return;
+      if (scope.closed || response.writableEnded || compareIds(event.id, lastSent) <= 0) return;
+      // A slow client is dropped, never waited for: fan-out to the others goes on.
       if (response.writableLength > sse.maxBufferedBytes) {
         metrics.sseEventsDropped.inc();
         request.log.warn({ tenant }, 'closing a slow event stream consumer');
@@ -136,23 +166,24 @@ export function registerEventStreams(
       lastSent = event.id;
       metrics.sseEventsDelivered.inc();
     };
-    const unsubscribe = bus.subscribe(stream.channel, tenant, start, (event) => (live ? send(event) : pending.push(event)));
-    const heartbeat = setInterval(() => response.write(': heartbeat\n\n'), sse.heartbeatSeconds * 1000);
-    heartbeat.unref();
-    response.once('close', () => {
-      clearInterval(heartbeat);
-      unsubscribe();
-      open.delete(response);
-      perTenant.set(tenant, (perTenant.get(tenant) ?? 1) - 1);
-      metrics.sseConnections.dec();
-    });
 
     try {
       for (const event of await bus.replay(stream.channel, tenant, start)) send(event);
     } catch (error) {
       request.log.warn({ reason: (error as Error).message }, 'event replay failed');
     }
-    live = true;
+    deliver = send;
     for (const event of pending.splice(0)) send(event);
   }
 }
+
+/** Whose streams count against `maxConnectionsPerUser`: the user or API client, else the client IP. */
+function callerKey(principal: Principal, ip: string): string {
+  return principal.kind === 'anonymous' || principal.id === null ? `ip:${ip}` : `${principal.kind}:${principal.id}`;
+}
+
+const REFUSALS: Record<SlotScope, string> = {
+  instance: 'This instance serves as many event streams as it can; retry shortly',
+  tenant: 'This tenant has too many open event streams',
+  user: 'This caller has too many open event streams; close one first',
+};

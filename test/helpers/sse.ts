@@ -22,3 +22,22 @@ export function openEventStream(baseUrl: string, headers: Record<string, string>
   });
   return { source, received, opened };
 }
+
+export interface StreamAttempt {
+  status: number;
+  /** The problem+json `code` of a refusal. */
+  code?: string;
+  /** Ends the stream (or discards the refusal's body). */
+  close(): Promise<void>;
+}
+
+/** One plain `fetch` of `/api/v1/alerts/stream`: for counting admissions and refusals. */
+export async function attemptEventStream(baseUrl: string, headers: Record<string, string>): Promise<StreamAttempt> {
+  const controller = new AbortController();
+  const response = await fetch(`${baseUrl}/api/v1/alerts/stream`, { headers, signal: controller.signal });
+  if (response.status === 200) {
+    return { status: 200, close: async () => controller.abort() };
+  }
+  const body = (await response.json().catch(() => ({}))) as { code?: string };
+  return { status: response.status, ...(body.code ? { code: body.code } : {}), close: async () => {} };
+}
