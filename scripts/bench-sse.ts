@@ -14,7 +14,8 @@ const clients = Number(process.env.BENCH_SSE_CLIENTS ?? 2000);
 const events = Number(process.env.BENCH_SSE_EVENTS ?? 20);
 const secret = 'bench-secret-0123456789abcdef0123456789';
 const config = join(mkdtempSync(join(tmpdir(), 'gw-sse-bench-')), 'gateway.json');
-writeFileSync(config, JSON.stringify({ sse: { maxConnections: clients + 10, maxConnectionsPerTenant: clients + 10 } }));
+// Every client uses one token: lift the per-user cap as well as the per-tenant one.
+writeFileSync(config, JSON.stringify({ sse: { maxConnections: clients + 10, maxConnectionsPerTenant: clients + 10, maxConnectionsPerUser: clients + 10 } }));
 
 const gateway = await spawnGateway({
   SUPERGRAPH_PATH: 'supergraph/supergraph.graphql',
