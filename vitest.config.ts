@@ -15,8 +15,8 @@ export default defineConfig({
     globalSetup: ['test/setup/global.ts'],
     // Ceilings, not delays: conditions are awaited with test/helpers/deadlines.ts; these only stop a
     // test that hangs, with room for several such waits on a loaded machine.
-    testTimeout: 120_000,
-    hookTimeout: 120_000,
+    testTimeout: 180_000,
+    hookTimeout: 180_000,
     teardownTimeout: 60_000,
     pool: 'forks',
   },
