@@ -14,6 +14,8 @@ export const BINARY = randomBytes(256 * 1024);
 export async function startUpstream(name: string) {
   let mode: UpstreamMode = 'ok';
   let hits = 0;
+  /** Requests whose exchange has not closed yet (the gateway still holds them open). */
+  let inFlight = 0;
   const seen: { method: string; url: string; headers: IncomingHttpHeaders }[] = [];
   const server: Server = createServer((req, res) => {
     const url = req.url ?? '/';
@@ -22,6 +24,8 @@ export async function startUpstream(name: string) {
       return;
     }
     hits++;
+    inFlight++;
+    res.once('close', () => inFlight--);
     seen.push({ method: req.method ?? '', url, headers: req.headers });
     if (mode === 'reset') {
       req.socket.destroy();
@@ -45,6 +49,9 @@ export async function startUpstream(name: string) {
     port,
     get hits() {
       return hits;
+    },
+    get inFlight() {
+      return inFlight;
     },
     seen,
     setMode: (next: UpstreamMode) => (mode = next),
@@ -90,6 +97,12 @@ function route(name: string, req: import('node:http').IncomingMessage, res: impo
   if (path === '/api/v1/cookies') {
     res.writeHead(200, { ...base, 'set-cookie': ['a=1; Path=/; HttpOnly', 'b=2; Path=/; Secure'], 'content-type': 'text/plain' });
     res.end('cookies');
+    return;
+  }
+  if (path === '/api/v1/connection-nominated') {
+    // RFC 9110 §7.6.1: a header named by Connection is for this hop only.
+    res.writeHead(200, { ...base, connection: 'x-secret-internal', 'x-secret-internal': 'for-the-gateway-only', 'content-type': 'text/plain' });
+    res.end('nominated');
     return;
   }
   if (path === '/api/v1/redirect') {
