@@ -36,6 +36,7 @@ import { RedisRateLimitStore } from './ratelimit/redis-store.js';
 import { ResilientRateLimitStore } from './ratelimit/resilient-store.js';
 import { MemoryRateLimitStore } from './ratelimit/store.js';
 import { installRequestIdEcho, requestIdFor } from './pipeline/request-id.js';
+import { inboundServerOptions } from './rest/inbound-limits.js';
 import { registerRestRoutes, type RestUpstreams } from './rest/proxy.js';
 import { createRedis } from './stores/redis.js';
 import { MemoryTenantFlagStore, RedisTenantFlagStore, type TenantFlagStore } from './stores/tenant-flags.js';
@@ -89,7 +90,11 @@ export async function buildGateway(config: GatewayConfig, options: BuildOptions 
     requestIdHeader: false,
     logController: new GatewayLogController(),
     bodyLimit: config.bodyLimitBytes,
-    trustProxy: parseTrustProxy(config.trustProxy),
+    // One TRUST_PROXY, parsed and validated with the configuration: request.ip / ips / host / protocol
+    // follow it, and so does what the REST proxy forwards.
+    trustProxy: config.trustProxy === true || config.trustProxy === false ? config.trustProxy : [...config.trustProxy],
+    // Client-side timeouts (REQUEST_TIMEOUT_MS) and problem+json answers to what Node refuses itself.
+    ...inboundServerOptions(config),
     // Malformed URLs (bad percent-encoding) are refused by Fastify before any hook runs.
     frameworkErrors: (error, request, reply) => {
       const gatewayError = error.code === 'FST_ERR_BAD_URL' ? new GatewayError('PATH_NOT_ALLOWED') : GatewayError.from(error);
@@ -209,13 +214,6 @@ export async function buildGateway(config: GatewayConfig, options: BuildOptions 
     tenantFlags,
     shutdown: () => drain.shutdown(),
   };
-}
-
-/** `TRUST_PROXY`: `true` or a comma list of proxy addresses/CIDRs whose X-Forwarded-For is believed. */
-function parseTrustProxy(value: string | undefined): boolean | string[] {
-  if (value === undefined || value === '' || value === 'false') return false;
-  if (value === 'true') return true;
-  return value.split(',').map((s) => s.trim());
 }
 
 const BREAKER_STATE = { closed: 0, 'half-open': 1, open: 2 } as const;

@@ -29,6 +29,11 @@ export const ERRORS = {
   UPSTREAM_TIMEOUT: { status: 504, title: 'The upstream service did not answer in time' },
   NO_HEALTHY_UPSTREAM: { status: 503, title: 'No healthy instance of the upstream service' },
   CIRCUIT_OPEN: { status: 503, title: 'The upstream service is failing; requests are paused' },
+  UPSTREAM_BUSY: { status: 503, title: 'Every connection to the upstream service is in use; retry shortly' },
+  TOO_MANY_CONCURRENT_REQUESTS: { status: 429, title: 'Too many requests in flight to this service for this caller or tenant' },
+  REQUEST_TIMEOUT: { status: 408, title: 'The request did not arrive in time' },
+  INVALID_HOST: { status: 400, title: 'The Host is not a valid host[:port]' },
+  HEADERS_TOO_LARGE: { status: 431, title: 'The request header fields are too large' },
   INTERNAL_SERVER_ERROR: { status: 500, title: 'Internal server error' },
   // Subgraph failures surface inside GraphQL responses (partial data), not as HTTP statuses.
   SUBGRAPH_UNAVAILABLE: { status: 502, title: 'The subgraph could not be reached' },

@@ -3,7 +3,7 @@ import { sseSchema, streamSchema } from '../events/sse.js';
 import { fieldRateLimitSchema } from '../graphql/field-rate-limits.js';
 import { OPERATION_LIMIT_DEFAULTS, operationLimitsSchema } from '../graphql/operation-limits.js';
 import { RATE_LIMIT_DEFAULTS, rateLimitSchema } from '../ratelimit/policy.js';
-import { SERVICE_URL_ENV_PATTERN, routeSchema, serviceSchema } from '../rest/config-schema.js';
+import { SERVICE_URL_ENV_PATTERN, routeSchema, serviceSchema, trustProxySchema } from '../rest/config-schema.js';
 
 /** Per-subgraph overrides: where to reach it and how long to wait for it. */
 const subgraphOverrideSchema = z.strictObject({
@@ -68,6 +68,10 @@ export const configSchema = z.strictObject({
   subgraphTimeoutMs: z.coerce.number().int().positive().default(10_000),
   shutdownTimeoutMs: z.coerce.number().int().positive().default(10_000),
   bodyLimitBytes: z.coerce.number().int().positive().default(1_048_576),
+  /** The whole request, headers and body, must have arrived within this (Node `requestTimeout`) → 408. */
+  requestTimeoutMs: z.coerce.number().int().positive().default(30_000),
+  /** Longest pause between two chunks of a streamed REST request body (nginx `client_body_timeout`) → 408. */
+  requestBodyTimeoutMs: z.coerce.number().int().positive().default(10_000),
   subgraphs: z.record(z.string().regex(/^[A-Za-z0-9_-]+$/), subgraphOverrideSchema).default({}),
 
   // Authentication (see README, "Authentication").
@@ -109,8 +113,8 @@ export const configSchema = z.strictObject({
   /** Origins allowed by CORS (`*` for any); empty = no CORS headers. */
   corsOrigins: stringList.default([]),
   corsCredentials: z.stringbool().or(z.boolean()).default(false),
-  /** Trust X-Forwarded-For from these proxies (Fastify `trustProxy`: `true`, hop count, or addresses). */
-  trustProxy: z.string().optional(),
+  /** Trust X-Forwarded-* from these proxies: Fastify `trustProxy`, `true` or addresses/CIDRs (no hop counts). */
+  trustProxy: trustProxySchema.default(false),
 
   // Rate limits (see README, "Rate limits").
   rateLimits: rateLimitSchema.default(RATE_LIMIT_DEFAULTS),
@@ -187,6 +191,8 @@ export const ENV_KEYS = {
   SUBGRAPH_TIMEOUT_MS: 'subgraphTimeoutMs',
   SHUTDOWN_TIMEOUT_MS: 'shutdownTimeoutMs',
   BODY_LIMIT_BYTES: 'bodyLimitBytes',
+  REQUEST_TIMEOUT_MS: 'requestTimeoutMs',
+  REQUEST_BODY_TIMEOUT_MS: 'requestBodyTimeoutMs',
   JWT_JWKS_URL: 'jwtJwksUrl',
   JWT_PUBLIC_KEY: 'jwtPublicKey',
   JWT_PUBLIC_KEY_FILE: 'jwtPublicKeyFile',

@@ -1,17 +1,21 @@
-import type { IncomingHttpHeaders } from 'node:http';
-import { Transform, type Readable } from 'node:stream';
 import httpProxy from '@fastify/http-proxy';
 import replyFrom from '@fastify/reply-from';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { GatewayConfig } from '../config/schema.js';
 import { downstreamHeaders } from '../context.js';
 import { GatewayError, PROBLEM_CONTENT_TYPE, problemDetails } from '../errors.js';
+import { callerIdentity } from '../ratelimit/limiter.js';
+import { BodyGuard, type BodyViolation } from './body-guard.js';
 import { CircuitBreaker, type Permit } from './circuit-breaker.js';
+import { ConcurrencyGate } from './concurrency.js';
 import type { RouteConfig, ServiceConfig } from './config-schema.js';
+import { installExpectContinue } from './expect-continue.js';
+import { assertValidHost, forwardedRequestHeaders, withoutHopByHop } from './forwarding.js';
+import { Exchange } from './exchange.js';
+import { UpstreamDispatcher } from './upstream-dispatcher.js';
+import { classifyUpstreamError, errorCodes } from './upstream-errors.js';
 import { UpstreamPool, type UpstreamInstance } from './upstream-pool.js';
 
-/** RFC 9110 §7.6.1 hop-by-hop fields: they describe one connection, never forwarded. */
-const HOP_BY_HOP = ['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade'];
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE']);
 
 export interface RestUpstreams {
@@ -21,10 +25,10 @@ export interface RestUpstreams {
 
 /**
  * The legacy REST routes: each configured prefix forwards, unchanged, to an instance of its service
- * through @fastify/reply-from (undici, keep-alive, streamed bodies both ways). Around it: instance
- * choice and health, retries on another instance, the service's circuit breaker, and the headers
- * the gateway is meant to add. Routes carry their auth policy, so the pipeline's access stage runs
- * for them exactly as for /graphql.
+ * through @fastify/reply-from (undici, keep-alive, streamed bodies both ways). Around it: per-caller
+ * and per-tenant shares of the service's connections, instance choice and health, retries on another
+ * instance, the service's circuit breaker, and the headers the gateway is meant to add. Routes carry
+ * their auth policy, so the pipeline's access stage runs for them exactly as for /graphql.
  */
 export async function registerRestRoutes(app: FastifyInstance, config: GatewayConfig): Promise<RestUpstreams> {
   const pools = new Map<string, UpstreamPool>();
@@ -39,34 +43,42 @@ export async function registerRestRoutes(app: FastifyInstance, config: GatewayCo
     );
   }
   app.addHook('onClose', async () => pools.forEach((pool) => pool.stop()));
-  // A client's own X-Forwarded-For / Forwarded are kept only behind a trusted proxy.
-  const trustForwarded = config.trustProxy !== undefined && config.trustProxy !== '' && config.trustProxy !== 'false';
+  installExpectContinue(app);
 
   await app.register(async (scope) => {
-    await scope.register(replyFrom, {
-      undici: { connections: 128, pipelining: 1, keepAliveTimeout: 30_000 },
-      disableRequestLogging: true,
-    });
     // Bodies are streamed to the upstream, never parsed or buffered here.
     scope.removeAllContentTypeParsers();
-    scope.addContentTypeParser('*', (request, payload, done) => done(null, limitBody(payload, request)));
+    scope.addContentTypeParser('*', (request, payload, done) =>
+      done(null, new BodyGuard(payload, request.routeOptions.bodyLimit, config.requestBodyTimeoutMs)),
+    );
 
-    for (const route of config.routes.filter((r) => !r.websocket)) {
-      const service = config.services[route.service]!;
-      const forwarder = new Forwarder(route, service, pools.get(route.service)!, breakers.get(route.service)!, trustForwarded);
-      const options = {
-        method: [...route.methods],
-        exposeHeadRoute: false,
-        bodyLimit: route.bodyLimitBytes ?? config.bodyLimitBytes,
-        config: routeConfig(route),
-        handler: (request: FastifyRequest, reply: FastifyReply) => forwarder.handle(request, reply),
-      };
-      scope.route({ ...options, url: route.prefix });
-      scope.route({ ...options, url: `${route.prefix}/*` });
+    for (const [name, service] of Object.entries(config.services)) {
+      const routes = config.routes.filter((r) => r.service === name && !r.websocket);
+      if (routes.length === 0) continue;
+      // One undici pool per service, sized by its maxConnections (reply-from's `undici` option is per
+      // registration, hence a scope per service).
+      await scope.register(async (serviceScope) => {
+        const dispatcher = new UpstreamDispatcher(service.maxConnections);
+        serviceScope.addHook('onClose', () => dispatcher.destroy());
+        await serviceScope.register(replyFrom, { undici: dispatcher.forReplyFrom(), disableRequestLogging: true });
+        const gate = new ConcurrencyGate(service.maxConnectionsPerCaller, service.maxConnectionsPerTenant);
+        for (const route of routes) {
+          const forwarder = new Forwarder(route, service, pools.get(name)!, breakers.get(name)!, gate);
+          const options = {
+            method: [...route.methods],
+            exposeHeadRoute: false,
+            bodyLimit: route.bodyLimitBytes ?? config.bodyLimitBytes,
+            config: routeConfig(route),
+            handler: (request: FastifyRequest, reply: FastifyReply) => forwarder.handle(request, reply),
+          };
+          serviceScope.route({ ...options, url: route.prefix });
+          serviceScope.route({ ...options, url: `${route.prefix}/*` });
+        }
+      });
     }
   });
   for (const route of config.routes.filter((r) => r.websocket)) {
-    await registerWebSocketRoute(app, route, pools.get(route.service)!, trustForwarded);
+    await registerWebSocketRoute(app, route, pools.get(route.service)!);
   }
   return { pools, breakers };
 }
@@ -77,12 +89,7 @@ export async function registerRestRoutes(app: FastifyInstance, config: GatewayCo
  * handshake carries the same identity headers as any proxied request. Instance choice uses the
  * service's pool; retries and the circuit breaker do not apply to long-lived sockets.
  */
-async function registerWebSocketRoute(
-  app: FastifyInstance,
-  route: RouteConfig,
-  pool: UpstreamPool,
-  trustForwarded: boolean,
-): Promise<void> {
+async function registerWebSocketRoute(app: FastifyInstance, route: RouteConfig, pool: UpstreamPool): Promise<void> {
   const pickUrl = () => {
     const instance = pool.pick();
     if (!instance) throw new GatewayError('NO_HEALTHY_UPSTREAM', `No healthy instance of ${route.service}`);
@@ -96,14 +103,15 @@ async function registerWebSocketRoute(
     httpMethods: [...route.methods],
     config: routeConfig(route),
     // Decide before the upgrade: once the socket is switched, a missing upstream can only be logged.
-    preHandler: async () => {
+    preHandler: async (request) => {
+      assertValidHost(request);
       if (!pool.instances.some((instance) => pool.isAvailable(instance))) {
         throw new GatewayError('NO_HEALTHY_UPSTREAM', `No healthy instance of ${route.service}`);
       }
     },
     replyOptions: {
       getUpstream: () => pickUrl(),
-      rewriteRequestHeaders: (request, headers) => forwardedRequestHeaders(request as FastifyRequest, headers, trustForwarded),
+      rewriteRequestHeaders: (request, headers) => forwardedRequestHeaders(request as FastifyRequest, headers),
     },
     // `rewriteRequestHeaders` is documented and implemented by @fastify/http-proxy for the upstream
     // handshake but missing from its type declarations, hence the cast.
@@ -122,31 +130,94 @@ class Forwarder {
     private readonly service: ServiceConfig,
     private readonly pool: UpstreamPool,
     private readonly breaker: CircuitBreaker,
-    private readonly trustForwarded: boolean,
+    private readonly gate: ConcurrencyGate,
   ) {}
 
   handle(request: FastifyRequest, reply: FastifyReply): FastifyReply {
+    const body = request.body instanceof BodyGuard ? request.body : null;
+    try {
+      return this.forward(request, reply, body);
+    } catch (error) {
+      closeIfBodyPending(request, reply, body);
+      throw error;
+    }
+  }
+
+  private forward(request: FastifyRequest, reply: FastifyReply, body: BodyGuard | null): FastifyReply {
     const declared = Number(request.headers['content-length'] ?? 0);
-    if (declared > request.routeOptions.bodyLimit) throw new GatewayError('PAYLOAD_TOO_LARGE');
+    if (declared > request.routeOptions.bodyLimit || body?.violation === 'too-large') throw new GatewayError('PAYLOAD_TOO_LARGE');
+    if (body?.violation === 'idle') {
+      reply.header('connection', 'close');
+      throw new GatewayError('REQUEST_TIMEOUT', 'The request body stopped arriving');
+    }
     const path = this.upstreamPath(request);
+    assertValidHost(request);
+    const exchange = new Exchange(reply);
+    this.admit(request, reply, exchange);
     const permit = this.breaker.tryAcquire();
     if (!permit) {
       reply.header('retry-after', String(this.breaker.retryAfterSeconds()));
       throw new GatewayError('CIRCUIT_OPEN', `The ${this.route.service} service is failing; requests are paused`);
     }
-    reply.raw.once('close', () => this.breaker.release(permit));
+    exchange.onEnd(() => this.breaker.release(permit));
     const instance = this.pool.pick();
     if (!instance) {
+      if (this.pool.isSaturated()) {
+        // Full, not failing: refuse at once (a queued request would wait with no timeout running).
+        this.breaker.release(permit);
+        request.log.warn({ service: this.route.service, code: 'UPSTREAM_BUSY' }, 'every upstream connection is in use');
+        reply.header('retry-after', '1');
+        closeIfBodyPending(request, reply, body);
+        sendProblem(request, reply, new GatewayError('UPSTREAM_BUSY', `Every connection to ${this.route.service} is in use; retry shortly`));
+        return reply;
+      }
       this.breaker.recordFailure(permit);
       throw new GatewayError('NO_HEALTHY_UPSTREAM', `No healthy instance of ${this.route.service}`);
     }
-    this.attempt(request, reply, path, permit, instance, 0, new Set());
+    body?.once('violation', (violation: BodyViolation) => this.refuseBody(request, reply, exchange, violation));
+    this.attempt(request, reply, exchange, path, permit, instance, 0, new Set());
     return reply;
+  }
+
+  /**
+   * The caller's and its tenant's share of this service's connections, held until the response ends.
+   * Over it: 429, nothing sent upstream, nothing counted against the service.
+   */
+  private admit(request: FastifyRequest, reply: FastifyReply, exchange: Exchange): void {
+    const { principal } = request.gateway;
+    const caller = callerIdentity(principal, request.ip);
+    const entered = this.gate.tryEnter(caller, principal.tenantId === null ? caller : `tenant:${principal.tenantId}`);
+    if (typeof entered === 'function') {
+      exchange.onEnd(entered);
+      return;
+    }
+    reply.header('retry-after', '1');
+    throw new GatewayError(
+      'TOO_MANY_CONCURRENT_REQUESTS',
+      entered === 'caller'
+        ? `Too many requests of this caller in flight to ${this.route.service}; wait for one to finish`
+        : `Too many requests of this tenant in flight to ${this.route.service}; wait for one to finish`,
+    );
+  }
+
+  /** The body broke its limit or stopped arriving: the client's fault, answered here, never the upstream's. */
+  private refuseBody(request: FastifyRequest, reply: FastifyReply, exchange: Exchange, violation: BodyViolation): void {
+    if (exchange.cancelled || exchange.responding) return;
+    exchange.answer();
+    const error =
+      violation === 'idle'
+        ? new GatewayError('REQUEST_TIMEOUT', 'The request body stopped arriving')
+        : new GatewayError('PAYLOAD_TOO_LARGE');
+    request.log.info({ service: this.route.service, code: error.code }, 'request rejected');
+    // The rest of the body will not be read: this connection cannot carry another request.
+    reply.header('connection', 'close');
+    sendProblem(request, reply, error);
   }
 
   private attempt(
     request: FastifyRequest,
     reply: FastifyReply,
+    exchange: Exchange,
     path: string,
     permit: Permit,
     instance: UpstreamInstance,
@@ -156,20 +227,22 @@ class Forwarder {
     tried.add(instance);
     instance.active++;
     let settled = false;
-    // In flight until the response is over (or this attempt failed): what least-connections counts.
+    // In flight until the response is over (or this attempt failed): what least-connections and the
+    // instance's connection limit count.
     const settle = () => {
       if (!settled) instance.active--;
       settled = true;
     };
-    reply.raw.once('close', settle);
+    exchange.onEnd(settle);
 
     reply.from(instance.url + path, {
       timeout: this.service.timeoutMs,
       // Retries are ours (another instance, idempotent only); reply-from's own 503 retries are off.
       retryDelay: () => null,
-      rewriteRequestHeaders: (_req, headers) => forwardedRequestHeaders(request, headers, this.trustForwarded),
+      rewriteRequestHeaders: (_req, headers) => exchange.tag(forwardedRequestHeaders(request, headers)),
       rewriteHeaders: (headers) => withoutHopByHop(headers),
       onResponse: (_req, res, response) => {
+        exchange.responding = true;
         const failed = response.statusCode >= 500;
         if (failed) this.pool.recordFailure(instance);
         else this.pool.recordSuccess(instance);
@@ -177,16 +250,25 @@ class Forwarder {
         else this.breaker.recordSuccess(permit);
         res.send(response.stream);
       },
+      // Cancelled exchanges (client gone, or answered above) never get here: see UpstreamDispatcher.
       onError: (_reply, { error }) => {
         settle();
-        // The client's body crossed the limit mid-stream: its fault, not the upstream's.
-        if (oversized.has(request) || isBodyTooLarge(error)) {
+        const failure = classifyUpstreamError(error);
+        const log = { service: this.route.service, instance: instance.url, causes: errorCodes(error) };
+        if (failure === 'rejected' || failure === 'gateway') {
+          // Not the upstream's doing: neither the breaker nor passive health hear of it.
           this.breaker.release(permit);
-          sendProblem(request, reply, new GatewayError('PAYLOAD_TOO_LARGE'));
+          if (failure === 'rejected') {
+            request.log.info({ ...log, code: 'BAD_REQUEST' }, 'request cannot be forwarded as sent');
+            sendProblem(request, reply, new GatewayError('BAD_REQUEST', 'The request cannot be forwarded as sent'));
+          } else {
+            request.log.warn({ ...log, code: 'UPSTREAM_UNAVAILABLE', err: error }, 'upstream request failed on the gateway side');
+            sendProblem(request, reply, new GatewayError('UPSTREAM_UNAVAILABLE', `${this.route.service} could not be reached`));
+          }
           return;
         }
         this.pool.recordFailure(instance);
-        const timedOut = isTimeout(error);
+        const timedOut = failure === 'timeout';
         // Retry only what cannot have reached the service twice with side effects, and only while
         // nothing has been sent to the client: idempotent, bodiless, and not a timeout.
         const retryable =
@@ -195,8 +277,9 @@ class Forwarder {
         if (next) {
           const backoff = 25 * 2 ** attempt + Math.random() * 25;
           setTimeout(() => {
+            if (exchange.cancelled) return;
             try {
-              this.attempt(request, reply, path, permit, next, attempt + 1, tried);
+              this.attempt(request, reply, exchange, path, permit, next, attempt + 1, tried);
             } catch (retryError) {
               // Outside the request's promise chain: an exception here must not reach the process.
               request.log.error({ err: retryError }, 'upstream retry failed');
@@ -209,7 +292,7 @@ class Forwarder {
         const gatewayError = timedOut
           ? new GatewayError('UPSTREAM_TIMEOUT', `${this.route.service} did not answer within ${this.service.timeoutMs} ms`)
           : new GatewayError('UPSTREAM_UNAVAILABLE', `${this.route.service} could not be reached`);
-        request.log.warn({ service: this.route.service, instance: instance.url, code: gatewayError.code, cause: causeCode(error) }, 'upstream request failed');
+        request.log.warn({ ...log, code: gatewayError.code }, 'upstream request failed');
         sendProblem(request, reply, gatewayError);
       },
     });
@@ -244,81 +327,21 @@ function routeConfig(route: RouteConfig) {
   };
 }
 
-function forwardedRequestHeaders(request: FastifyRequest, headers: IncomingHttpHeaders, trusted: boolean): IncomingHttpHeaders {
-  const out: IncomingHttpHeaders = { ...headers };
-  for (const name of HOP_BY_HOP) delete out[name];
-  const clientIp = request.ip;
-  const proto = request.protocol;
-  const host = request.headers.host ?? '';
-  const priorFor = trusted ? request.headers['x-forwarded-for'] : undefined;
-  out['x-forwarded-for'] = priorFor ? `${priorFor}, ${clientIp}` : clientIp;
-  out['x-forwarded-proto'] = proto;
-  out['x-forwarded-host'] = host;
-  const forNode = clientIp.includes(':') ? `"[${clientIp}]"` : clientIp;
-  const element = `for=${forNode};proto=${proto}${host ? `;host="${host}"` : ''}`;
-  out.forwarded = trusted && request.headers.forwarded ? `${request.headers.forwarded}, ${element}` : element;
-  Object.assign(out, downstreamHeaders(request.gateway));
-  return out;
-}
-
-function withoutHopByHop(headers: IncomingHttpHeaders): IncomingHttpHeaders {
-  const out = { ...headers };
-  for (const name of HOP_BY_HOP) delete out[name];
-  return out;
-}
-
 function sendProblem(request: FastifyRequest, reply: FastifyReply, error: GatewayError): void {
-  if (reply.sent) return;
+  if (reply.sent || reply.raw.headersSent) return;
   reply.code(error.status).type(PROBLEM_CONTENT_TYPE).send(problemDetails(error, request.id, request.url.split('?')[0]));
+}
+
+/**
+ * Refused before the body was read: the rest of it will not be, so the connection cannot carry
+ * another request. Close it (as nginx does) instead of draining someone's upload.
+ */
+function closeIfBodyPending(request: FastifyRequest, reply: FastifyReply, body: BodyGuard | null): void {
+  if (!body || request.raw.complete) return;
+  reply.header('connection', 'close');
+  body.destroy();
 }
 
 function hasBody(request: FastifyRequest): boolean {
   return request.body !== undefined && request.body !== null;
 }
-
-function causeCode(error: Error): string | undefined {
-  const cause = error.cause as { code?: string } | undefined;
-  return cause?.code ?? (error as { code?: string }).code;
-}
-
-function isTimeout(error: Error): boolean {
-  const code = causeCode(error);
-  return error.name === 'GatewayTimeoutError' || code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT' || /timeout/i.test(error.message);
-}
-
-function isBodyTooLarge(error: Error): boolean {
-  let current: unknown = error;
-  while (current instanceof Error) {
-    if ((current as { code?: string }).code === 'FST_ERR_CTP_BODY_TOO_LARGE') return true;
-    current = (current as { cause?: unknown }).cause;
-  }
-  return false;
-}
-
-/**
- * Counts streamed request bytes: a chunked upload with no Content-Length is cut at the route's
- * limit (the upstream request is aborted and the client gets 413) instead of streaming on.
- */
-function limitBody(payload: Readable, request: FastifyRequest): Readable {
-  const limit = request.routeOptions.bodyLimit;
-  let seen = 0;
-  const counter = new Transform({
-    transform(chunk: Buffer, _encoding, callback) {
-      seen += chunk.length;
-      if (seen > limit) {
-        oversized.add(request);
-        callback(Object.assign(new Error('request body too large'), { code: 'FST_ERR_CTP_BODY_TOO_LARGE' }));
-        return;
-      }
-      callback(null, chunk);
-    },
-  });
-  // The upstream client consumes (and reports) this stream's errors; this listener only guarantees
-  // that an error raised before or after it listens can never become an uncaught exception.
-  counter.on('error', () => {});
-  payload.on('error', (error) => counter.destroy(error));
-  return payload.pipe(counter);
-}
-
-/** Requests whose streamed body crossed the route limit: their upstream failure is a 413. */
-const oversized = new WeakSet<FastifyRequest>();

@@ -48,9 +48,20 @@ export class UpstreamPool {
     return instance.activeHealthy && instance.ejectedUntil <= this.now();
   }
 
-  /** An available instance not in `exclude`, or null when none is left. */
+  /** Whether this instance still has a free connection (the gateway never queues behind a full pool). */
+  hasCapacity(instance: UpstreamInstance): boolean {
+    return instance.active < this.config.maxConnections;
+  }
+
+  /** Instances are available, but every one of them is using all its connections. */
+  isSaturated(): boolean {
+    const available = this.instances.filter((i) => this.isAvailable(i));
+    return available.length > 0 && available.every((i) => !this.hasCapacity(i));
+  }
+
+  /** An available instance with a free connection, not in `exclude`, or null when none is left. */
   pick(exclude: ReadonlySet<UpstreamInstance> = new Set()): UpstreamInstance | null {
-    const candidates = this.instances.filter((i) => !exclude.has(i) && this.isAvailable(i));
+    const candidates = this.instances.filter((i) => !exclude.has(i) && this.isAvailable(i) && this.hasCapacity(i));
     if (candidates.length === 0) return null;
     switch (this.config.loadBalancing) {
       case 'least-connections':

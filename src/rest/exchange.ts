@@ -1,0 +1,65 @@
+import type { IncomingHttpHeaders } from 'node:http';
+import type { FastifyReply } from 'fastify';
+
+/** Where an exchange rides from our `rewriteRequestHeaders` to the dispatcher: a symbol is never sent. */
+const EXCHANGE = Symbol('gateway.upstream-exchange');
+
+/**
+ * One client request's dealings with the upstream, across retries. The gateway stops wanting an
+ * upstream outcome when the client has gone, or when it has answered on its own (a body cut at the
+ * limit or for idling): the exchange is then cancelled — the upstream request is aborted and
+ * whatever it produces is dropped, neither answered nor counted against the service.
+ */
+export class Exchange {
+  /** The upstream response has been handed to Fastify, which owns its stream from then on. */
+  responding = false;
+  private answered = false;
+  private clientGone = false;
+  private readonly controller = new AbortController();
+  private readonly cleanups: (() => void)[] = [];
+
+  constructor(private readonly reply: FastifyReply) {
+    // One listener for everything held by this request (connection shares, breaker permit, instance
+    // counts), rather than one each: retries would otherwise pile listeners onto the response.
+    reply.raw.once('close', () => {
+      if (!reply.raw.writableFinished) {
+        this.clientGone = true;
+        if (!this.responding) this.controller.abort();
+      }
+      for (const cleanup of this.cleanups.splice(0)) cleanup();
+    });
+  }
+
+  /** Runs `cleanup` once the response is over, finished or not. */
+  onEnd(cleanup: () => void): void {
+    this.cleanups.push(cleanup);
+  }
+
+  get signal(): AbortSignal {
+    return this.controller.signal;
+  }
+
+  get cancelled(): boolean {
+    return this.answered || this.clientGone || (this.reply.raw.destroyed && !this.reply.raw.writableFinished);
+  }
+
+  /** The gateway answers the client itself: abort the upstream request (unless its response is already flowing). */
+  answer(): void {
+    this.answered = true;
+    if (!this.responding) this.controller.abort();
+  }
+
+  /** Attaches the exchange to the headers reply-from passes, untouched, to the dispatcher. */
+  tag(headers: IncomingHttpHeaders): IncomingHttpHeaders {
+    (headers as Record<symbol, unknown>)[EXCHANGE] = this;
+    return headers;
+  }
+}
+
+/** The exchange `tag` attached to these headers, removed from them. */
+export function takeExchange(headers: IncomingHttpHeaders): Exchange | undefined {
+  const tagged = headers as Record<symbol, unknown>;
+  const exchange = tagged[EXCHANGE];
+  delete tagged[EXCHANGE];
+  return exchange instanceof Exchange ? exchange : undefined;
+}
