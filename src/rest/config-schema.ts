@@ -106,9 +106,11 @@ const TRUST_PROXY_NAMES = new Set(['loopback', 'linklocal', 'uniquelocal']);
  * client that connects directly), so one would silently trust nobody while looking configured.
  */
 export const trustProxySchema = z
-  .union([z.boolean(), z.string(), z.array(z.string())])
+  .union([z.boolean(), z.number(), z.string(), z.array(z.string())])
   .transform((value, context): boolean | string[] => {
     if (typeof value === 'boolean') return value;
+    // A number in the config file is a hop count too: accepted here only to be explained below.
+    if (typeof value === 'number') value = String(value);
     if (typeof value === 'string') {
       const trimmed = value.trim();
       if (trimmed === '' || trimmed === 'false') return false;

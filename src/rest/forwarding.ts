@@ -1,5 +1,6 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import { isIP } from 'node:net';
+import type { TLSSocket } from 'node:tls';
 import type { FastifyRequest } from 'fastify';
 import { downstreamHeaders } from '../context.js';
 import { GatewayError } from '../errors.js';
@@ -84,6 +85,10 @@ export function assertValidHost(request: FastifyRequest): void {
   if (host !== '' && !isValidHost(host)) throw new GatewayError('INVALID_HOST');
 }
 
+function ownProtocol(request: FastifyRequest): 'http' | 'https' {
+  return (request.raw.socket as TLSSocket | undefined)?.encrypted ? 'https' : 'http';
+}
+
 /** An address as a Forwarded node (RFC 7239 §6): IPv6 quoted in brackets, anything unparsable `unknown`. */
 function forwardedNode(address: string): string {
   const family = isIP(address);
@@ -106,7 +111,8 @@ export function forwardedRequestHeaders(request: FastifyRequest, headers: Incomi
   // `request.ips` runs from the peer outwards, as far as proxies are trusted; it is unset without TRUST_PROXY.
   const chain = [...(request.ips ?? [request.ip])].reverse().map((address) => (isIP(address ?? '') ? address : 'unknown'));
   const client = chain[0]!;
-  const proto = request.protocol === 'https' || request.protocol === 'http' ? request.protocol : 'http';
+  // A trusted proxy's X-Forwarded-Proto is believed only when it names a protocol this hop could carry.
+  const proto = request.protocol === 'https' || request.protocol === 'http' ? request.protocol : ownProtocol(request);
   const host = isValidHost(request.host) ? request.host : '';
 
   out['x-forwarded-for'] = chain.join(', ');

@@ -539,6 +539,8 @@ describe('finding 8: TRUST_PROXY, one parser with Fastify semantics', () => {
     for (const value of ['1', '2', 'proxy.internal', '10.0.0.0/33', '300.1.1.1', 'true,10.0.0.1']) {
       expect(load(value), value).toThrow(/trustProxy \(env TRUST_PROXY\)/);
     }
+    // A YAML number is a hop count too, and gets the same explanation.
+    expect(() => loadConfig({ GATEWAY_CONFIG: configFile({ trustProxy: 2 }) })).toThrow(/trustProxy \(env TRUST_PROXY\): "2": hop counts are not supported/);
     expect(loadConfig({}).trustProxy).toBe(false);
     expect(loadConfig({ TRUST_PROXY: 'true' }).trustProxy).toBe(true);
     expect(loadConfig({ TRUST_PROXY: '10.0.0.1, 192.168.0.0/16,::1' }).trustProxy).toEqual(['10.0.0.1', '192.168.0.0/16', '::1']);
