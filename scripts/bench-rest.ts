@@ -1,0 +1,207 @@
+import type { ChildProcess } from 'node:child_process';
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import autocannon from 'autocannon';
+import { SignJWT, exportSPKI, generateKeyPair } from 'jose';
+import { cpuMicros, freePort, hasTaskset, pinProcess, spawnPinned, stop, waitReady } from './lib/bench-procs.js';
+
+/**
+ * `npm run bench:rest`: REST passthrough, `GET /api/v1/users/<id>` (ids cycling over 1000, small
+ * JSON answers), in one run against three systems under test: the upstream itself, a bare
+ * @fastify/http-proxy, and the gateway as production runs it (NODE_ENV=production, RS256 JWTs — 500
+ * distinct tokens cycled —, rate limits on, metrics, an info log line per request into a file).
+ * The system under test runs alone on CPU 1; the upstream and the load generator share CPU 0.
+ * BENCH_SECONDS (default 10) per row, BENCH_CONNECTIONS (default 50); BENCH_REDIS=0 skips the row
+ * with rate limits in a redis-server the bench starts itself; BENCH_CPU_PROF=<dir> writes a CPU
+ * profile of the gateway there.
+ */
+const seconds = Number(process.env.BENCH_SECONDS ?? 10);
+const connections = Number(process.env.BENCH_CONNECTIONS ?? 50);
+const warmupSeconds = Math.min(3, Math.max(1, Math.round(seconds / 4)));
+const LOAD_CPU = 0;
+const SUT_CPU = 1;
+const work = mkdtempSync(join(tmpdir(), 'gw-bench-rest-'));
+const children: ChildProcess[] = [];
+const node = (script: string) => ['--import', 'tsx', script];
+const baseEnv = { PATH: process.env.PATH ?? '' };
+
+pinProcess(process.pid, LOAD_CPU);
+
+async function startUpstream(): Promise<string> {
+  const port = await freePort();
+  const child = spawnPinned(LOAD_CPU, process.execPath, node('scripts/lib/bench-upstream.ts'), { ...baseEnv, PORT: String(port) }, 'inherit');
+  children.push(child);
+  const url = `http://127.0.0.1:${port}`;
+  await waitReady(`${url}/health`, child, () => 'upstream');
+  return url;
+}
+
+async function startBareProxy(upstream: string): Promise<{ url: string; pid: number; child: ChildProcess }> {
+  const port = await freePort();
+  const child = spawnPinned(SUT_CPU, process.execPath, node('scripts/lib/bench-bare-proxy.ts'), { ...baseEnv, PORT: String(port), UPSTREAM: upstream, NODE_ENV: 'production' }, 'inherit');
+  children.push(child);
+  const url = `http://127.0.0.1:${port}`;
+  await waitReady(`${url}/ready`, child, () => 'bare proxy');
+  return { url, pid: child.pid!, child };
+}
+
+async function startRedis(): Promise<string> {
+  const port = await freePort();
+  const child = spawnPinned(LOAD_CPU, 'redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], baseEnv, 'ignore');
+  children.push(child);
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    const { Redis } = await import('ioredis');
+    const probe = new Redis({ port, host: '127.0.0.1', lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+    const ok = await probe.connect().then(() => probe.ping(), () => null);
+    probe.disconnect();
+    if (ok === 'PONG') return `redis://127.0.0.1:${port}/0`;
+    if (Date.now() > deadline) throw new Error('redis-server did not start');
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+async function startGateway(upstream: string, publicKey: string, extra: Record<string, string>, name: string) {
+  const port = await freePort();
+  const logFile = join(work, `${name}.log`);
+  const logFd = openSync(logFile, 'w');
+  const profDir = process.env.BENCH_CPU_PROF;
+  const args = [...(profDir ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : []), ...node('src/main.ts')];
+  const env = {
+    ...baseEnv,
+    NODE_ENV: 'production',
+    HOST: '127.0.0.1',
+    PORT: String(port),
+    LOG_LEVEL: 'info',
+    SUPERGRAPH_PATH: 'supergraph/supergraph.graphql',
+    USERS_SERVICE_URL: upstream,
+    JWT_PUBLIC_KEY: publicKey,
+    JWT_ALGORITHMS: 'RS256',
+    JWT_ISSUER: 'https://idp.bench.example',
+    JWT_AUDIENCE: 'bench-api',
+    RATE_LIMIT_ENABLED: 'true',
+    RATE_LIMIT_REQUESTS: '1000000000',
+    RATE_LIMIT_WINDOW_SECONDS: '60',
+    ...extra,
+  };
+  let stderr = '';
+  const child = spawnPinned(SUT_CPU, process.execPath, args, env, ['ignore', logFd, 'pipe']);
+  child.stderr!.on('data', (chunk) => (stderr += chunk));
+  children.push(child);
+  const url = `http://127.0.0.1:${port}`;
+  await waitReady(`${url}/health/ready`, child, () => `${stderr}\n${readFileSync(logFile, 'utf8').slice(-2000)}`);
+  return { url, pid: child.pid!, child, logFile, logFd };
+}
+
+/** 500 distinct RS256 tokens (users across 10 tenants), verified by the gateway against the public key. */
+async function mintTokens(): Promise<{ tokens: string[]; publicKey: string }> {
+  const { privateKey, publicKey } = await generateKeyPair('RS256');
+  const tokens = await Promise.all(
+    Array.from({ length: 500 }, (_, i) =>
+      new SignJWT({
+        tenant_id: `t${i % 10}`,
+        roles: ['viewer'],
+        permissions: ['users:read'],
+        tenant_access: [{ tenant_id: `t${i % 10}`, role: 'viewer' }],
+        subscription: { tier: 'pro', status: 'active' },
+      })
+        .setProtectedHeader({ alg: 'RS256', typ: 'JWT' })
+        .setSubject(`u-${i}`)
+        .setIssuer('https://idp.bench.example')
+        .setAudience('bench-api')
+        .setIssuedAt()
+        .setExpirationTime('2h')
+        .sign(privateKey),
+    ),
+  );
+  return { tokens, publicKey: await exportSPKI(publicKey) };
+}
+
+interface Row {
+  system: string;
+  'req/s': number;
+  'p50 ms': number;
+  'p99 ms': number;
+  'CPU µs/req': number | string;
+  errors: number;
+}
+
+async function load(url: string, tokens: string[] | null, duration: number) {
+  let n = 0;
+  return autocannon({
+    url,
+    connections,
+    duration,
+    requests: [
+      {
+        method: 'GET',
+        setupRequest: (request) => {
+          const i = n++;
+          request.path = `/api/v1/users/${i % 1000}`;
+          if (tokens) request.headers = { ...request.headers, authorization: `Bearer ${tokens[i % tokens.length]}` };
+          return request;
+        },
+      },
+    ],
+  });
+}
+
+async function measure(system: string, url: string, pid: number | null, tokens: string[] | null): Promise<Row> {
+  await load(url, tokens, warmupSeconds);
+  const cpuBefore = pid ? cpuMicros(pid) : 0;
+  const result = await load(url, tokens, seconds);
+  const cpuAfter = pid ? cpuMicros(pid) : 0;
+  const requests = result.requests.total;
+  const errors = result.errors + result.timeouts + result.non2xx;
+  return {
+    system,
+    'req/s': Math.round(result.requests.average),
+    'p50 ms': result.latency.p50,
+    'p99 ms': result.latency.p99,
+    'CPU µs/req': pid ? Math.round((cpuAfter - cpuBefore) / requests) : '—',
+    errors,
+  };
+}
+
+try {
+  if (!hasTaskset()) console.warn('taskset not found: processes are not pinned, figures will be noisier');
+  const { tokens, publicKey } = await mintTokens();
+  const upstream = await startUpstream();
+  const rows: Row[] = [];
+
+  rows.push(await measure('upstream directly', upstream, null, null));
+
+  const bare = await startBareProxy(upstream);
+  rows.push(await measure('bare @fastify/http-proxy', bare.url, bare.pid, null));
+  await stop(bare.child);
+
+  const gateway = await startGateway(upstream, publicKey, {}, 'gateway');
+  rows.push(await measure('gateway, full pipeline (memory rate limits)', gateway.url, gateway.pid, tokens));
+  await stop(gateway.child);
+  closeSync(gateway.logFd);
+  const lines = readFileSync(gateway.logFile, 'utf8').split('\n').filter((line) => line.includes('"request completed"')).length;
+  console.log(`gateway log: ${lines} request lines (${(statSync(gateway.logFile).size / 1e6).toFixed(1)} MB)`);
+
+  if (process.env.BENCH_REDIS !== '0') {
+    const redisUrl = await startRedis();
+    const withRedis = await startGateway(upstream, publicKey, { REDIS_URL: redisUrl }, 'gateway-redis');
+    rows.push(await measure('gateway, full pipeline (Redis rate limits)', withRedis.url, withRedis.pid, tokens));
+    await stop(withRedis.child);
+    closeSync(withRedis.logFd);
+  }
+
+  const direct = rows[0]!['req/s'];
+  const bareRps = rows[1]!['req/s'];
+  console.log(`\n${connections} connections, ${seconds} s per row (after ${warmupSeconds} s warm-up); system under test on CPU ${SUT_CPU}, upstream + load on CPU ${LOAD_CPU}\n`);
+  console.log('| System under test | req/s | p50 | p99 | CPU µs/req | × direct | × bare proxy | errors |');
+  console.log('|---|---|---|---|---|---|---|---|');
+  for (const row of rows) {
+    console.log(
+      `| ${row.system} | ${row['req/s']} | ${row['p50 ms']} ms | ${row['p99 ms']} ms | ${row['CPU µs/req']} | ${(row['req/s'] / direct).toFixed(2)} | ${(row['req/s'] / bareRps).toFixed(2)} | ${row.errors} |`,
+    );
+  }
+} finally {
+  for (const child of children) await stop(child).catch(() => undefined);
+  rmSync(work, { recursive: true, force: true });
+}
