@@ -30,6 +30,7 @@ export async function contextFromGatewayToken(
   token: string | undefined,
   gatewayKey: JWTVerifyGetKey,
   traceparent: string | undefined,
+  requestId?: string,
 ): Promise<SubgraphContext> {
   if (!token) throw new UntrustedCallError('missing x-gateway-context');
   let claims: ContextTokenClaims;
@@ -38,7 +39,7 @@ export async function contextFromGatewayToken(
       issuer: CONTEXT_TOKEN_ISSUER,
       audience: CONTEXT_TOKEN_AUDIENCE,
       algorithms: ['EdDSA', 'ES256'],
-      requiredClaims: ['sub', 'exp', 'request_id'],
+      requiredClaims: ['sub', 'exp'],
     });
     claims = payload as unknown as ContextTokenClaims;
   } catch (error) {
@@ -51,7 +52,8 @@ export async function contextFromGatewayToken(
     permissions: claims.permissions ?? [],
     subscriptionTier: claims.subscription_tier ?? null,
     demo: claims.demo === true,
-    requestId: claims.request_id,
+    // The token is per caller, reused across requests: the request id comes with the call.
+    requestId: requestId ?? claims.request_id ?? null,
     traceparent: traceparent ?? null,
   };
 }

@@ -80,6 +80,7 @@ export async function startSubgraph(
         typeof header === 'string' ? header : undefined,
         gatewayKey,
         typeof traceparent === 'string' ? traceparent : undefined,
+        typeof request.headers['x-request-id'] === 'string' ? request.headers['x-request-id'] : undefined,
       );
     } catch (error) {
       if (!(error instanceof UntrustedCallError)) throw error;
