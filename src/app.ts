@@ -39,6 +39,7 @@ import { installRequestIdEcho, requestIdFor } from './pipeline/request-id.js';
 import { inboundServerOptions } from './rest/inbound-limits.js';
 import { registerRestRoutes, type RestUpstreams } from './rest/proxy.js';
 import { createRedis } from './stores/redis.js';
+import { RedisAvailability } from './stores/redis-availability.js';
 import { MemoryTenantFlagStore, RedisTenantFlagStore, type TenantFlagStore } from './stores/tenant-flags.js';
 
 /** package.json sits one level up from src/ (tsx) and two from dist/src/ (the build). */
@@ -107,12 +108,18 @@ export async function buildGateway(config: GatewayConfig, options: BuildOptions 
   const redis =
     options.redis ??
     (wantsRedis
-      ? createRedis(
-          { url: config.redisUrl, sentinels: config.redisSentinels, sentinelName: config.redisSentinelName, clusterNodes: config.redisClusterNodes },
-          app.log,
-        )
+      ? createRedis({
+          url: config.redisUrl,
+          sentinels: config.redisSentinels,
+          sentinelName: config.redisSentinelName,
+          clusterNodes: config.redisClusterNodes,
+        })
       : null);
   if (redis && !options.redis) app.addHook('onClose', async () => void (await redis.quit().catch(() => redis.disconnect())));
+  // Every Redis-backed feature asks through this: fail fast while Redis is unreachable, then its own
+  // policy (README, "Failure behaviour"); the outage is logged and counted once, and shown in readiness.
+  const redisAvailability = redis ? RedisAvailability.attach(redis, { logger: app.log, registry: metrics.registry, lastKnownSeconds: 300 }) : null;
+  if (redisAvailability) app.addHook('onClose', async () => redisAvailability.detach());
   const tenantFlags: TenantFlagStore = redis ? new RedisTenantFlagStore(redis) : new MemoryTenantFlagStore();
   const apiKeyStores: ApiKeyStore[] = [new ConfiguredApiKeys(config.apiKeys)];
   if (redis) apiKeyStores.push(new RedisApiKeys(redis));
@@ -139,9 +146,13 @@ export async function buildGateway(config: GatewayConfig, options: BuildOptions 
   const limitStore = !limits.enabled
     ? null
     : redis
-      ? new ResilientRateLimitStore(new RedisRateLimitStore(redis), limits.onStoreFailure, limits.fallbackFactor, app.log, () =>
-          metrics.rateLimitStoreFailovers.inc(),
-        )
+      ? new ResilientRateLimitStore(new RedisRateLimitStore(redis), {
+          mode: limits.onStoreFailure,
+          fallbackFactor: limits.fallbackFactor,
+          logger: app.log,
+          onFailover: () => metrics.rateLimitStoreFailovers.inc(),
+          availability: redisAvailability,
+        })
       : new MemoryRateLimitStore();
 
   installProblemErrors(app);
@@ -199,11 +210,13 @@ export async function buildGateway(config: GatewayConfig, options: BuildOptions 
     return signer.jwks;
   });
 
-  // Ready once Redis has connected the first time (slots loaded, for a Cluster); a later outage is
-  // the rate limiter's fail-open/closed business, not a reason to pull every instance.
-  let redisConnected = !redis || redis.status === 'ready';
-  redis?.once('ready', () => (redisConnected = true));
-  registerHealthRoutes(app, { supergraphStatus: graphql.status, isShuttingDown: () => drain.draining, redisConnected: () => redisConnected });
+  // Ready once Redis has connected the first time (slots loaded, for a Cluster); a later outage
+  // reports `degraded` and unreadies the instance only under a fail-closed policy.
+  registerHealthRoutes(app, {
+    supergraphStatus: graphql.status,
+    isShuttingDown: () => drain.draining,
+    dependencies: redisAvailability ? { redis: () => redisAvailability.readiness() } : {},
+  });
 
   return {
     app,

@@ -1,9 +1,21 @@
 import type { FastifyBaseLogger } from 'fastify';
+import type { RedisAvailability } from '../stores/redis-availability.js';
 import type { BucketCheck } from './policy.js';
 import { MemoryRateLimitStore, type Decision, type RateLimitStore } from './store.js';
 
 export class RateLimitStoreUnavailable extends Error {
   override name = 'RateLimitStoreUnavailable';
+}
+
+export interface ResilienceOptions {
+  mode: 'open' | 'closed';
+  /** Local buckets get this share of each capacity (other instances admit too). */
+  fallbackFactor: number;
+  logger: FastifyBaseLogger;
+  onFailover: () => void;
+  /** The shared store's Redis: not asked while known unreachable, each call bounded. */
+  availability?: RedisAvailability | null;
+  now?: () => number;
 }
 
 /**
@@ -15,16 +27,23 @@ export class ResilientRateLimitStore implements RateLimitStore {
   private downSince: number | null = null;
   private lastProbe = 0;
   private readonly fallback: MemoryRateLimitStore;
+  private readonly mode: 'open' | 'closed';
+  private readonly logger: FastifyBaseLogger;
+  private readonly onFailover: () => void;
+  private readonly availability: RedisAvailability | null;
+  private readonly now: () => number;
 
   constructor(
     private readonly shared: RateLimitStore,
-    private readonly mode: 'open' | 'closed',
-    fallbackFactor: number,
-    private readonly logger: FastifyBaseLogger,
-    private readonly onFailover: () => void,
-    private readonly now: () => number = Date.now,
+    options: ResilienceOptions,
   ) {
-    this.fallback = new MemoryRateLimitStore(fallbackFactor);
+    this.fallback = new MemoryRateLimitStore(options.fallbackFactor);
+    this.mode = options.mode;
+    this.logger = options.logger;
+    this.onFailover = options.onFailover;
+    this.availability = options.availability ?? null;
+    this.now = options.now ?? Date.now;
+    this.availability?.declare('rateLimits', options.mode);
   }
 
   get degraded(): boolean {
@@ -36,7 +55,9 @@ export class ResilientRateLimitStore implements RateLimitStore {
     if (this.downSince === null || now - this.lastProbe >= 1_000) {
       if (this.downSince !== null) this.lastProbe = now;
       try {
-        const decision = await this.shared.consume(checks);
+        const decision = await (this.availability
+          ? this.availability.run(() => this.shared.consume(checks))
+          : this.shared.consume(checks));
         if (this.downSince !== null) {
           this.logger.info({ downForMs: now - this.downSince }, 'rate limit store recovered; shared limits apply again');
           this.downSince = null;
@@ -54,6 +75,7 @@ export class ResilientRateLimitStore implements RateLimitStore {
         }
       }
     }
+    this.availability?.fellBack('rateLimits');
     if (this.mode === 'closed') throw new RateLimitStoreUnavailable('rate limit store unavailable');
     return this.fallback.consume(checks);
   }

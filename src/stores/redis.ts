@@ -1,13 +1,17 @@
-import type { FastifyBaseLogger } from 'fastify';
 import { Cluster, Redis } from 'ioredis';
 
 /** A single node (optionally found through Sentinel) or a Redis Cluster: the stores use either. */
 export type RedisClient = Redis | Cluster;
 
+/** No request waits longer than this on one Redis command. */
+export const REDIS_COMMAND_TIMEOUT_MS = 500;
+
 /**
  * The shared Redis connection. Commands are bounded (`commandTimeout`) so a dead Redis slows no
- * request beyond that, and reconnection is ioredis's job. Connection errors are logged once per
- * outage (ioredis repeats them on every reconnect attempt), and recovery once.
+ * request beyond that, and reconnection is ioredis's job. The offline queue stays on: the event
+ * reader's duplicate connection relies on it to wait out an outage quietly, and request paths never
+ * reach it — RedisAvailability does not send commands while the client is disconnected, bounds each
+ * call (a Cluster's offline queue has no timeout of its own), and logs outages once.
  */
 export interface RedisTarget {
   url?: string | undefined;
@@ -18,9 +22,9 @@ export interface RedisTarget {
   sentinelName?: string | undefined;
 }
 
-export function createRedis(target: RedisTarget, logger: FastifyBaseLogger): RedisClient {
+export function createRedis(target: RedisTarget): RedisClient {
   const options = {
-    commandTimeout: 500,
+    commandTimeout: REDIS_COMMAND_TIMEOUT_MS,
     maxRetriesPerRequest: 1,
     connectTimeout: 2_000,
     enableAutoPipelining: true,
@@ -48,17 +52,8 @@ export function createRedis(target: RedisTarget, logger: FastifyBaseLogger): Red
           ...(target.url ? urlOptions(target.url) : {}),
         })
       : new Redis(target.url!, options);
-  let failing = false;
-  redis.on('error', (error: Error) => {
-    if (failing) return;
-    failing = true;
-    logger.error({ reason: error.message }, 'redis connection failed; retrying');
-  });
-  redis.on('ready', () => {
-    if (!failing) return;
-    failing = false;
-    logger.info('redis connection restored');
-  });
+  // ioredis repeats connection errors on every reconnect attempt; RedisAvailability reports them once.
+  redis.on('error', () => {});
   return redis;
 }
 

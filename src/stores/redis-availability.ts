@@ -1,0 +1,208 @@
+import type { FastifyBaseLogger } from 'fastify';
+import { Counter, Registry } from 'prom-client';
+import { LastKnown } from './last-known.js';
+import { REDIS_COMMAND_TIMEOUT_MS, type RedisClient } from './redis.js';
+
+/**
+ * What a feature does while Redis is unreachable, as `/health/ready` reports it. Only `closed`
+ * fails readiness: the instance then refuses that feature's requests wholesale.
+ */
+export type RedisPolicy = 'open' | 'closed' | 'last-known' | 'miss';
+
+export type RedisReadiness =
+  | { status: 'connecting' }
+  | { status: 'up' }
+  | { status: 'down'; since: string; reason: string; policies: Record<string, RedisPolicy>; failsReadiness: boolean };
+
+/** Redis could not be asked (down, hung, or never connected): the caller applies its policy. */
+export class RedisUnavailable extends Error {
+  override name = 'RedisUnavailable';
+}
+
+type Logger = Pick<FastifyBaseLogger, 'info' | 'error'>;
+
+export interface RedisAvailabilityOptions {
+  logger: Logger;
+  /** The gateway's metrics registry (`gateway_redis_outages_total`, `gateway_redis_fallbacks_total`). */
+  registry?: Registry;
+  /** How long a value read from Redis may stand in for it during an outage (REDIS_LAST_KNOWN_SECONDS). */
+  lastKnownSeconds: number;
+  timeoutMs?: number;
+  /** While connected but not answering, how often a PING checks whether it answers again. */
+  probeIntervalMs?: number;
+  now?: () => number;
+}
+
+/** Features built from a bare client (Apollo's APQ cache, trusted documents) find the gateway's tracker here. */
+const attached = new WeakMap<RedisClient, RedisAvailability>();
+
+/**
+ * Whether Redis can be asked right now, for every feature that uses it. A disconnected client is
+ * not asked at all (no request waits for a reconnect), a connected one is given at most the
+ * command timeout (a hung server or a Cluster's offline queue would otherwise hold requests), and
+ * a client that stopped answering is probed in the background until it answers again. An outage is
+ * logged once, with each feature's policy, counted once, and so is the recovery.
+ */
+export class RedisAvailability {
+  private down: { since: number; reason: string } | null = null;
+  private connectedOnce: boolean;
+  private probe: NodeJS.Timeout | null = null;
+  private readonly policies = new Map<string, RedisPolicy>();
+  private readonly outages: Counter;
+  private readonly fallbacks: Counter<'feature'>;
+  private readonly logger: Logger;
+  private readonly timeoutMs: number;
+  private readonly probeIntervalMs: number;
+  private readonly now: () => number;
+  readonly lastKnownMs: number;
+
+  private constructor(
+    private readonly redis: RedisClient,
+    options: RedisAvailabilityOptions,
+  ) {
+    this.logger = options.logger;
+    this.timeoutMs = options.timeoutMs ?? REDIS_COMMAND_TIMEOUT_MS;
+    this.probeIntervalMs = options.probeIntervalMs ?? 1_000;
+    this.now = options.now ?? Date.now;
+    this.lastKnownMs = options.lastKnownSeconds * 1000;
+    const registers = [options.registry ?? new Registry()];
+    this.outages = new Counter({ name: 'gateway_redis_outages_total', help: 'Times Redis became unreachable', registers });
+    this.fallbacks = new Counter({
+      name: 'gateway_redis_fallbacks_total',
+      help: 'Requests a feature served without Redis, per its policy (last-known value, default, miss or refusal)',
+      labelNames: ['feature'],
+      registers,
+    });
+    this.connectedOnce = redis.status === 'ready';
+    redis.on('ready', this.onReady);
+    redis.on('reconnecting', this.onLost);
+    redis.on('error', this.onError);
+  }
+
+  /** The gateway's tracker for this client (one per gateway; `detach` on close). */
+  static attach(redis: RedisClient, options: RedisAvailabilityOptions): RedisAvailability {
+    // A client shared by two gateways (tests, embedding): each keeps its own tracker listening.
+    const availability = new RedisAvailability(redis, options);
+    attached.set(redis, availability);
+    return availability;
+  }
+
+  /** The tracker attached to this client, or a silent one for a client used outside a gateway. */
+  static of(redis: RedisClient): RedisAvailability {
+    return attached.get(redis) ?? RedisAvailability.attach(redis, { logger: SILENT, lastKnownSeconds: 300 });
+  }
+
+  detach(): void {
+    this.redis.off('ready', this.onReady);
+    this.redis.off('reconnecting', this.onLost);
+    this.redis.off('error', this.onError);
+    this.stopProbe();
+    if (attached.get(this.redis) === this) attached.delete(this.redis);
+  }
+
+  /** Declares a feature's outage policy (for the outage log line and readiness). */
+  declare(feature: string, policy: RedisPolicy): void {
+    this.policies.set(feature, policy);
+  }
+
+  /** A cache of values read from Redis, standing in for REDIS_LAST_KNOWN_SECONDS during an outage. */
+  lastKnown<V extends NonNullable<unknown>>(maxEntries: number): LastKnown<V> {
+    return new LastKnown<V>(this.lastKnownMs, maxEntries, this.now);
+  }
+
+  /** Counts one request served without Redis by `feature`. */
+  fellBack(feature: string): void {
+    this.fallbacks.inc({ feature });
+  }
+
+  /**
+   * Runs one Redis call, or throws RedisUnavailable without calling when Redis is known to be
+   * unreachable. A reply error (WRONGTYPE on one key…) fails that call only: Redis did answer.
+   */
+  async run<T>(command: () => Promise<T>): Promise<T> {
+    if (!this.usable()) throw new RedisUnavailable(this.down?.reason ?? `redis is ${this.redis.status}`);
+    try {
+      return await bounded(command(), this.timeoutMs);
+    } catch (error) {
+      const reason = (error as Error).message;
+      if ((error as Error).name !== 'ReplyError') this.lost(reason);
+      throw new RedisUnavailable(reason, { cause: error });
+    }
+  }
+
+  readiness(): RedisReadiness {
+    if (!this.connectedOnce) return { status: 'connecting' };
+    if (this.usable()) return { status: 'up' };
+    const policies = Object.fromEntries(this.policies);
+    return {
+      status: 'down',
+      since: new Date(this.down?.since ?? this.now()).toISOString(),
+      reason: this.down?.reason ?? `redis is ${this.redis.status}`,
+      policies,
+      failsReadiness: Object.values(policies).includes('closed'),
+    };
+  }
+
+  private usable(): boolean {
+    // `wait`: a lazily connecting client connects on its first command.
+    return (this.redis.status === 'ready' || this.redis.status === 'wait') && this.down === null;
+  }
+
+  private readonly onReady = () => {
+    this.connectedOnce = true;
+    this.recovered();
+  };
+
+  private readonly onLost = () => this.lost('connection lost; reconnecting');
+
+  private readonly onError = (error: Error) => {
+    // ioredis reports connection failures here (once per reconnect attempt); commands report their own.
+    if (this.redis.status !== 'ready') this.lost(error.message);
+  };
+
+  private lost(reason: string): void {
+    if (this.down) return;
+    this.down = { since: this.now(), reason };
+    this.outages.inc();
+    this.logger.error(
+      { reason, policies: Object.fromEntries(this.policies), lastKnownSeconds: this.lastKnownMs / 1000 },
+      'redis unavailable; features degrade per their policies',
+    );
+    // Connected but not answering: nothing else would notice it answering again.
+    if (this.redis.status === 'ready') this.startProbe();
+  }
+
+  private recovered(): void {
+    this.stopProbe();
+    if (!this.down) return;
+    this.logger.info({ downForMs: this.now() - this.down.since }, 'redis available again');
+    this.down = null;
+  }
+
+  private startProbe(): void {
+    this.probe ??= setInterval(() => {
+      if (this.redis.status !== 'ready') return; // the `ready` event will tell
+      bounded(this.redis.ping(), this.timeoutMs).then(
+        () => this.recovered(),
+        () => {},
+      );
+    }, this.probeIntervalMs);
+    this.probe.unref();
+  }
+
+  private stopProbe(): void {
+    if (this.probe) clearInterval(this.probe);
+    this.probe = null;
+  }
+}
+
+const SILENT: Logger = { info: () => {}, error: () => {} };
+
+/** The call's own promise, or a rejection once `ms` have passed (the losing promise is still handled). */
+function bounded<T>(call: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`redis did not answer within ${ms} ms`)), ms);
+  });
+  return Promise.race([call, timeout]).finally(() => clearTimeout(timer));
+}
