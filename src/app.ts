@@ -118,11 +118,17 @@ export async function buildGateway(config: GatewayConfig, options: BuildOptions 
   if (redis && !options.redis) app.addHook('onClose', async () => void (await redis.quit().catch(() => redis.disconnect())));
   // Every Redis-backed feature asks through this: fail fast while Redis is unreachable, then its own
   // policy (README, "Failure behaviour"); the outage is logged and counted once, and shown in readiness.
-  const redisAvailability = redis ? RedisAvailability.attach(redis, { logger: app.log, registry: metrics.registry, lastKnownSeconds: 300 }) : null;
-  if (redisAvailability) app.addHook('onClose', async () => redisAvailability.detach());
-  const tenantFlags: TenantFlagStore = redis ? new RedisTenantFlagStore(redis) : new MemoryTenantFlagStore();
+  const redisAvailability = redis
+    ? RedisAvailability.attach(redis, { logger: app.log, registry: metrics.registry, lastKnownSeconds: config.redisLastKnownSeconds })
+    : null;
+  if (redisAvailability) {
+    app.addHook('onClose', async () => redisAvailability.detach());
+    redisAvailability.declare('tenantFlags', config.tenantFlagsOnStoreFailure);
+    redisAvailability.declare('tokenFreshness', config.tokenFreshnessOnStoreFailure);
+  }
+  const tenantFlags: TenantFlagStore = redis && redisAvailability ? new RedisTenantFlagStore(redis, redisAvailability) : new MemoryTenantFlagStore();
   const apiKeyStores: ApiKeyStore[] = [new ConfiguredApiKeys(config.apiKeys)];
-  if (redis) apiKeyStores.push(new RedisApiKeys(redis));
+  if (redis && redisAvailability) apiKeyStores.push(new RedisApiKeys(redis, redisAvailability));
 
   const keySources = await loadKeySources(config);
   if (!keySources && config.apiKeys.length === 0 && !redis && config.authGraphql === 'required') {
@@ -182,7 +188,10 @@ export async function buildGateway(config: GatewayConfig, options: BuildOptions 
   installAccessControl(app, {
     authenticator: new Authenticator(verifier, new ApiKeyChain(apiKeyStores), config.claims, config.defaultTenantId ?? null, signer),
     authFailures: limitStore ? new AuthFailureGuard(limitStore, limits.authFailures) : null,
-    tenantGuard: new TenantGuard(tenantFlags, config.subscriptionGraceSeconds),
+    tenantGuard: new TenantGuard(tenantFlags, config.subscriptionGraceSeconds, {
+      readOnly: config.tenantFlagsOnStoreFailure,
+      tokenFreshness: config.tokenFreshnessOnStoreFailure,
+    }),
     tokenFreshnessAllowMissingIat: config.tokenFreshnessAllowMissingIat,
     signer,
     metrics,

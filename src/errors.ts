@@ -18,6 +18,10 @@ export const ERRORS = {
   TOO_MANY_STREAMS: { status: 429, title: 'Too many open event streams for this tenant or instance' },
   RATE_LIMIT_UNAVAILABLE: { status: 503, title: 'Rate limiting is unavailable; try again shortly' },
   EVENTS_UNAVAILABLE: { status: 503, title: 'The event stream cannot be opened now; try again shortly' },
+  // Redis unreachable and the feature's policy (README, "Failure behaviour") refuses rather than guesses.
+  AUTH_UNAVAILABLE: { status: 503, title: 'The credentials cannot be checked right now; try again shortly' },
+  TENANT_FLAGS_UNAVAILABLE: { status: 503, title: "The tenant's flags cannot be checked right now; try again shortly" },
+  TRUSTED_DOCUMENTS_UNAVAILABLE: { status: 503, title: 'Trusted documents cannot be checked right now; try again shortly' },
   NOT_FOUND: { status: 404, title: 'No route matches this request' },
   METHOD_NOT_ALLOWED: { status: 405, title: 'Method not allowed on this route' },
   PAYLOAD_TOO_LARGE: { status: 413, title: 'The request body is too large' },

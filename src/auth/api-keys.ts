@@ -1,6 +1,9 @@
 import { createHash } from 'node:crypto';
-import type { RedisClient } from '../stores/redis.js';
 import type { ApiKeyRecord } from '../config/schema.js';
+import { GatewayError } from '../errors.js';
+import type { LastKnown } from '../stores/last-known.js';
+import { RedisAvailability, RedisUnavailable } from '../stores/redis-availability.js';
+import type { RedisClient } from '../stores/redis.js';
 
 /** API keys are looked up by their SHA-256: the gateway never stores or logs a key itself. */
 export function hashApiKey(key: string): string {
@@ -26,23 +29,37 @@ export class ConfiguredApiKeys implements ApiKeyStore {
 
 /**
  * Keys in Redis as hashes `apikey:<sha256>` with fields clientId, tenantId, roles, permissions
- * (comma-separated) and tier. Deleting the hash revokes the key on the next request: no cache.
+ * (comma-separated) and tier. Redis is asked on every request, so deleting the hash revokes the key
+ * on the next one. While Redis is unreachable, a key verified within REDIS_LAST_KNOWN_SECONDS keeps
+ * working; any other key gets 503 AUTH_UNAVAILABLE — never 401, which would tell a client holding
+ * a good key to throw it away.
  */
 export class RedisApiKeys implements ApiKeyStore {
-  constructor(private readonly redis: RedisClient) {}
+  private readonly lastKnown: LastKnown<ApiKeyRecord>;
+
+  constructor(
+    private readonly redis: RedisClient,
+    private readonly availability = RedisAvailability.of(redis),
+  ) {
+    this.lastKnown = availability.lastKnown(10_000);
+    availability.declare('apiKeys', 'last-known');
+  }
 
   async find(sha256: string): Promise<ApiKeyRecord | null> {
-    const fields = await this.redis.hgetall(`apikey:${sha256}`);
-    if (!fields.clientId || !fields.tenantId) return null;
-    const list = (value: string | undefined) => (value ? value.split(',').map((s) => s.trim()).filter(Boolean) : []);
-    return {
-      sha256,
-      clientId: fields.clientId,
-      tenantId: fields.tenantId,
-      roles: list(fields.roles),
-      permissions: list(fields.permissions),
-      tier: fields.tier || 'standard',
-    };
+    let fields: Record<string, string>;
+    try {
+      fields = await this.availability.run(() => this.redis.hgetall(`apikey:${sha256}`));
+    } catch (error) {
+      if (!(error instanceof RedisUnavailable)) throw error;
+      this.availability.fellBack('apiKeys');
+      const known = this.lastKnown.recall(sha256);
+      if (known) return known;
+      throw new GatewayError('AUTH_UNAVAILABLE', 'API keys cannot be checked right now; try again shortly');
+    }
+    const record = toRecord(sha256, fields);
+    if (record) this.lastKnown.remember(sha256, record);
+    else this.lastKnown.forget(sha256);
+    return record;
   }
 
   async add(key: string, record: Omit<ApiKeyRecord, 'sha256'>): Promise<string> {
@@ -60,6 +77,19 @@ export class RedisApiKeys implements ApiKeyStore {
   async revoke(key: string): Promise<void> {
     await this.redis.del(`apikey:${hashApiKey(key)}`);
   }
+}
+
+function toRecord(sha256: string, fields: Record<string, string>): ApiKeyRecord | null {
+  if (!fields.clientId || !fields.tenantId) return null;
+  const list = (value: string | undefined) => (value ? value.split(',').map((s) => s.trim()).filter(Boolean) : []);
+  return {
+    sha256,
+    clientId: fields.clientId,
+    tenantId: fields.tenantId,
+    roles: list(fields.roles),
+    permissions: list(fields.permissions),
+    tier: fields.tier || 'standard',
+  };
 }
 
 /** Configured keys first, then the shared store. */

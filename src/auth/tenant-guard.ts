@@ -1,5 +1,6 @@
 import { GatewayError } from '../errors.js';
-import type { TenantFlagStore } from '../stores/tenant-flags.js';
+import { RedisUnavailable } from '../stores/redis-availability.js';
+import type { TenantFlags, TenantFlagStore } from '../stores/tenant-flags.js';
 import { isTokenFresh, type Principal } from './principal.js';
 
 export interface TenantDecision {
@@ -10,7 +11,19 @@ export interface TenantDecision {
   inGracePeriod: boolean;
 }
 
+/**
+ * What each flag rule does when the flags cannot be read (Redis down and no recent last-known
+ * value): `open` goes on without the rule, `closed` refuses with 503 TENANT_FLAGS_UNAVAILABLE.
+ */
+export interface FlagOutagePolicy {
+  /** `tenant:<id>:read_only` (TENANT_FLAGS_ON_STORE_FAILURE); the token's own claim still applies. */
+  readOnly: 'open' | 'closed';
+  /** `tenant:<id>:subscription_changed_at` (TOKEN_FRESHNESS_ON_STORE_FAILURE); user tokens only. */
+  tokenFreshness: 'open' | 'closed';
+}
+
 const ACTIVE_STATUSES = new Set(['active', 'trialing']);
+const NO_FLAGS: TenantFlags = Object.freeze({ readOnly: false, subscriptionChangedAt: null });
 
 /**
  * The seeds' multi-tenant rules: which tenant a request acts for (the token's, or another one the
@@ -21,6 +34,7 @@ export class TenantGuard {
   constructor(
     private readonly flags: TenantFlagStore,
     private readonly graceSeconds: number,
+    private readonly outagePolicy: FlagOutagePolicy = { readOnly: 'open', tokenFreshness: 'open' },
     private readonly now: () => number = () => Date.now() / 1000,
   ) {}
 
@@ -30,9 +44,24 @@ export class TenantGuard {
     const inGracePeriod = this.checkSubscription(acting);
     if (acting.tenantId === null) return { principal: acting, readOnly: acting.readOnly, inGracePeriod };
 
-    const flags = await this.flags.get(acting.tenantId);
+    const flags = await this.readFlags(acting.tenantId, acting.kind === 'user');
     if (!isTokenFresh(acting, flags.subscriptionChangedAt, allowMissingIat)) throw new GatewayError('TOKEN_STALE');
     return { principal: acting, readOnly: acting.readOnly || flags.readOnly, inGracePeriod };
+  }
+
+  private async readFlags(tenantId: string, freshnessApplies: boolean): Promise<TenantFlags> {
+    try {
+      return await this.flags.get(tenantId);
+    } catch (error) {
+      if (!(error instanceof RedisUnavailable)) throw error;
+      if (this.outagePolicy.readOnly === 'closed') {
+        throw new GatewayError('TENANT_FLAGS_UNAVAILABLE', "The tenant's read-only flag cannot be checked right now; retry shortly");
+      }
+      if (this.outagePolicy.tokenFreshness === 'closed' && freshnessApplies) {
+        throw new GatewayError('TENANT_FLAGS_UNAVAILABLE', 'Whether this token predates a subscription change cannot be checked right now; retry shortly');
+      }
+      return NO_FLAGS;
+    }
   }
 
   private selectTenant(principal: Principal, requested: string | undefined): Principal {

@@ -63,6 +63,13 @@ export const configSchema = z.strictObject({
   redisSentinelName: z.string().min(1).default('mymaster'),
   /** Redis Cluster: `host:port` of some nodes (REDIS_URL then only supplies credentials). */
   redisClusterNodes: stringList.default([]),
+  // While Redis is unreachable (see README, "Failure behaviour").
+  /** How long a value read from Redis (tenant flags, a verified API key, a trusted document) stands in for it; 0 = never. */
+  redisLastKnownSeconds: z.coerce.number().int().min(0).max(86_400).default(300),
+  /** Read-only flag with no last-known value: `open` = not read-only (the token claim still counts), `closed` = 503. */
+  tenantFlagsOnStoreFailure: z.enum(['open', 'closed']).default('open'),
+  /** Subscription-change instant with no last-known value: `open` = tokens not checked for staleness, `closed` = 503. */
+  tokenFreshnessOnStoreFailure: z.enum(['open', 'closed']).default('open'),
   /** Tenant given to callers that carry none (single-tenant deployments, the demo). */
   defaultTenantId: z.string().min(1).max(128).optional(),
   subgraphTimeoutMs: z.coerce.number().int().positive().default(10_000),
@@ -187,6 +194,9 @@ export const ENV_KEYS = {
   REDIS_SENTINELS: 'redisSentinels',
   REDIS_SENTINEL_NAME: 'redisSentinelName',
   REDIS_CLUSTER_NODES: 'redisClusterNodes',
+  REDIS_LAST_KNOWN_SECONDS: 'redisLastKnownSeconds',
+  TENANT_FLAGS_ON_STORE_FAILURE: 'tenantFlagsOnStoreFailure',
+  TOKEN_FRESHNESS_ON_STORE_FAILURE: 'tokenFreshnessOnStoreFailure',
   DEFAULT_TENANT_ID: 'defaultTenantId',
   SUBGRAPH_TIMEOUT_MS: 'subgraphTimeoutMs',
   SHUTDOWN_TIMEOUT_MS: 'shutdownTimeoutMs',

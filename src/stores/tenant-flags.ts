@@ -1,3 +1,5 @@
+import type { LastKnown } from './last-known.js';
+import { RedisAvailability, RedisUnavailable } from './redis-availability.js';
 import type { RedisClient } from './redis.js';
 
 export interface TenantFlags {
@@ -34,14 +36,35 @@ export class MemoryTenantFlagStore implements TenantFlagStore {
 /**
  * Keys as the seeds' services write them: `tenant:<id>:read_only` ("1"/"true") and
  * `tenant:<id>:subscription_changed_at` (epoch seconds or an ISO date). One round trip per request.
+ * While Redis is unreachable, a tenant's flags read within REDIS_LAST_KNOWN_SECONDS stand in;
+ * without them `get` throws RedisUnavailable and the tenant guard applies its policy.
  */
 export class RedisTenantFlagStore implements TenantFlagStore {
-  constructor(private readonly redis: RedisClient) {}
+  private readonly lastKnown: LastKnown<TenantFlags>;
+
+  constructor(
+    private readonly redis: RedisClient,
+    private readonly availability = RedisAvailability.of(redis),
+  ) {
+    this.lastKnown = availability.lastKnown(10_000);
+  }
 
   async get(tenantId: string): Promise<TenantFlags> {
-    // Two GETs, auto-pipelined into one round trip (an MGET would cross slots on Redis Cluster).
-    const [readOnly, changedAt] = await Promise.all([this.redis.get(readOnlyKey(tenantId)), this.redis.get(changedAtKey(tenantId))]);
-    return { readOnly: readOnly === '1' || readOnly === 'true', subscriptionChangedAt: parseInstant(changedAt ?? null) };
+    try {
+      // Two GETs, auto-pipelined into one round trip (an MGET would cross slots on Redis Cluster).
+      const [readOnly, changedAt] = await this.availability.run(() =>
+        Promise.all([this.redis.get(readOnlyKey(tenantId)), this.redis.get(changedAtKey(tenantId))]),
+      );
+      const flags = { readOnly: readOnly === '1' || readOnly === 'true', subscriptionChangedAt: parseInstant(changedAt ?? null) };
+      this.lastKnown.remember(tenantId, flags);
+      return flags;
+    } catch (error) {
+      if (!(error instanceof RedisUnavailable)) throw error;
+      this.availability.fellBack('tenantFlags');
+      const known = this.lastKnown.recall(tenantId);
+      if (known) return known;
+      throw error;
+    }
   }
 
   async setReadOnly(tenantId: string, readOnly: boolean): Promise<void> {
