@@ -14,7 +14,8 @@ import { cpuMicros, freePort, hasTaskset, pinProcess, spawnPinned, stop, waitRea
  * The system under test runs alone on CPU 1; the upstream and the load generator share CPU 0.
  * BENCH_SECONDS (default 10) per row, BENCH_CONNECTIONS (default 50); BENCH_REDIS=0 skips the row
  * with rate limits in a redis-server the bench starts itself; BENCH_CPU_PROF=<dir> writes a CPU
- * profile of the gateway there.
+ * profile of the gateway there. BENCH_COMPARE_DIR=<another checkout, with node_modules> adds rows
+ * for the gateway run from there, alternated with this one's (A/B on a noisy machine).
  */
 const seconds = Number(process.env.BENCH_SECONDS ?? 10);
 const connections = Number(process.env.BENCH_CONNECTIONS ?? 50);
@@ -62,7 +63,7 @@ async function startRedis(): Promise<string> {
   }
 }
 
-async function startGateway(upstream: string, publicKey: string, extra: Record<string, string>, name: string) {
+async function startGateway(upstream: string, publicKey: string, extra: Record<string, string>, name: string, cwd?: string) {
   const port = await freePort();
   const logFile = join(work, `${name}.log`);
   const logFd = openSync(logFile, 'w');
@@ -86,7 +87,7 @@ async function startGateway(upstream: string, publicKey: string, extra: Record<s
     ...extra,
   };
   let stderr = '';
-  const child = spawnPinned(SUT_CPU, process.execPath, args, env, ['ignore', logFd, 'pipe']);
+  const child = spawnPinned(SUT_CPU, process.execPath, args, env, ['ignore', logFd, 'pipe'], cwd);
   child.stderr!.on('data', (chunk) => (stderr += chunk));
   children.push(child);
   const url = `http://127.0.0.1:${port}`;
@@ -147,12 +148,16 @@ async function load(url: string, tokens: string[] | null, duration: number) {
   });
 }
 
+/** Responses each system under test sent, warm-up included (checked against the gateway's log lines). */
+const sent = new Map<string, number>();
+
 async function measure(system: string, url: string, pid: number | null, tokens: string[] | null): Promise<Row> {
-  await load(url, tokens, warmupSeconds);
+  const warmup = await load(url, tokens, warmupSeconds);
   const cpuBefore = pid ? cpuMicros(pid) : 0;
   const result = await load(url, tokens, seconds);
   const cpuAfter = pid ? cpuMicros(pid) : 0;
   const requests = result.requests.total;
+  sent.set(system, warmup['2xx'] + warmup.non2xx + result['2xx'] + result.non2xx);
   const errors = result.errors + result.timeouts + result.non2xx;
   return {
     system,
@@ -181,7 +186,18 @@ try {
   await stop(gateway.child);
   closeSync(gateway.logFd);
   const lines = readFileSync(gateway.logFile, 'utf8').split('\n').filter((line) => line.includes('"request completed"')).length;
-  console.log(`gateway log: ${lines} request lines (${(statSync(gateway.logFile).size / 1e6).toFixed(1)} MB)`);
+  const answered = sent.get('gateway, full pipeline (memory rate limits)');
+  console.log(`gateway log: ${lines} request lines for ${answered} responses (${(statSync(gateway.logFile).size / 1e6).toFixed(1)} MB)`);
+
+  const compareDir = process.env.BENCH_COMPARE_DIR;
+  if (compareDir) {
+    for (const [label, cwd] of [['other checkout', compareDir], ['this checkout', undefined], ['other checkout', compareDir], ['this checkout', undefined]] as const) {
+      const gw = await startGateway(upstream, publicKey, {}, 'compare', cwd);
+      rows.push(await measure(`gateway, ${label}`, gw.url, gw.pid, tokens));
+      await stop(gw.child);
+      closeSync(gw.logFd);
+    }
+  }
 
   if (process.env.BENCH_REDIS !== '0') {
     const redisUrl = await startRedis();

@@ -24,7 +24,7 @@ import { RedisEventBus } from './events/redis-bus.js';
 import { registerEventStreams } from './events/sse.js';
 import { metricsPolicy, registerMetricsRoute } from './observability/metrics-route.js';
 import { installTracing } from './observability/tracing.js';
-import { GatewayLogController, installRequestMetrics } from './observability/request-log.js';
+import { GatewayLogController, gatewayLogDestination, installRequestMetrics } from './observability/request-log.js';
 import { installProblemErrors } from './pipeline/error-handler.js';
 import { installCors } from './pipeline/cors.js';
 import { installDrain } from './pipeline/drain.js';
@@ -86,6 +86,7 @@ export async function buildGateway(config: GatewayConfig, options: BuildOptions 
     logger: options.logger ?? {
       level: config.logLevel,
       redact: { paths: ['req.headers.authorization', 'req.headers["x-api-key"]', 'req.headers.cookie'], remove: true },
+      stream: gatewayLogDestination(),
     },
     genReqId: requestIdFor,
     requestIdHeader: false,

@@ -33,10 +33,10 @@ export function pinProcess(pid: number, cpu: number): void {
 }
 
 /** Spawns `command args` pinned to `cpu` (taskset execs, so the child's pid is the program's own). */
-export function spawnPinned(cpu: number, command: string, args: string[], env: NodeJS.ProcessEnv, stdio: StdioOptions): ChildProcess {
+export function spawnPinned(cpu: number, command: string, args: string[], env: NodeJS.ProcessEnv, stdio: StdioOptions, cwd?: string): ChildProcess {
   return hasTaskset()
-    ? spawn('taskset', ['-c', String(cpu), command, ...args], { env, stdio })
-    : spawn(command, args, { env, stdio });
+    ? spawn('taskset', ['-c', String(cpu), command, ...args], { env, stdio, cwd })
+    : spawn(command, args, { env, stdio, cwd });
 }
 
 const CLOCK_TICKS = (() => {

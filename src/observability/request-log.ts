@@ -1,5 +1,16 @@
+import { pino } from 'pino';
 import { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { GatewayMetrics } from './metrics.js';
+
+/**
+ * Where the gateway's JSON lines go: stdout through an asynchronous pino destination. A synchronous
+ * write per request blocked the event loop on every line (slow pipes and log collectors included);
+ * this one batches lines while a write is in flight. pino flushes it synchronously on process exit
+ * (main.ts exits after the drain, so the shutdown lines are written too) and on a crash.
+ */
+export function gatewayLogDestination(): pino.DestinationStream {
+  return pino.destination({ dest: 1, sync: false });
+}
 
 /**
  * One log line per request, at completion: request id, method, route template, path (never the
