@@ -93,7 +93,14 @@ export function registerEventStreams(
         }
         const tenant = request.gateway.principal.tenantId;
         if (!tenant) throw new GatewayError('TENANT_ACCESS_DENIED', 'Publishing needs a tenant');
-        const id = await bus.publish(stream.channel, tenant, body.type, JSON.stringify(body.data ?? null));
+        let id: string;
+        try {
+          id = await bus.publish(stream.channel, tenant, body.type, JSON.stringify(body.data ?? null));
+        } catch {
+          // The bus (Redis) is unreachable: the publisher may retry; nothing was half-written.
+          reply.header('retry-after', '5');
+          throw new GatewayError('EVENTS_UNAVAILABLE');
+        }
         return reply.code(201).send({ id });
       },
     );

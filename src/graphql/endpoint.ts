@@ -11,6 +11,7 @@ import type { GatewayConfig } from '../config/schema.js';
 import { BoundedLabel, type GatewayMetrics } from '../observability/metrics.js';
 import type { GatewayContext } from '../context.js';
 import { GatewayError, graphqlErrorBody, wwwAuthenticate } from '../errors.js';
+import { logRejection } from '../pipeline/error-handler.js';
 import { GatewayDataSource } from './data-source.js';
 import { isIdeRequest, registerGraphQLIde } from './ide.js';
 import { checkQueryText, operationLimits } from './operation-limits.js';
@@ -219,8 +220,7 @@ function graphqlQueryText(request: FastifyRequest): string | undefined {
  */
 function graphqlErrorHandler(error: Error & { statusCode?: number; code?: string }, request: FastifyRequest, reply: FastifyReply) {
   const gatewayError = GatewayError.from(error);
-  if (gatewayError.status >= 500) request.log.error({ err: error }, 'unexpected error on /graphql');
-  else request.log.info({ code: gatewayError.code }, 'request rejected');
+  logRejection(request.log, error, gatewayError);
   const challenge = wwwAuthenticate(gatewayError);
   if (challenge) reply.header('www-authenticate', challenge);
   return reply.code(gatewayError.status).send(graphqlErrorBody(gatewayError, request.id));

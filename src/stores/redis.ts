@@ -24,7 +24,10 @@ export interface RedisTarget {
 
 export function createRedis(target: RedisTarget): RedisClient {
   const options = {
-    commandTimeout: REDIS_COMMAND_TIMEOUT_MS,
+    // A backstop for callers that talk to Redis directly; request paths are bounded more tightly, and
+    // stall-aware, by RedisAvailability. ioredis's own timer can fire after an event-loop stall before
+    // the reply that already arrived is read, so it must not be the one that decides.
+    commandTimeout: REDIS_COMMAND_TIMEOUT_MS * 4,
     maxRetriesPerRequest: 1,
     connectTimeout: 2_000,
     enableAutoPipelining: true,

@@ -124,6 +124,7 @@ describe('Redis outage with the default policies (fail-open, last-known values)'
     const staleAcme = await stack.bearer({ tenant_id: 'acme', iat: now() - 600 });
     const globex = await stack.bearer({ sub: 'u-globex-1', tenant_id: 'globex' });
     const initech = await stack.bearer({ sub: 'u-initech-1', tenant_id: 'initech' });
+    const publisher = await stack.bearer({ sub: 'u-acme-publisher', tenant_id: 'acme', roles: ['publisher'] });
 
     // Before: the values the gateway will remember (tenants it saw, a key it verified, an APQ hash).
     expect((await graphql(stack, WHOAMI, acme)).status).toBe(200);
@@ -162,6 +163,12 @@ describe('Redis outage with the default policies (fail-open, last-known values)'
       status: 200,
       body: { data: { whoami: { tenantId: 'acme' } } },
     });
+    // Events need the bus: publishing and new streams are refused with 503, never 500.
+    expect(await during(call(stack, '/api/v1/alerts', { headers: publisher, body: { type: 'alert', data: { n: 1 } } }))).toMatchObject({
+      status: 503,
+      code: 'EVENTS_UNAVAILABLE',
+    });
+    expect(await during(call(stack, '/api/v1/alerts/stream', { headers: acme }))).toMatchObject({ status: 503, code: 'EVENTS_UNAVAILABLE' });
 
     for (const answer of answers) {
       expect(answer.status).not.toBe(500);
