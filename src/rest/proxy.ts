@@ -17,6 +17,8 @@ import { classifyUpstreamError, errorCodes } from './upstream-errors.js';
 import { UpstreamPool, type UpstreamInstance } from './upstream-pool.js';
 
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE']);
+/** Made once, not per request: reply-from calls it on each attempt. */
+const noRetry = () => null;
 
 export interface RestUpstreams {
   readonly pools: ReadonlyMap<string, UpstreamPool>;
@@ -238,9 +240,9 @@ class Forwarder {
     reply.from(instance.url + path, {
       timeout: this.service.timeoutMs,
       // Retries are ours (another instance, idempotent only); reply-from's own 503 retries are off.
-      retryDelay: () => null,
+      retryDelay: noRetry,
       rewriteRequestHeaders: (_req, headers) => exchange.tag(forwardedRequestHeaders(request, headers)),
-      rewriteHeaders: (headers) => withoutHopByHop(headers),
+      rewriteHeaders: withoutHopByHop,
       onResponse: (_req, res, response) => {
         exchange.responding = true;
         const failed = response.statusCode >= 500;
