@@ -78,8 +78,8 @@ export interface Gateway {
 
 /**
  * Builds the gateway. The pipeline is registered here, in request order:
- * request id → caller context (identity headers stripped) → auth → tenant checks → route policy →
- * destinations (GraphQL; REST and streams arrive with their issues).
+ * request id → drain → path guard → caller context (identity headers stripped) → auth → tenant
+ * checks → route policy → rate limits → destinations (GraphQL, REST passthrough, event streams).
  */
 export async function buildGateway(config: GatewayConfig, options: BuildOptions = {}): Promise<Gateway> {
   const app = Fastify({
