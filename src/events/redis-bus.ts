@@ -1,4 +1,5 @@
 import type { FastifyBaseLogger } from 'fastify';
+import { RedisAvailability } from '../stores/redis-availability.js';
 import type { RedisClient } from '../stores/redis.js';
 import { streamKey, type EventBus, type EventListener, type StreamEvent } from './bus.js';
 import { MAX_EVENT_ID } from './event-id.js';
@@ -23,12 +24,13 @@ export class RedisEventBus implements EventBus {
   }
 
   async publish(channel: string, tenantId: string, type: string, data: string): Promise<string> {
-    const id = await this.redis.xadd(streamKey(channel, tenantId), 'MAXLEN', '~', String(this.historySize), '*', 'type', type, 'data', data);
+    const key = streamKey(channel, tenantId);
+    const id = await this.ask(() => this.redis.xadd(key, 'MAXLEN', '~', String(this.historySize), '*', 'type', type, 'data', data));
     return id!;
   }
 
   latestId(channel: string, tenantId: string): Promise<string> {
-    return newestId(this.redis, streamKey(channel, tenantId));
+    return this.ask(() => newestId(this.redis, streamKey(channel, tenantId)));
   }
 
   subscribe(channel: string, tenantId: string, listener: EventListener): Promise<() => void> {
@@ -38,11 +40,17 @@ export class RedisEventBus implements EventBus {
   /** The newest `historySize` entries after `afterId`, so that replay joins the live events without a gap. */
   async replay(channel: string, tenantId: string, afterId: string): Promise<StreamEvent[]> {
     if (afterId === MAX_EVENT_ID) return []; // nothing comes after it (and Redis refuses `(` on it)
-    const entries = (await this.redis.xrevrange(streamKey(channel, tenantId), '+', `(${afterId}`, 'COUNT', this.historySize)) as Entry[];
+    const key = streamKey(channel, tenantId);
+    const entries = (await this.ask(() => this.redis.xrevrange(key, '+', `(${afterId}`, 'COUNT', this.historySize))) as Entry[];
     return entries.reverse().map(toEvent);
   }
 
   async close(): Promise<void> {
     await this.reader.close();
+  }
+
+  /** Request-path calls fail fast while Redis is unreachable and are bounded otherwise (503 for the caller). */
+  private ask<T>(command: () => Promise<T>): Promise<T> {
+    return RedisAvailability.of(this.redis).run(command);
   }
 }

@@ -1,6 +1,7 @@
 import type { FastifyBaseLogger } from 'fastify';
 import calculateSlot from 'cluster-key-slot';
 import { Cluster, ReplyError, type Redis } from 'ioredis';
+import { RedisAvailability } from '../stores/redis-availability.js';
 import type { RedisClient } from '../stores/redis.js';
 import { ListenerRegistry, type EventListener, type StreamEvent } from './bus.js';
 import { compareIds } from './event-id.js';
@@ -98,14 +99,17 @@ export class StreamReader {
     if (this.followed.has(key)) return Promise.resolve();
     let starting = this.starting.get(key);
     if (!starting) {
-      starting = newestId(this.redis, key)
+      // A subscriber waits on this lookup: fail fast while Redis is unreachable, bounded otherwise.
+      starting = RedisAvailability.of(this.redis)
+        .run(() => newestId(this.redis, key))
         .then((position) => {
           if (!this.registry.has(key) || this.followed.has(key)) return;
           this.followed.set(key, { position, failures: 0, retryAt: 0 });
           this.wake?.();
         })
         .catch((error: unknown) => {
-          if (isReplyError(error)) this.failures.failed(key, { stream: key, reason: error.message }, 'event stream cannot be followed');
+          const cause = (error as Error).cause ?? error;
+          if (isReplyError(cause)) this.failures.failed(key, { stream: key, reason: cause.message }, 'event stream cannot be followed');
           throw error;
         })
         .finally(() => this.starting.delete(key));
