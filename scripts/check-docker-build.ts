@@ -1,5 +1,4 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { once } from 'node:events';
 import { copyFileSync, cpSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join, posix, relative, resolve } from 'node:path';
@@ -7,7 +6,7 @@ import { parseArgs } from 'node:util';
 import dockerignoreModule from '@balena/dockerignore';
 import { Arg, Cmd, Copy, DockerfileParser, Env, From, Run, type Instruction } from 'dockerfile-ast';
 import { DEV_KEYS_DIR, ensureDevKeys, mintDevToken } from '../src/auth/dev-keys.js';
-import { freePort } from '../test/helpers/ports.js';
+import { freePort, stop } from './lib/bench-procs.js';
 import { healthCheckCommand, localEnvironment, readComposeFile, type ComposeService } from './lib/compose-file.js';
 
 /**
@@ -306,18 +305,6 @@ interface Running {
   output: string[];
 }
 
-async function stop(running: Running[]): Promise<void> {
-  await Promise.all(
-    running.map(async ({ child }) => {
-      if (child.exitCode !== null || child.signalCode !== null) return;
-      const exited = once(child, 'exit');
-      child.kill('SIGTERM');
-      const timer = setTimeout(() => child.kill('SIGKILL'), 5_000);
-      await exited;
-      clearTimeout(timer);
-    }),
-  );
-}
 
 async function waitHealthy(name: string, service: ComposeService, env: Record<string, string>, cwd: string, server: Running): Promise<void> {
   const [command, ...args] = healthCheckCommand(service);
@@ -370,7 +357,7 @@ async function smokeRun(final: Stage, appDir: string): Promise<void> {
     if (users.status !== 200) fail(`gateway GET /api/v1/users with a development token: ${users.status} ${await users.text()}`);
     console.log('    gateway: GET /api/v1/users with an `npm run token` token → 200');
   } finally {
-    await stop(running);
+    await Promise.all(running.map(({ child }) => stop(child)));
   }
 }
 

@@ -1,18 +1,11 @@
 import { execFileSync, spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
 import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 
 /** Helpers for benchmarks that run each system under test as its own, CPU-pinned process. */
 
-export async function freePort(): Promise<number> {
-  const server = createServer().listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const { port } = server.address() as { port: number };
-  server.close();
-  await once(server, 'close');
-  return port;
-}
+// The project's one free-port helper (dev tooling only, like these scripts).
+export { freePort } from '../../test/helpers/ports.js';
 
 let tasksetAvailable: boolean | undefined;
 export function hasTaskset(): boolean {

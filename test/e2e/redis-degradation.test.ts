@@ -11,7 +11,7 @@ import { LastKnown } from '../../src/stores/last-known.js';
 import { catalogSubgraph } from '../../subgraphs/catalog/index.js';
 import { eventually } from '../helpers/eventually.js';
 import { RedisServer } from '../helpers/redis-server.js';
-import { startStack, type Stack } from '../helpers/stack.js';
+import { startStack, type Stack, type StackOptions } from '../helpers/stack.js';
 import { startUpstream, type Upstream } from '../helpers/upstream.js';
 
 /**
@@ -74,40 +74,59 @@ async function metricValue(stack: Stack, name: string, labels: Record<string, st
   return values.filter((v) => Object.entries(labels).every(([k, l]) => v.labels[k] === l)).reduce((sum, v) => sum + v.value, 0);
 }
 
+interface OutageFixtureOptions extends Pick<StackOptions, 'logger' | 'definitions'> {
+  env: Record<string, string>;
+  /** Also route `/api/v1/plain` to a REST upstream of its own. */
+  restRoute?: boolean;
+}
+
+/**
+ * A gateway on a redis-server of its own (the tests kill, stop and restart it), an admin client that
+ * writes into it as other services would, and optionally one REST route; ready before the tests run.
+ */
+function outageFixture(options: OutageFixtureOptions) {
+  let server: RedisServer | undefined;
+  let admin: Redis | undefined;
+  let upstream: Upstream | undefined;
+  let stack: Stack | undefined;
+  return {
+    async start(): Promise<{ server: RedisServer; admin: Redis; stack: Stack }> {
+      server = await RedisServer.start();
+      admin = new Redis(server.url(), { maxRetriesPerRequest: 0 });
+      admin.on('error', () => {}); // the tests take this server down on purpose
+      upstream = options.restRoute ? await startUpstream('plain') : undefined;
+      const routes: Record<string, string> = upstream
+        ? { GATEWAY_CONFIG: writeConfig({ services: { plain: { upstreams: [{ url: upstream.url }] } }, routes: [{ prefix: '/api/v1/plain', service: 'plain' }] }) }
+        : {};
+      stack = await startStack({
+        ...(options.logger ? { logger: options.logger } : {}),
+        ...(options.definitions ? { definitions: options.definitions } : {}),
+        env: { REDIS_URL: server.url(), ...routes, ...options.env },
+      });
+      const started = stack;
+      await eventually(async () => expect((await ready(started)).status).toBe(200));
+      return { server, admin, stack };
+    },
+    async stop(): Promise<void> {
+      await stack?.close();
+      await upstream?.close();
+      admin?.disconnect();
+      await server?.stop();
+    },
+  };
+}
+
 describe('Redis outage with the default policies (fail-open, last-known values)', () => {
   const logs = captureLogs();
   let server: RedisServer;
   let admin: Redis;
-  let upstream: Upstream;
   let stack: Stack;
   const SEEN_KEY = 'seen-key-0123456789abcdef';
   const UNSEEN_KEY = 'unseen-key-0123456789abcdef';
   const APQ_QUERY = '{ whoami { tenantId } }';
-
-  beforeAll(async () => {
-    server = await RedisServer.start();
-    admin = new Redis(server.url(), { maxRetriesPerRequest: 0 });
-    admin.on('error', () => {}); // the test kills this server on purpose
-    upstream = await startUpstream('plain');
-    stack = await startStack({
-      logger: logs.logger,
-      env: {
-        REDIS_URL: server.url(),
-        RATE_LIMIT_ENABLED: 'true',
-        GATEWAY_CONFIG: writeConfig({
-          services: { plain: { upstreams: [{ url: upstream.url }] } },
-          routes: [{ prefix: '/api/v1/plain', service: 'plain' }],
-        }),
-      },
-    });
-    await eventually(async () => expect((await ready(stack)).status).toBe(200));
-  });
-  afterAll(async () => {
-    await stack.close();
-    await upstream.close();
-    admin.disconnect();
-    await server.stop();
-  });
+  const fixture = outageFixture({ logger: logs.logger, env: { RATE_LIMIT_ENABLED: 'true' }, restRoute: true });
+  beforeAll(async () => ({ server, admin, stack } = await fixture.start()));
+  afterAll(() => fixture.stop());
 
   /** What the tests write into Redis, as other services would; also after a restart (it comes back empty). */
   async function seed(): Promise<void> {
@@ -226,34 +245,14 @@ describe('Redis outage with the default policies (fail-open, last-known values)'
 describe('Redis outage with fail-closed policies', () => {
   let server: RedisServer;
   let admin: Redis;
-  let upstream: Upstream;
   let stack: Stack;
   const KEY = 'closed-key-0123456789abcdef';
-
-  beforeAll(async () => {
-    server = await RedisServer.start();
-    admin = new Redis(server.url(), { maxRetriesPerRequest: 0 });
-    admin.on('error', () => {});
-    upstream = await startUpstream('plain');
-    stack = await startStack({
-      env: {
-        REDIS_URL: server.url(),
-        TENANT_FLAGS_ON_STORE_FAILURE: 'closed',
-        TOKEN_FRESHNESS_ON_STORE_FAILURE: 'closed',
-        GATEWAY_CONFIG: writeConfig({
-          services: { plain: { upstreams: [{ url: upstream.url }] } },
-          routes: [{ prefix: '/api/v1/plain', service: 'plain' }],
-        }),
-      },
-    });
-    await eventually(async () => expect((await ready(stack)).status).toBe(200));
+  const fixture = outageFixture({
+    env: { TENANT_FLAGS_ON_STORE_FAILURE: 'closed', TOKEN_FRESHNESS_ON_STORE_FAILURE: 'closed' },
+    restRoute: true,
   });
-  afterAll(async () => {
-    await stack.close();
-    await upstream.close();
-    admin.disconnect();
-    await server.stop();
-  });
+  beforeAll(async () => ({ server, admin, stack } = await fixture.start()));
+  afterAll(() => fixture.stop());
 
   it('refuses what it cannot check with 503 and a code, fails readiness, and serves again after a restart', async () => {
     await new RedisApiKeys(admin).add(KEY, { clientId: 'closed-client', tenantId: 'acme', roles: [], permissions: [], tier: 'standard' });
@@ -302,21 +301,9 @@ describe('Redis outage with trusted documents (allow-list) in Redis', () => {
   const SEEN = '{ products(first: 1) { upc } }';
   const UNSEEN = '{ products(first: 2) { upc } }';
 
-  beforeAll(async () => {
-    server = await RedisServer.start();
-    admin = new Redis(server.url(), { maxRetriesPerRequest: 0 });
-    admin.on('error', () => {});
-    stack = await startStack({
-      definitions: [catalogSubgraph()],
-      env: { REDIS_URL: server.url(), DEFAULT_TENANT_ID: 'acme', TRUSTED_DOCUMENTS: 'allow-list' },
-    });
-    await eventually(async () => expect((await ready(stack)).status).toBe(200));
-  });
-  afterAll(async () => {
-    await stack.close();
-    admin.disconnect();
-    await server.stop();
-  });
+  const fixture = outageFixture({ definitions: [catalogSubgraph()], env: { DEFAULT_TENANT_ID: 'acme', TRUSTED_DOCUMENTS: 'allow-list' } });
+  beforeAll(async () => ({ server, admin, stack } = await fixture.start()));
+  afterAll(() => fixture.stop());
 
   it('runs documents it has recently read, answers 503 for the others, and reads Redis again after a restart', async () => {
     const register = async () => {
