@@ -5,11 +5,11 @@ import type { ContextSigner } from '../auth/context-signer.js';
 import { GatewayError } from '../errors.js';
 import type { Drain } from '../pipeline/drain.js';
 import type { GatewayMetrics } from '../observability/metrics.js';
-import type { Principal } from '../auth/principal.js';
 import type { EventBus, StreamEvent } from './bus.js';
 import { ConnectionScope } from './connection-scope.js';
 import { compareIds, parseEventId } from './event-id.js';
-import { StreamSlots, type SlotScope } from './stream-slots.js';
+import { ConcurrentShares } from '../ratelimit/concurrent-shares.js';
+import { callerIdentity } from '../ratelimit/limiter.js';
 
 export const streamSchema = z.strictObject({
   /** The SSE endpoint, e.g. `/api/v1/alerts/stream`. */
@@ -55,7 +55,11 @@ export function registerEventStreams(
   drain: Pick<Drain, 'onDrain'>,
 ): void {
   const open = new Set<ServerResponse>();
-  const slots = new StreamSlots(sse);
+  const slots = new ConcurrentShares<SlotScope>({
+    instance: sse.maxConnections,
+    tenant: sse.maxConnectionsPerTenant,
+    user: sse.maxConnectionsPerUser,
+  });
 
   // Streams never finish by themselves: end them when the drain begins (clients reconnect elsewhere)
   // and again at close for any opened since.
@@ -111,14 +115,15 @@ export function registerEventStreams(
     const tenant = principal.tenantId;
     if (!tenant) throw new GatewayError('TENANT_ACCESS_DENIED', 'Event streams are per tenant; this caller has none');
     // Check and take the slot in one step, before the first await: concurrent opens cannot overshoot.
-    const slot = slots.reserve(tenant, callerKey(principal, request.ip));
-    if ('refused' in slot) {
+    // The user key is scoped to the tenant: subjects of different tenants never share a budget.
+    const slot = slots.take({ instance: '', tenant, user: `${tenant}\u0000${callerIdentity(principal, request.ip)}` });
+    if (typeof slot !== 'function') {
       reply.header('retry-after', '5');
-      throw new GatewayError('TOO_MANY_STREAMS', REFUSALS[slot.refused]);
+      throw new GatewayError('TOO_MANY_STREAMS', REFUSALS[slot]);
     }
     const response = reply.raw;
     const scope = new ConnectionScope(response);
-    scope.defer(slot.release);
+    scope.defer(slot);
 
     const pending: StreamEvent[] = [];
     let deliver: ((event: StreamEvent) => void) | null = null;
@@ -184,10 +189,8 @@ export function registerEventStreams(
   }
 }
 
-/** Whose streams count against `maxConnectionsPerUser`: the user or API client, else the client IP. */
-function callerKey(principal: Principal, ip: string): string {
-  return principal.kind === 'anonymous' || principal.id === null ? `ip:${ip}` : `${principal.kind}:${principal.id}`;
-}
+/** Which limit refused a stream. */
+type SlotScope = 'instance' | 'tenant' | 'user';
 
 const REFUSALS: Record<SlotScope, string> = {
   instance: 'This instance serves as many event streams as it can; retry shortly',

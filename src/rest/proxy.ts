@@ -7,7 +7,7 @@ import { GatewayError, PROBLEM_CONTENT_TYPE, problemDetails } from '../errors.js
 import { callerIdentity } from '../ratelimit/limiter.js';
 import { BodyGuard, type BodyViolation } from './body-guard.js';
 import { CircuitBreaker, type Permit } from './circuit-breaker.js';
-import { ConcurrencyGate } from './concurrency.js';
+import { ConcurrentShares } from '../ratelimit/concurrent-shares.js';
 import type { RouteConfig, ServiceConfig } from './config-schema.js';
 import { installExpectContinue } from './expect-continue.js';
 import { assertValidHost, forwardedRequestHeaders, withoutHopByHop } from './forwarding.js';
@@ -63,7 +63,7 @@ export async function registerRestRoutes(app: FastifyInstance, config: GatewayCo
         const dispatcher = new UpstreamDispatcher(service.maxConnections);
         serviceScope.addHook('onClose', () => dispatcher.destroy());
         await serviceScope.register(replyFrom, { undici: dispatcher.forReplyFrom(), disableRequestLogging: true });
-        const gate = new ConcurrencyGate(service.maxConnectionsPerCaller, service.maxConnectionsPerTenant);
+        const gate = new ConcurrentShares({ caller: service.maxConnectionsPerCaller, tenant: service.maxConnectionsPerTenant });
         for (const route of routes) {
           const forwarder = new Forwarder(route, service, pools.get(name)!, breakers.get(name)!, gate);
           const options = {
@@ -132,7 +132,7 @@ class Forwarder {
     private readonly service: ServiceConfig,
     private readonly pool: UpstreamPool,
     private readonly breaker: CircuitBreaker,
-    private readonly gate: ConcurrencyGate,
+    private readonly gate: ConcurrentShares<'caller' | 'tenant'>,
   ) {}
 
   handle(request: FastifyRequest, reply: FastifyReply): FastifyReply {
@@ -188,7 +188,7 @@ class Forwarder {
   private admit(request: FastifyRequest, reply: FastifyReply, exchange: Exchange): void {
     const { principal } = request.gateway;
     const caller = callerIdentity(principal, request.ip);
-    const entered = this.gate.tryEnter(caller, principal.tenantId === null ? caller : `tenant:${principal.tenantId}`);
+    const entered = this.gate.take({ caller, tenant: principal.tenantId === null ? caller : `tenant:${principal.tenantId}` });
     if (typeof entered === 'function') {
       exchange.onEnd(entered);
       return;
