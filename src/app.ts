@@ -212,7 +212,7 @@ export async function buildGateway(config: GatewayConfig, options: BuildOptions 
     version: GATEWAY_VERSION,
     policy: operationalPolicy(config.healthServicesAuth, config.healthServicesPermissions, config.nodeEnv),
   });
-  const bus = redis ? new RedisEventBus(redis, config.sse.historySize, app.log) : new MemoryEventBus(config.sse.historySize);
+  const bus = redis && redisAvailability ? new RedisEventBus(redis, config.sse.historySize, app.log, redisAvailability) : new MemoryEventBus(config.sse.historySize);
   registerEventStreams(app, config.streams, config.sse, bus, signer, metrics, drain);
 
   app.get('/.well-known/jwks.json', async (_request, reply) => {

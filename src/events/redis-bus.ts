@@ -19,8 +19,9 @@ export class RedisEventBus implements EventBus {
     private readonly redis: RedisClient,
     private readonly historySize: number,
     logger: FastifyBaseLogger,
+    private readonly availability = RedisAvailability.of(redis),
   ) {
-    this.reader = new StreamReader(redis, logger);
+    this.reader = new StreamReader(redis, logger, availability);
   }
 
   async publish(channel: string, tenantId: string, type: string, data: string): Promise<string> {
@@ -51,6 +52,6 @@ export class RedisEventBus implements EventBus {
 
   /** Request-path calls fail fast while Redis is unreachable and are bounded otherwise (503 for the caller). */
   private ask<T>(command: () => Promise<T>): Promise<T> {
-    return RedisAvailability.of(this.redis).run(command);
+    return this.availability.run(command);
   }
 }

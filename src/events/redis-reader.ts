@@ -1,7 +1,7 @@
 import type { FastifyBaseLogger } from 'fastify';
 import calculateSlot from 'cluster-key-slot';
 import { Cluster, ReplyError, type Redis } from 'ioredis';
-import { RedisAvailability } from '../stores/redis-availability.js';
+import type { RedisAvailability } from '../stores/redis-availability.js';
 import type { RedisClient } from '../stores/redis.js';
 import { ListenerRegistry, type EventListener, type StreamEvent } from './bus.js';
 import { compareIds } from './event-id.js';
@@ -64,6 +64,7 @@ export class StreamReader {
   constructor(
     private readonly redis: RedisClient,
     logger: FastifyBaseLogger,
+    private readonly availability: RedisAvailability,
   ) {
     // A blocking XREAD holds its connection, so the reader gets one of its own.
     this.cluster = redis instanceof Cluster;
@@ -100,7 +101,7 @@ export class StreamReader {
     let starting = this.starting.get(key);
     if (!starting) {
       // A subscriber waits on this lookup: fail fast while Redis is unreachable, bounded otherwise.
-      starting = RedisAvailability.of(this.redis)
+      starting = this.availability
         .run(() => newestId(this.redis, key))
         .then((position) => {
           if (!this.registry.has(key) || this.followed.has(key)) return;
