@@ -37,7 +37,7 @@ const gateway = await spawnGateway({
 keys.setUrl(gateway.url);
 // A direct call needs what the gateway would add: a context token signed with the same key.
 const signer = await ContextSigner.create(loadConfig(env));
-const directHeaders = { 'x-gateway-context': await signer.sign(anonymousPrincipal('acme'), 'bench') };
+const directHeaders = { 'x-gateway-context': await signer.sign(anonymousPrincipal('acme')) };
 const catalog = subgraphs.find((subgraph) => subgraph.name === 'catalog')!;
 
 const scenarios = [

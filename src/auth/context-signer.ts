@@ -85,22 +85,22 @@ export class ContextSigner {
    * request id travels in `x-request-id`), so one signature serves every request of the same
    * principal until shortly before it expires: signing on every request was ~9% of the gateway's CPU
    * on REST passthrough. The promise is cached, so concurrent first requests share one signature.
-   * `requestId` is accepted for callers' convenience and deliberately not signed.
    */
-  sign(principal: Principal, _requestId?: string): Promise<string> {
+  sign(principal: Principal): Promise<string> {
+    const subject = principal.id ?? 'anonymous';
+    const tier = principal.subscription?.tier ?? principal.tier;
+    // Every signed claim is in the key: two principals share a token only if it would be identical.
+    const key = JSON.stringify([subject, principal.kind, principal.tenantId, principal.roles, principal.permissions, tier, principal.demo]);
+    const cached = this.tokens.get(key);
+    if (cached) return cached;
     const claims: Omit<ContextTokenClaims, 'sub'> = {
       principal_kind: principal.kind,
       tenant_id: principal.tenantId,
       roles: [...principal.roles],
       permissions: [...principal.permissions],
-      subscription_tier: principal.subscription?.tier ?? principal.tier,
+      subscription_tier: tier,
       demo: principal.demo,
     };
-    const subject = principal.id ?? 'anonymous';
-    // Every signed claim is in the key: two principals share a token only if it would be identical.
-    const key = JSON.stringify([subject, claims.principal_kind, claims.tenant_id, claims.roles, claims.permissions, claims.subscription_tier, claims.demo]);
-    const cached = this.tokens.get(key);
-    if (cached) return cached;
     const token = new SignJWT(claims)
       .setProtectedHeader({ alg: this.alg, kid: this.kid, typ: 'JWT' })
       .setSubject(subject)

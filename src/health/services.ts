@@ -45,7 +45,7 @@ export function registerServicesHealth(
   const check = async (): Promise<ServicesReport> => {
     const services: Record<string, Health> = {};
     const status = deps.supergraph();
-    const token = await deps.signer.sign(anonymousPrincipal(), 'health-check');
+    const token = await deps.signer.sign(anonymousPrincipal());
     await Promise.all([
       ...(status.state === 'ready' ? status.subgraphs : []).map(async ({ name, url }) => {
         services[`subgraph:${name}`] = (await probeSubgraph(subgraphOverride(deps.config, name).url ?? url, token)) ? 'healthy' : 'unhealthy';

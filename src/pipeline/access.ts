@@ -111,7 +111,7 @@ export function installAccessControl(app: FastifyInstance, deps: AccessDependenc
       ...request.gateway,
       principal,
       tenantReadOnly: decision.readOnly,
-      contextToken: await deps.signer.sign(principal, request.id),
+      contextToken: await deps.signer.sign(principal),
     };
   });
 }
