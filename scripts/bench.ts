@@ -2,7 +2,6 @@ import type { ChildProcess } from 'node:child_process';
 import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { isDeepStrictEqual } from 'node:util';
 import autocannon from 'autocannon';
 import { SignJWT, exportSPKI, generateKeyPair } from 'jose';
 import { composeSubgraphs } from '../src/composition/compose.js';
@@ -212,47 +211,85 @@ interface Row {
   errors: number;
 }
 
-async function load(url: string, tokens: string[] | null, duration: number) {
-  let n = 0;
-  let graphqlErrors = 0;
-  const result = await autocannon({
-    url,
-    connections,
-    duration,
-    requests: [
-      {
-        method: 'POST',
-        body,
-        headers: { 'content-type': 'application/json' },
-        setupRequest: (request) => {
-          if (tokens) request.headers = { ...request.headers, authorization: `Bearer ${tokens[n++ % tokens.length]}` };
-          return request;
-        },
-        // A 200 carrying GraphQL errors is a failure too (a subgraph error is not a fast answer).
-        onResponse: (status, responseBody) => {
-          if (status === 200 && responseBody.includes('"errors":')) graphqlErrors++;
-        },
-      },
-    ],
-  });
-  return { result, graphqlErrors };
+interface ConnectionTiming {
+  sentAt?: number;
 }
 
+/** Enough answers that each gateway has planned, compiled and JIT-warmed the query before the window. */
+const WARMUP_RESPONSES = Math.max(100, connections * 2);
+const WARMUP_LIMIT_MS = 90_000;
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * One continuous load run: a warm-up (at least `warmupSeconds` and WARMUP_RESPONSES answers), then
+ * the measured window, under full load from start to end. Throughput, latency and CPU all come from
+ * the window alone: no start-up ramp, and no work left over from an earlier run's abandoned requests.
+ */
 async function measure(round: number, system: string, gateway: Gateway, tokens: string[]): Promise<Row> {
   const pid = gateway.child.pid!;
   const authTokens = gateway.authenticated ? tokens : null;
-  await load(gateway.url, authTokens, warmupSeconds);
-  const cpuBefore = cpuMicros(pid);
-  const { result, graphqlErrors } = await load(gateway.url, authTokens, seconds);
-  const cpuAfter = cpuMicros(pid);
+  let n = 0;
+  let answered = 0;
+  let inWindow = false;
+  const latencies: number[] = [];
+  let failures = 0;
+  const instance = autocannon(
+    {
+      url: gateway.url,
+      connections,
+      // Stopped by hand once the window closes.
+      duration: WARMUP_LIMIT_MS / 1000 + seconds + 10,
+      // On a loaded machine a heavy query can queue for seconds; a timeout would only hide that.
+      timeout: 60,
+      requests: [
+        {
+          method: 'POST',
+          body,
+          headers: { 'content-type': 'application/json' },
+          // `context` is per connection, and a connection has one request in flight: it carries the send time.
+          setupRequest: (request, context) => {
+            (context as ConnectionTiming).sentAt = performance.now();
+            if (authTokens) request.headers = { ...request.headers, authorization: `Bearer ${authTokens[n++ % authTokens.length]}` };
+            return request;
+          },
+          onResponse: (status, responseBody, context) => {
+            answered++;
+            if (!inWindow) return;
+            latencies.push(performance.now() - (context as ConnectionTiming).sentAt!);
+            // A 200 carrying GraphQL errors is a failure too (a subgraph error is not a fast answer).
+            if (status !== 200 || responseBody.includes('"errors":')) failures++;
+          },
+        },
+      ],
+    },
+    () => undefined,
+  );
+  const finished = new Promise<autocannon.Result>((resolve, reject) => {
+    instance.once('done', resolve);
+    instance.once('error', reject);
+  });
+  const started = performance.now();
+  while (performance.now() - started < warmupSeconds * 1000 || (answered < WARMUP_RESPONSES && performance.now() - started < WARMUP_LIMIT_MS)) {
+    await sleep(100);
+  }
+  const windowStart = { at: performance.now(), cpu: cpuMicros(pid) };
+  inWindow = true;
+  await sleep(seconds * 1000);
+  const windowEnd = { at: performance.now(), cpu: cpuMicros(pid) };
+  inWindow = false;
+  instance.stop();
+  const result = await finished;
+  latencies.sort((a, b) => a - b);
+  const quantile = (q: number) => Math.round(latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] ?? NaN);
   return {
     round,
     system,
-    rps: result.requests.average,
-    p50: result.latency.p50,
-    p99: result.latency.p99,
-    cpuMsPerRequest: (cpuAfter - cpuBefore) / 1000 / Math.max(1, result.requests.total),
-    errors: result.errors + result.timeouts + result.non2xx + graphqlErrors,
+    rps: latencies.length / ((windowEnd.at - windowStart.at) / 1000),
+    p50: quantile(0.5),
+    p99: quantile(0.99),
+    cpuMsPerRequest: (windowEnd.cpu - windowStart.cpu) / 1000 / Math.max(1, latencies.length),
+    // Connection errors and timeouts over the whole run: they would stall a connection in the window too.
+    errors: failures + result.errors + result.timeouts,
   };
 }
 
@@ -264,49 +301,44 @@ try {
   const subgraphsUrl = await startSubgraphs();
   const supergraphPath = writeSupergraph(subgraphsUrl);
 
-  // Before measuring: both gateways must give the same answer, without errors.
-  const stockProbe = await startStock(supergraphPath);
-  const stockAnswer = await heavyOnce(stockProbe, tokens[0]!, subgraphsUrl);
-  await stopGateway(stockProbe);
-  const oursProbe = await startOurs(supergraphPath, publicKey, tokens[0]!, 'ours');
-  const oursAnswer = await heavyOnce(oursProbe, tokens[1]!, subgraphsUrl);
-  await stopGateway(oursProbe);
-  if (!isDeepStrictEqual(stockAnswer.data, oursAnswer.data) || JSON.stringify(stockAnswer.data) !== JSON.stringify(oursAnswer.data)) {
-    const kept = mkdtempSync(join(tmpdir(), 'gw-bench-gql-diff-'));
-    writeFileSync(join(kept, 'stock.json'), JSON.stringify(stockAnswer.data, null, 1));
-    writeFileSync(join(kept, 'ours.json'), JSON.stringify(oursAnswer.data, null, 1));
-    throw new Error(`the gateways answer the heavy query differently (both answers are in ${kept})`);
-  }
-  for (const [name, answer] of [['stock', stockAnswer], ['ours', oursAnswer]] as const) {
+  // One process per gateway for the whole run; rows alternate between them (only one is loaded at a time).
+  const stock = await startStock(supergraphPath);
+  const ours = await startOurs(supergraphPath, publicKey, tokens[0]!, 'ours');
+  const other = compareDir ? await startOurs(supergraphPath, publicKey, tokens[0]!, 'compare', compareDir) : null;
+
+  // Before measuring: every gateway must give the same answer, without errors.
+  const reference = await heavyOnce(stock, tokens[0]!, subgraphsUrl);
+  console.log(
+    `stock: heavy query → ${reference.fetches} subgraph fetches, ${(reference.subgraphBytes / 1000).toFixed(1)} KB of subgraph answers, ${(reference.bytes / 1000).toFixed(1)} KB response`,
+  );
+  for (const gateway of other ? [ours, other] : [ours]) {
+    const answer = await heavyOnce(gateway, tokens[1]!, subgraphsUrl);
     console.log(
-      `${name}: heavy query → ${answer.fetches} subgraph fetches, ${(answer.subgraphBytes / 1000).toFixed(1)} KB of subgraph answers, ${(answer.bytes / 1000).toFixed(1)} KB response`,
+      `${gateway.name}: heavy query → ${answer.fetches} subgraph fetches, ${(answer.subgraphBytes / 1000).toFixed(1)} KB of subgraph answers, ${(answer.bytes / 1000).toFixed(1)} KB response`,
     );
+    if (JSON.stringify(reference.data) !== JSON.stringify(answer.data)) {
+      const kept = mkdtempSync(join(tmpdir(), 'gw-bench-gql-diff-'));
+      writeFileSync(join(kept, 'stock.json'), JSON.stringify(reference.data, null, 1));
+      writeFileSync(join(kept, `${gateway.name}.json`), JSON.stringify(answer.data, null, 1));
+      throw new Error(`${gateway.name} answers the heavy query differently from stock (both answers are in ${kept})`);
+    }
   }
-  console.log('same data from both, no errors\n');
+  console.log('same data from every gateway, no errors\n');
 
   const rows: Row[] = [];
   for (let round = 1; round <= rounds; round++) {
-    const stock = await startStock(supergraphPath);
     rows.push(await measure(round, 'stock @apollo/gateway + @apollo/server standalone', stock, tokens));
-    await stopGateway(stock);
-
-    const ours = await startOurs(supergraphPath, publicKey, tokens[0]!, 'ours');
     rows.push(await measure(round, 'ours, full pipeline', ours, tokens));
-    await stopGateway(ours);
-    const logLines = readFileSync(ours.logFile, 'utf8').split('\n').filter((line) => line.includes('"request completed"')).length;
-    console.log(`round ${round}: ours logged ${logLines} request lines (${(statSync(ours.logFile).size / 1e6).toFixed(1)} MB)`);
-
-    if (compareDir) {
-      const other = await startOurs(supergraphPath, publicKey, tokens[0]!, 'compare', compareDir);
-      rows.push(await measure(round, 'ours, BENCH_COMPARE_DIR checkout', other, tokens));
-      await stopGateway(other);
-    }
+    if (other) rows.push(await measure(round, 'ours, BENCH_COMPARE_DIR checkout', other, tokens));
   }
+  for (const gateway of [stock, ours, ...(other ? [other] : [])]) await stopGateway(gateway);
+  const logLines = readFileSync(ours.logFile, 'utf8').split('\n').filter((line) => line.includes('"request completed"')).length;
+  console.log(`ours logged ${logLines} request lines (${(statSync(ours.logFile).size / 1e6).toFixed(1)} MB)`);
 
   const stockRows = rows.filter((row) => row.system.startsWith('stock'));
   const stockOf = (round: number) => stockRows.find((row) => row.round === round)!;
   console.log(
-    `\n${connections} connections, ${seconds} s per row (after ${warmupSeconds} s warm-up); gateway on CPU ${SUT_CPU}, subgraphs + load on CPU ${LOAD_CPU}` +
+    `\n${connections} connections, ${seconds} s per row (after a warm-up of at least ${warmupSeconds} s and ${WARMUP_RESPONSES} answers); gateway on CPU ${SUT_CPU}, subgraphs + load on CPU ${LOAD_CPU}` +
       (Object.keys(gatewayEnv).length ? `; ours with ${process.env.BENCH_GATEWAY_ENV}` : '') +
       '\n',
   );
