@@ -60,13 +60,13 @@ function nodeArgs(script: string, label: string): string[] {
 
 pinProcess(process.pid, LOAD_CPU);
 
-async function startSubgraphs(): Promise<string> {
+async function startSubgraphs(): Promise<{ url: string; pid: number }> {
   const port = await freePort();
   const child = spawnPinned(LOAD_CPU, process.execPath, ['--import', 'tsx', 'scripts/lib/guild-bench/subgraphs-server.ts'], { ...baseEnv, PORT: String(port), NODE_ENV: 'production' }, 'inherit');
   children.push(child);
   const url = `http://127.0.0.1:${port}`;
   await waitReady(`${url}/health`, child, () => 'subgraphs');
-  return url;
+  return { url, pid: child.pid! };
 }
 
 function writeSupergraph(subgraphsUrl: string): string {
@@ -208,6 +208,8 @@ interface Row {
   p50: number;
   p99: number;
   cpuMsPerRequest: number;
+  /** The subgraphs' CPU per request: if it nears the gateway's, the subgraphs' core is the limit, not the gateway. */
+  subgraphsCpuMsPerRequest: number;
   errors: number;
 }
 
@@ -225,7 +227,7 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
  * the measured window, under full load from start to end. Throughput, latency and CPU all come from
  * the window alone: no start-up ramp, and no work left over from an earlier run's abandoned requests.
  */
-async function measure(round: number, system: string, gateway: Gateway, tokens: string[]): Promise<Row> {
+async function measure(round: number, system: string, gateway: Gateway, tokens: string[], subgraphsPid: number): Promise<Row> {
   const pid = gateway.child.pid!;
   const authTokens = gateway.authenticated ? tokens : null;
   let n = 0;
@@ -272,25 +274,29 @@ async function measure(round: number, system: string, gateway: Gateway, tokens: 
   while (performance.now() - started < warmupSeconds * 1000 || (answered < WARMUP_RESPONSES && performance.now() - started < WARMUP_LIMIT_MS)) {
     await sleep(100);
   }
-  const windowStart = { at: performance.now(), cpu: cpuMicros(pid) };
+  const windowStart = { at: performance.now(), cpu: cpuMicros(pid), subgraphsCpu: cpuMicros(subgraphsPid) };
   inWindow = true;
   await sleep(seconds * 1000);
-  const windowEnd = { at: performance.now(), cpu: cpuMicros(pid) };
+  const windowEnd = { at: performance.now(), cpu: cpuMicros(pid), subgraphsCpu: cpuMicros(subgraphsPid) };
   inWindow = false;
   instance.stop();
   const result = await finished;
   latencies.sort((a, b) => a - b);
   const quantile = (q: number) => Math.round(latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] ?? NaN);
-  return {
+  const answers = Math.max(1, latencies.length);
+  const row: Row = {
     round,
     system,
     rps: latencies.length / ((windowEnd.at - windowStart.at) / 1000),
     p50: quantile(0.5),
     p99: quantile(0.99),
-    cpuMsPerRequest: (windowEnd.cpu - windowStart.cpu) / 1000 / Math.max(1, latencies.length),
+    cpuMsPerRequest: (windowEnd.cpu - windowStart.cpu) / 1000 / answers,
+    subgraphsCpuMsPerRequest: (windowEnd.subgraphsCpu - windowStart.subgraphsCpu) / 1000 / answers,
     // Connection errors and timeouts over the whole run: they would stall a connection in the window too.
     errors: failures + result.errors + result.timeouts,
   };
+  console.log(`round ${round}, ${system}: ${row.rps.toFixed(1)} req/s, ${row.cpuMsPerRequest.toFixed(1)} ms CPU/req`);
+  return row;
 }
 
 const mean = (values: number[]) => values.reduce((sum, value) => sum + value, 0) / Math.max(1, values.length);
@@ -298,7 +304,7 @@ const mean = (values: number[]) => values.reduce((sum, value) => sum + value, 0)
 try {
   if (!hasTaskset()) console.warn('taskset not found: processes are not pinned, figures will be noisier');
   const { tokens, publicKey } = await mintTokens();
-  const subgraphsUrl = await startSubgraphs();
+  const { url: subgraphsUrl, pid: subgraphsPid } = await startSubgraphs();
   const supergraphPath = writeSupergraph(subgraphsUrl);
 
   // One process per gateway for the whole run; rows alternate between them (only one is loaded at a time).
@@ -327,9 +333,9 @@ try {
 
   const rows: Row[] = [];
   for (let round = 1; round <= rounds; round++) {
-    rows.push(await measure(round, 'stock @apollo/gateway + @apollo/server standalone', stock, tokens));
-    rows.push(await measure(round, 'ours, full pipeline', ours, tokens));
-    if (other) rows.push(await measure(round, 'ours, BENCH_COMPARE_DIR checkout', other, tokens));
+    rows.push(await measure(round, 'stock @apollo/gateway + @apollo/server standalone', stock, tokens, subgraphsPid));
+    rows.push(await measure(round, 'ours, full pipeline', ours, tokens, subgraphsPid));
+    if (other) rows.push(await measure(round, 'ours, BENCH_COMPARE_DIR checkout', other, tokens, subgraphsPid));
   }
   for (const gateway of [stock, ours, ...(other ? [other] : [])]) await stopGateway(gateway);
   const logLines = readFileSync(ours.logFile, 'utf8').split('\n').filter((line) => line.includes('"request completed"')).length;
@@ -342,12 +348,12 @@ try {
       (Object.keys(gatewayEnv).length ? `; ours with ${process.env.BENCH_GATEWAY_ENV}` : '') +
       '\n',
   );
-  console.log('| Gateway | req/s | p50 | p99 | CPU ms/req | × stock req/s | × stock CPU/req | errors |');
-  console.log('|---|---|---|---|---|---|---|---|');
+  console.log('| Gateway | req/s | p50 | p99 | gateway CPU ms/req | × stock req/s | × stock CPU/req | subgraphs CPU ms/req | errors |');
+  console.log('|---|---|---|---|---|---|---|---|---|');
   for (const row of rows) {
     const stock = stockOf(row.round);
     console.log(
-      `| ${row.system} | ${row.rps.toFixed(1)} | ${row.p50} ms | ${row.p99} ms | ${row.cpuMsPerRequest.toFixed(1)} | ${(row.rps / stock.rps).toFixed(2)} | ${(row.cpuMsPerRequest / stock.cpuMsPerRequest).toFixed(2)} | ${row.errors} |`,
+      `| ${row.system} | ${row.rps.toFixed(1)} | ${row.p50} ms | ${row.p99} ms | ${row.cpuMsPerRequest.toFixed(1)} | ${(row.rps / stock.rps).toFixed(2)} | ${(row.cpuMsPerRequest / stock.cpuMsPerRequest).toFixed(2)} | ${row.subgraphsCpuMsPerRequest.toFixed(1)} | ${row.errors} |`,
     );
   }
   for (const system of [...new Set(rows.map((row) => row.system))].filter((name) => !name.startsWith('stock'))) {
