@@ -111,7 +111,7 @@ export function registerGraphQL(
       ApolloServerPluginLandingPageDisabled(),
       requireResolvedOperation(),
       refuseReadOnlyMutations(),
-      operationLimits(config.operationLimits),
+      operationLimits(config.operationLimits, (type, cost) => metrics.graphqlOperationCost.observe({ operation_type: type }, cost)),
       fieldGuard([
         ({ context }) => authorizationCheck(requirements, context.principal),
         fieldRateLimits(() => fieldLimits, redis, app.log),

@@ -34,7 +34,14 @@ export const operationLimitsSchema = z.strictObject({
   maxAliases: z.coerce.number().int().min(0).default(20),
   maxDirectives: z.coerce.number().int().min(0).default(30),
   maxRootFields: z.coerce.number().int().positive().default(20),
-  maxCost: z.coerce.number().int().positive().default(5_000),
+  /**
+   * Unset (the default): the estimated cost is measured (log line, metric, optional response
+   * extension) but never refuses; set: operations above it are refused. Apollo Router's demand
+   * control `measure` / `enforce` modes.
+   */
+  maxCost: z.coerce.number().int().positive().optional(),
+  /** Adds `extensions.cost: { estimated, max? }` to every GraphQL response. */
+  costInResponse: z.stringbool().or(z.boolean()).default(false),
   /** Field selections after expanding every fragment spread (bounds planning and every later walk). */
   maxFields: z.coerce.number().int().positive().default(5_000),
   /** Cost of resolving one object field; leaves (scalars, enums) cost `scalarCost`. */
@@ -183,7 +190,10 @@ export const refusedOperations = new WeakSet<object>();
  * before anything is planned: each refusal is a 400 with its own code, and no subgraph sees it.
  * Verdicts that do not depend on variables are cached per query hash.
  */
-export function operationLimits(limits: OperationLimits): ApolloServerPlugin<GatewayContext> {
+export function operationLimits(
+  limits: OperationLimits,
+  observeCost?: (operationType: string, cost: number) => void,
+): ApolloServerPlugin<GatewayContext> {
   const verdicts = new LRUCache<string, GraphQLError | 'ok'>({ max: 2_000 });
   const armorRules = (report: (code: string) => (context: ValidationContext | null, error: GraphQLError) => void) => [
     maxDepthRule({ n: limits.maxDepth, propagateOnRejection: false, onReject: [report('OPERATION_TOO_DEEP')] }),
@@ -219,10 +229,13 @@ export function operationLimits(limits: OperationLimits): ApolloServerPlugin<Gat
             verdict = structuralVerdict(schema, document, operation) ?? 'ok';
             verdicts.set(key, verdict);
           }
-          // Cost depends on variables (list sizes), so it is computed per request.
+          // Cost depends on variables (list sizes), so it is computed per request. It is always
+          // measured; it refuses only when a maximum is configured.
           if (verdict === 'ok') {
             const cost = operationCost(schema, operation, fragmentMap(document), request.variables ?? {}, limits);
-            if (cost > limits.maxCost) {
+            contextValue.graphql.estimatedCost = cost;
+            observeCost?.(operation.operation, cost);
+            if (limits.maxCost !== undefined && cost > limits.maxCost) {
               verdict = refusal('OPERATION_TOO_COMPLEX', `The operation's estimated cost is ${cost}; the limit is ${limits.maxCost}`);
             }
           }
@@ -230,6 +243,12 @@ export function operationLimits(limits: OperationLimits): ApolloServerPlugin<Gat
             refusedOperations.add(contextValue);
             throw verdict;
           }
+        },
+        async willSendResponse({ response, contextValue }) {
+          if (!limits.costInResponse || response.body.kind !== 'single' || contextValue.graphql.estimatedCost === undefined) return;
+          const result = response.body.singleResult;
+          const cost = { estimated: contextValue.graphql.estimatedCost, ...(limits.maxCost === undefined ? {} : { max: limits.maxCost }) };
+          result.extensions = { ...result.extensions, cost };
         },
       };
     },

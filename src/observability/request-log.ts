@@ -31,6 +31,7 @@ export class GatewayLogController extends LogController {
         durationMs: Math.round(reply.elapsedTime * 100) / 100,
         tenant: context?.principal.tenantId ?? undefined,
         userId: context?.principal.id ?? undefined,
+        ...(context?.graphql.estimatedCost !== undefined ? { estimatedCost: context.graphql.estimatedCost } : {}),
         ...(context?.subgraphTimings.length ? { subgraphs: context.subgraphTimings } : {}),
         ...(error ? { error: error.message } : {}),
       },

@@ -37,6 +37,7 @@ export function installCallerContext(app: FastifyInstance, defaultTenantId: stri
       tenantReadOnly: false,
       contextToken: null,
       subgraphTimings: [],
+      graphql: {},
     };
   });
 }
