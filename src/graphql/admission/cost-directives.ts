@@ -1,13 +1,16 @@
 import { Kind, parse, type DirectiveNode, type DocumentNode, type ValueNode } from 'graphql';
 import { NO_COST_WEIGHTS, type CostWeights, type ListSizeRule } from '../operation-limits.js';
 
-/** The demand-control specs whose `@cost` / `@listSize` we read: Apollo's (federation 2.9+ native) and IBM's (via `@composeDirective`). */
-const COST_SPECS = ['specs.apollo.dev/cost/', 'ibm.github.io/graphql-specs/cost-spec'];
+/**
+ * Apollo's demand-control spec: subgraphs on federation 2.9+ import `@cost` / `@listSize` from the
+ * federation link and composition carries them into the supergraph under this link.
+ */
+const COST_SPECS = ['specs.apollo.dev/cost/'];
 
 /**
  * `@cost(weight:)` on fields and types and `@listSize` on fields, read from the supergraph so
  * weights live with the subgraph that knows them. Names follow the supergraph's `@link` (imported,
- * renamed with `as`, or namespaced `cost__cost`). `@cost` on arguments is not read (arguments cost
+ * renamed with `as`, or namespaced `cost__listSize`). `@cost` on arguments is not read (arguments cost
  * nothing in our model).
  */
 export function costDirectives(supergraphSdl: string | DocumentNode): CostWeights {
@@ -58,9 +61,11 @@ function linkedNames(document: DocumentNode): { cost: string; listSize: string }
     for (const link of definition.directives ?? []) {
       const url = literal(argument(link, 'url'));
       if (link.name.value !== 'link' || typeof url !== 'string' || !COST_SPECS.some((spec) => url.includes(spec))) continue;
-      const namespace = literal(argument(link, 'as'));
-      const prefix = `${typeof namespace === 'string' ? namespace : 'cost'}__`;
-      const names = { cost: `${prefix}cost`, listSize: `${prefix}listSize` };
+      // Core-schema naming: the directive named like the feature is `@<as>` (default `@cost`),
+      // others are namespaced `<as>__listSize` unless imported.
+      const as = literal(argument(link, 'as'));
+      const namespace = typeof as === 'string' ? as : 'cost';
+      const names = { cost: namespace, listSize: `${namespace}__listSize` };
       const imports = argument(link, 'import');
       for (const entry of imports?.kind === Kind.LIST ? imports.values : []) {
         if (entry.kind === Kind.STRING && entry.value === '@cost') names.cost = 'cost';
