@@ -1,0 +1,158 @@
+import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
+import { once } from 'node:events';
+import type { AddressInfo } from 'node:net';
+import { gzipSync } from 'node:zlib';
+import type { FastifyInstance } from 'fastify';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { catalogSubgraph } from '../../subgraphs/catalog/index.js';
+import { postGraphQL, startStack, type Stack } from '../helpers/stack.js';
+import { reviewsSubgraph } from '../helpers/reviews-subgraph.js';
+
+/**
+ * How the gateway's subgraph transport behaves on the wire: the per-subgraph timeout bounds the
+ * whole exchange, compressed answers are read, Cache-Control narrows the response's cache policy,
+ * connections are reused, and an error status or a redirect is reported, never followed.
+ */
+type Mode = 'ok' | 'stall-after-headers' | 'trickle' | 'gzip' | 'cacheable' | 'graphql-400' | 'redirect';
+let mode: Mode = 'ok';
+let stack: Stack;
+let elsewhere: Server;
+let elsewhereHits: IncomingHttpHeaders[] = [];
+const reviewSockets = new Set<unknown>();
+const TIMEOUT_MS = 400;
+const QUERY = '{ products { name reviewCount } }';
+const FULL = {
+  products: [
+    { name: 'Anvil', reviewCount: 10 },
+    { name: 'Rocket Skates', reviewCount: 11 },
+    { name: 'Giant Magnet', reviewCount: 11 },
+  ],
+};
+
+/** Hooks every subgraph gets: compress or mark cacheable what it answers, when the test asks. */
+function shapeAnswers(app: FastifyInstance) {
+  app.addHook('onSend', async (_request, reply, payload) => {
+    if (mode === 'cacheable') reply.header('cache-control', 'max-age=30, public');
+    if (mode !== 'gzip' || typeof payload !== 'string') return payload;
+    reply.header('content-encoding', 'gzip');
+    return gzipSync(payload);
+  });
+}
+
+/** Misbehaviours of the reviews subgraph, before it runs any GraphQL. */
+function misbehave(app: FastifyInstance) {
+  shapeAnswers(app);
+  app.addHook('onRequest', async (request, reply) => {
+    reviewSockets.add(request.raw.socket);
+    if (mode === 'stall-after-headers') {
+      // Headers and the start of a body at once, then nothing: only a whole-exchange bound ends it.
+      reply.hijack();
+      reply.raw.writeHead(200, { 'content-type': 'application/json' });
+      reply.raw.write('{"data":');
+    }
+    if (mode === 'trickle') {
+      // A byte every 100 ms (JSON may start with whitespace): no single gap reaches the timeout.
+      reply.hijack();
+      reply.raw.writeHead(200, { 'content-type': 'application/json' });
+      const timer = setInterval(() => reply.raw.write(' '), 100);
+      reply.raw.on('close', () => clearInterval(timer));
+    }
+    if (mode === 'graphql-400') {
+      return reply.code(400).type('application/graphql-response+json').send({ errors: [{ message: 'internal validation detail' }] });
+    }
+    if (mode === 'redirect') {
+      const { port } = elsewhere.address() as AddressInfo;
+      return reply.redirect(`http://127.0.0.1:${port}/graphql`, 307);
+    }
+  });
+}
+
+beforeAll(async () => {
+  elsewhere = createServer((request, response) => {
+    elsewhereHits.push(request.headers);
+    response.writeHead(200, { 'content-type': 'application/json' }).end('{"data":{"_entities":[]}}');
+  });
+  elsewhere.listen(0, '127.0.0.1');
+  await once(elsewhere, 'listening');
+  stack = await startStack({
+    definitions: [catalogSubgraph(), reviewsSubgraph()],
+    env: { SUBGRAPH_REVIEWS_TIMEOUT_MS: String(TIMEOUT_MS), DEFAULT_TENANT_ID: 'acme' },
+    configure: { reviews: { configure: misbehave }, catalog: { configure: shapeAnswers } },
+  });
+});
+afterAll(async () => {
+  await stack.close();
+  elsewhere.close();
+});
+beforeEach(() => {
+  mode = 'ok';
+  elsewhereHits = [];
+});
+
+function expectReviewsFailed(body: Awaited<ReturnType<typeof postGraphQL>>['body'], code: string) {
+  expect(body.data).toEqual({ products: FULL.products.map(({ name }) => ({ name, reviewCount: null })) });
+  expect(body.errors).toHaveLength(1);
+  expect(body.errors![0]!.extensions).toMatchObject({ code, serviceName: 'reviews' });
+}
+
+describe('subgraph transport', () => {
+  it('times out a body that stalls after the headers, at the per-subgraph timeout', async () => {
+    mode = 'stall-after-headers';
+    const started = Date.now();
+    const { status, body } = await postGraphQL(stack.url, { query: QUERY });
+    expect(Date.now() - started).toBeLessThan(TIMEOUT_MS + 1_500);
+    expect(status).toBe(200);
+    expectReviewsFailed(body, 'SUBGRAPH_TIMEOUT');
+  });
+
+  it('times out a body that trickles in: the timeout bounds the whole exchange, not each gap', async () => {
+    mode = 'trickle';
+    const started = Date.now();
+    const { body } = await postGraphQL(stack.url, { query: QUERY });
+    expect(Date.now() - started).toBeLessThan(TIMEOUT_MS + 1_500);
+    expectReviewsFailed(body, 'SUBGRAPH_TIMEOUT');
+  });
+
+  it('serves again after a timeout, with full data', async () => {
+    mode = 'stall-after-headers';
+    await postGraphQL(stack.url, { query: QUERY });
+    mode = 'ok';
+    expect((await postGraphQL(stack.url, { query: QUERY })).body).toEqual({ data: FULL });
+  });
+
+  it('reads gzip-compressed answers', async () => {
+    mode = 'gzip';
+    expect((await postGraphQL(stack.url, { query: QUERY })).body).toEqual({ data: FULL });
+  });
+
+  it("narrows the response's cache policy by the subgraphs' Cache-Control, as Apollo does", async () => {
+    const uncacheable = await postGraphQL(stack.url, { query: QUERY });
+    expect(uncacheable.headers.get('cache-control')).not.toMatch(/max-age=[1-9]/);
+    mode = 'cacheable';
+    const cacheable = await postGraphQL(stack.url, { query: QUERY });
+    expect(cacheable.body).toEqual({ data: FULL });
+    expect(cacheable.headers.get('cache-control')).toBe('max-age=30, public');
+  });
+
+  it('reports a 4xx answer with a GraphQL body as an HTTP error, without its message', async () => {
+    mode = 'graphql-400';
+    const { body } = await postGraphQL(stack.url, { query: QUERY });
+    expectReviewsFailed(body, 'SUBGRAPH_HTTP_ERROR');
+    expect(body.errors![0]!.extensions).toMatchObject({ httpStatus: 400 });
+    expect(JSON.stringify(body)).not.toContain('internal validation detail');
+  });
+
+  it('does not follow a redirect: the identity headers never reach another origin', async () => {
+    mode = 'redirect';
+    const { body } = await postGraphQL(stack.url, { query: QUERY });
+    expectReviewsFailed(body, 'SUBGRAPH_HTTP_ERROR');
+    expect(body.errors![0]!.extensions).toMatchObject({ httpStatus: 307 });
+    expect(elsewhereHits).toEqual([]);
+  });
+
+  it('reuses kept-alive connections for sequential calls', async () => {
+    reviewSockets.clear();
+    for (let i = 0; i < 5; i++) expect((await postGraphQL(stack.url, { query: QUERY })).body).toEqual({ data: FULL });
+    expect(reviewSockets.size).toBe(1);
+  });
+});
