@@ -1,9 +1,15 @@
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
-import { gzipSync } from 'node:zlib';
+import { brotliCompressSync, deflateRawSync, deflateSync, gzipSync } from 'node:zlib';
+import type { GraphQLDataSourceProcessOptions } from '@apollo/gateway';
 import type { FastifyInstance } from 'fastify';
+import { pino } from 'pino';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import type { GatewayContext } from '../../src/context.js';
+import { GatewayDataSource } from '../../src/graphql/data-source.js';
+import { SubgraphHttpClient } from '../../src/graphql/subgraph-http.js';
+import { createMetrics } from '../../src/observability/metrics.js';
 import { catalogSubgraph } from '../../subgraphs/catalog/index.js';
 import { postGraphQL, startStack, type Stack } from '../helpers/stack.js';
 import { reviewsSubgraph } from '../helpers/reviews-subgraph.js';
@@ -13,7 +19,15 @@ import { reviewsSubgraph } from '../helpers/reviews-subgraph.js';
  * whole exchange, compressed answers are read, Cache-Control narrows the response's cache policy,
  * connections are reused, and an error status or a redirect is reported, never followed.
  */
-type Mode = 'ok' | 'stall-after-headers' | 'trickle' | 'gzip' | 'cacheable' | 'graphql-400' | 'redirect';
+type Encoding = 'gzip' | 'deflate' | 'raw-deflate' | 'br';
+type Mode = 'ok' | 'stall-after-headers' | 'trickle' | Encoding | 'cacheable' | 'graphql-400' | 'redirect';
+const ENCODERS: Record<Encoding, [string, (data: string) => Buffer]> = {
+  gzip: ['gzip', gzipSync],
+  deflate: ['deflate', deflateSync],
+  // Some servers send raw deflate under the same name; browsers and fetch accept both.
+  'raw-deflate': ['deflate', deflateRawSync],
+  br: ['br', brotliCompressSync],
+};
 let mode: Mode = 'ok';
 let stack: Stack;
 let elsewhere: Server;
@@ -33,9 +47,10 @@ const FULL = {
 function shapeAnswers(app: FastifyInstance) {
   app.addHook('onSend', async (_request, reply, payload) => {
     if (mode === 'cacheable') reply.header('cache-control', 'max-age=30, public');
-    if (mode !== 'gzip' || typeof payload !== 'string') return payload;
-    reply.header('content-encoding', 'gzip');
-    return gzipSync(payload);
+    if (!(mode in ENCODERS) || typeof payload !== 'string') return payload;
+    const [name, encode] = ENCODERS[mode as Encoding];
+    reply.header('content-encoding', name);
+    return encode(payload);
   });
 }
 
@@ -69,6 +84,7 @@ function misbehave(app: FastifyInstance) {
 
 beforeAll(async () => {
   elsewhere = createServer((request, response) => {
+    if (request.url === '/stall') return; // never answers
     elsewhereHits.push(request.headers);
     response.writeHead(200, { 'content-type': 'application/json' }).end('{"data":{"_entities":[]}}');
   });
@@ -82,6 +98,7 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   await stack.close();
+  elsewhere.closeAllConnections();
   elsewhere.close();
 });
 beforeEach(() => {
@@ -120,8 +137,8 @@ describe('subgraph transport', () => {
     expect((await postGraphQL(stack.url, { query: QUERY })).body).toEqual({ data: FULL });
   });
 
-  it('reads gzip-compressed answers', async () => {
-    mode = 'gzip';
+  it.each(Object.keys(ENCODERS) as Encoding[])('reads %s-compressed answers', async (encoding) => {
+    mode = encoding;
     expect((await postGraphQL(stack.url, { query: QUERY })).body).toEqual({ data: FULL });
   });
 
@@ -154,5 +171,40 @@ describe('subgraph transport', () => {
     reviewSockets.clear();
     for (let i = 0; i < 5; i++) expect((await postGraphQL(stack.url, { query: QUERY })).body).toEqual({ data: FULL });
     expect(reviewSockets.size).toBe(1);
+  });
+});
+
+describe('subgraph calls outside an operation', () => {
+  const healthCheck = (url: string) =>
+    ({
+      kind: 'health check',
+      request: { query: 'query __ApolloServiceHealthCheck__ { __typename }', http: { url, method: 'POST', headers: new Headers() } },
+      context: {},
+    }) as unknown as GraphQLDataSourceProcessOptions<GatewayContext>;
+  const dataSource = (client: SubgraphHttpClient, path: string, timeoutMs = 10_000) => {
+    const { port } = elsewhere.address() as AddressInfo;
+    const endpoint = client.endpoint(`http://127.0.0.1:${port}${path}`, timeoutMs);
+    return new GatewayDataSource({ name: 'elsewhere', endpoint, logger: pino({ level: 'silent' }), metrics: createMetrics() });
+  };
+
+  it('health checks and schema loading carry no caller identity', async () => {
+    const client = new SubgraphHttpClient();
+    const result = await dataSource(client, '/graphql').process(healthCheck('ignored'));
+    await client.destroy();
+    expect(result).toEqual({ data: { _entities: [] } });
+    expect(elsewhereHits).toHaveLength(1);
+    expect(elsewhereHits[0]).toMatchObject({ 'content-type': 'application/json' });
+    expect(Object.keys(elsewhereHits[0]!).filter((name) => name.startsWith('x-') || name === 'traceparent')).toEqual([]);
+  });
+
+  it('closing the client cuts calls still in flight, as SUBGRAPH_UNAVAILABLE', async () => {
+    const client = new SubgraphHttpClient();
+    const pending = dataSource(client, '/stall').process(healthCheck('ignored'));
+    const outcome = pending.then(() => 'answered', (error: { extensions?: { code?: string } }) => error.extensions?.code);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    const started = Date.now();
+    await client.destroy();
+    expect(await outcome).toBe('SUBGRAPH_UNAVAILABLE');
+    expect(Date.now() - started).toBeLessThan(1_000);
   });
 });
