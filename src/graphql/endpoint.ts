@@ -76,8 +76,7 @@ export function registerGraphQL(
       if (!target) throw new Error(`Subgraph "${name}" has no routing URL; set SUBGRAPH_${name.toUpperCase()}_URL`);
       return new GatewayDataSource({
         name,
-        url: target,
-        fetcher: http.fetcherWithTimeout(override.timeoutMs ?? config.subgraphTimeoutMs),
+        endpoint: http.endpoint(target, override.timeoutMs ?? config.subgraphTimeoutMs),
         logger: app.log,
         metrics,
       });
