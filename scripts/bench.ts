@@ -1,75 +1,374 @@
+import type { ChildProcess } from 'node:child_process';
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import autocannon from 'autocannon';
-import { demoSubgraphs } from '../subgraphs/catalogue.js';
-import { readSchema, startSubgraph } from '../subgraphs/shared/server.js';
-import { spawnGateway } from '../test/helpers/gateway-process.js';
-import { ContextSigner } from '../src/auth/context-signer.js';
-import { anonymousPrincipal } from '../src/auth/principal.js';
-import { loadConfig } from '../src/config/load.js';
-import { gatewaySigningKeyPem, lazyGatewayJwks, writeSupergraph } from '../test/helpers/stack.js';
+import { SignJWT, exportSPKI, generateKeyPair } from 'jose';
+import { composeSubgraphs } from '../src/composition/compose.js';
+import { cpuMicros, freePort, hasTaskset, pinProcess, spawnPinned, stop, waitReady } from './lib/bench-procs.js';
+import { HEAVY_QUERY } from './lib/guild-bench/query.js';
+import { SUBGRAPH_NAMES, subgraphSdl } from './lib/guild-bench/schemas.js';
 
 /**
- * `npm run bench`: load on the gateway (its own process, as in production) in front of the real demo
- * subgraphs on loopback, next to the same subgraph called directly, so the gateway's own overhead is
- * visible. Not a test: numbers depend on the machine; the README records one run.
+ * `npm run bench`: The Guild's federation benchmark shape (four subgraphs, the heavy nested query:
+ * 16 subgraph fetches, ~87 KB response), side by side in one run: stock @apollo/gateway behind
+ * @apollo/server's standalone server (defaults), and this gateway as production starts it with the
+ * whole pipeline on (NODE_ENV=production, a distinct RS256 JWT per request, rate limits with a
+ * generous limit, metrics, an info log line per request into a file). Each gateway runs alone on CPU
+ * 1; the memoised subgraphs and autocannon share CPU 0. Rows alternate (stock, ours, stock, ours…) so
+ * both see the same machine.
+ *
+ * BENCH_SECONDS (default 10) per row after a warm-up; BENCH_CONNECTIONS (default 50); BENCH_ROUNDS
+ * (default 2) pairs of rows; BENCH_TOKENS (default 4000) distinct tokens cycled;
+ * BENCH_GATEWAY_ENV='K=V K2=V2' extra environment for our gateway; BENCH_COMPARE_DIR=<another
+ * checkout, with node_modules> adds a row per round for the gateway started from there (A/B);
+ * BENCH_CPU_PROF=<dir> writes a CPU profile of every gateway process there.
  */
-const durationSeconds = Number(process.env.BENCH_SECONDS ?? 10);
-const connections = Number(process.env.BENCH_CONNECTIONS ?? 32);
+const seconds = Number(process.env.BENCH_SECONDS ?? 10);
+const connections = Number(process.env.BENCH_CONNECTIONS ?? 50);
+const rounds = Number(process.env.BENCH_ROUNDS ?? 2);
+const tokenCount = Number(process.env.BENCH_TOKENS ?? 4000);
+const warmupSeconds = Math.min(3, Math.max(1, Math.round(seconds / 4)));
+const compareDir = process.env.BENCH_COMPARE_DIR;
+const profDir = process.env.BENCH_CPU_PROF;
+const gatewayEnv = parseEnvList(process.env.BENCH_GATEWAY_ENV ?? '');
+const LOAD_CPU = 0;
+const SUT_CPU = 1;
+const ISSUER = 'https://idp.bench.example';
+const AUDIENCE = 'bench-api';
+const work = mkdtempSync(join(tmpdir(), 'gw-bench-gql-'));
+const children: ChildProcess[] = [];
+const baseEnv = { PATH: process.env.PATH ?? '' };
+const body = JSON.stringify({ query: HEAVY_QUERY, operationName: 'TestQuery' });
+let processCount = 0;
 
-const keys = lazyGatewayJwks();
-const definitions = Object.values(demoSubgraphs).map((factory) => factory());
-const subgraphs = await Promise.all(definitions.map((definition) => startSubgraph(definition, keys)));
-const supergraphPath = writeSupergraph(
-  subgraphs.map((subgraph, i) => ({ name: subgraph.name, url: subgraph.url, sdl: readSchema(definitions[i]!.schemaFile) })),
-);
-const env = {
-  SUPERGRAPH_PATH: supergraphPath,
-  GATEWAY_SIGNING_KEY: gatewaySigningKeyPem(),
-  AUTH_GRAPHQL: 'optional',
-  DEFAULT_TENANT_ID: 'acme',
-  // Throughput of the proxying itself; the limiter has its own benchmark (npm run bench:ratelimit).
-  RATE_LIMIT_ENABLED: 'false',
-};
-const gateway = await spawnGateway({
-  ...env,
-  NODE_ENV: 'production',
-  LOG_LEVEL: 'warn',
-});
-keys.setUrl(gateway.url);
-// A direct call needs what the gateway would add: a context token signed with the same key.
-const signer = await ContextSigner.create(loadConfig(env));
-const directHeaders = { 'x-gateway-context': await signer.sign(anonymousPrincipal('acme')) };
-const catalog = subgraphs.find((subgraph) => subgraph.name === 'catalog')!;
-
-const scenarios = [
-  { name: 'catalog subgraph, direct', url: catalog.url, query: '{ products { upc name price } }', headers: directHeaders },
-  { name: 'gateway → 1 subgraph', url: `${gateway.url}/graphql`, query: '{ products { upc name price } }', headers: {} },
-  {
-    headers: {},
-    name: 'gateway → 4 subgraphs (nested)',
-    url: `${gateway.url}/graphql`,
-    query: '{ orders { id buyer { name email } items { quantity product { name price inStock shippingEstimate } } } }',
-  },
-];
-
-const rows = [];
-for (const scenario of scenarios) {
-  const result = await autocannon({
-    url: scenario.url,
-    method: 'POST',
-    connections,
-    duration: durationSeconds,
-    headers: { 'content-type': 'application/json', ...scenario.headers },
-    body: JSON.stringify({ query: scenario.query }),
-  });
-  rows.push({
-    scenario: scenario.name,
-    'req/s': Math.round(result.requests.average),
-    'p50 ms': result.latency.p50,
-    'p99 ms': result.latency.p99,
-    errors: result.errors + result.non2xx,
-  });
+function parseEnvList(text: string): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const pair of text.split(/\s+/).filter(Boolean)) {
+    const at = pair.indexOf('=');
+    if (at <= 0) throw new Error(`BENCH_GATEWAY_ENV: "${pair}" is not K=V`);
+    env[pair.slice(0, at)] = pair.slice(at + 1);
+  }
+  return env;
 }
-console.table(rows);
-gateway.child.kill('SIGTERM');
-await gateway.exited;
-await Promise.all(subgraphs.map((subgraph) => subgraph.close()));
+
+/** `node [--cpu-prof …] --import tsx <script>`: every process the same way, profiled on request. */
+function nodeArgs(script: string, label: string): string[] {
+  const prof = profDir ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`, `--cpu-prof-name=${label}-${++processCount}.cpuprofile`] : [];
+  return [...prof, '--import', 'tsx', script];
+}
+
+pinProcess(process.pid, LOAD_CPU);
+
+async function startSubgraphs(): Promise<{ url: string; pid: number }> {
+  const port = await freePort();
+  const child = spawnPinned(LOAD_CPU, process.execPath, ['--import', 'tsx', 'scripts/lib/guild-bench/subgraphs-server.ts'], { ...baseEnv, PORT: String(port), NODE_ENV: 'production' }, 'inherit');
+  children.push(child);
+  const url = `http://127.0.0.1:${port}`;
+  await waitReady(`${url}/health`, child, () => 'subgraphs');
+  return { url, pid: child.pid! };
+}
+
+function writeSupergraph(subgraphsUrl: string): string {
+  const outcome = composeSubgraphs(SUBGRAPH_NAMES.map((name) => ({ name, url: `${subgraphsUrl}/${name}`, sdl: subgraphSdl(name) })));
+  if (!outcome.ok) throw new Error(`composition failed: ${JSON.stringify(outcome.errors)}`);
+  const path = join(work, 'supergraph.graphql');
+  writeFileSync(path, outcome.supergraphSdl);
+  return path;
+}
+
+interface Gateway {
+  name: string;
+  url: string;
+  child: ChildProcess;
+  logFile: string;
+  logFd: number;
+  authenticated: boolean;
+}
+
+/** Ready once it answers a trivial query (stock Apollo Server 5 has no health route). */
+async function waitGraphQLReady(url: string, child: ChildProcess, headers: Record<string, string>, describe: () => string): Promise<void> {
+  let exited: number | null | undefined;
+  child.once('exit', (code) => (exited = code));
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    if (exited !== undefined) throw new Error(`gateway exited with ${exited} before it was ready: ${describe()}`);
+    const ok = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: '{"query":"{ __typename }"}' }).then(
+      (response) => response.ok,
+      () => false,
+    );
+    if (ok) return;
+    if (Date.now() > deadline) throw new Error(`gateway not ready after 60 s: ${describe()}`);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+}
+
+async function startStock(supergraphPath: string): Promise<Gateway> {
+  const port = await freePort();
+  const logFile = join(work, `stock-${processCount}.log`);
+  const logFd = openSync(logFile, 'w');
+  const env = { ...baseEnv, NODE_ENV: 'production', PORT: String(port), SUPERGRAPH_PATH: supergraphPath };
+  const child = spawnPinned(SUT_CPU, process.execPath, nodeArgs('scripts/lib/guild-bench/stock-gateway.ts', 'stock'), env, ['ignore', logFd, logFd]);
+  children.push(child);
+  const url = `http://127.0.0.1:${port}/`;
+  await waitGraphQLReady(url, child, {}, () => readFileSync(logFile, 'utf8').slice(-2000));
+  return { name: 'stock', url, child, logFile, logFd, authenticated: false };
+}
+
+async function startOurs(supergraphPath: string, publicKey: string, token: string, name: string, cwd?: string): Promise<Gateway> {
+  const port = await freePort();
+  const logFile = join(work, `${name}-${processCount}.log`);
+  const logFd = openSync(logFile, 'w');
+  const env = {
+    ...baseEnv,
+    NODE_ENV: 'production',
+    HOST: '127.0.0.1',
+    PORT: String(port),
+    LOG_LEVEL: 'info',
+    SUPERGRAPH_PATH: supergraphPath,
+    JWT_PUBLIC_KEY: publicKey,
+    JWT_ALGORITHMS: 'RS256',
+    JWT_ISSUER: ISSUER,
+    JWT_AUDIENCE: AUDIENCE,
+    RATE_LIMIT_ENABLED: 'true',
+    RATE_LIMIT_REQUESTS: '1000000000',
+    RATE_LIMIT_WINDOW_SECONDS: '60',
+    ...gatewayEnv,
+  };
+  let stderr = '';
+  const child = spawnPinned(SUT_CPU, process.execPath, nodeArgs('src/main.ts', name), env, ['ignore', logFd, 'pipe'], cwd);
+  child.stderr!.on('data', (chunk) => (stderr += chunk));
+  children.push(child);
+  const base = `http://127.0.0.1:${port}`;
+  const describe = () => `${stderr}\n${readFileSync(logFile, 'utf8').slice(-2000)}`;
+  await waitReady(`${base}/health/ready`, child, describe, 60_000);
+  await waitGraphQLReady(`${base}/graphql`, child, { authorization: `Bearer ${token}` }, describe);
+  return { name, url: `${base}/graphql`, child, logFile, logFd, authenticated: true };
+}
+
+async function stopGateway(gateway: Gateway): Promise<void> {
+  await stop(gateway.child);
+  closeSync(gateway.logFd);
+}
+
+/** Distinct RS256 tokens (users across 10 tenants), verified by our gateway against the public key. */
+async function mintTokens(): Promise<{ tokens: string[]; publicKey: string }> {
+  const { privateKey, publicKey } = await generateKeyPair('RS256');
+  const tokens = await Promise.all(
+    Array.from({ length: tokenCount }, (_, i) =>
+      new SignJWT({
+        tenant_id: `t${i % 10}`,
+        roles: ['viewer'],
+        permissions: ['reviews:read'],
+        tenant_access: [{ tenant_id: `t${i % 10}`, role: 'viewer' }],
+        subscription: { tier: 'pro', status: 'active' },
+      })
+        .setProtectedHeader({ alg: 'RS256', typ: 'JWT' })
+        .setSubject(`u-${i}`)
+        .setIssuer(ISSUER)
+        .setAudience(AUDIENCE)
+        .setIssuedAt()
+        .setExpirationTime('2h')
+        .sign(privateKey),
+    ),
+  );
+  return { tokens, publicKey: await exportSPKI(publicKey) };
+}
+
+interface SubgraphStats {
+  requests: number;
+  bytes: number;
+}
+
+async function subgraphStats(subgraphsUrl: string): Promise<SubgraphStats> {
+  return (await (await fetch(`${subgraphsUrl}/stats`)).json()) as SubgraphStats;
+}
+
+/** One heavy query, checked: HTTP 200, no errors, data present. Also what it cost the subgraphs. */
+async function heavyOnce(gateway: Gateway, token: string, subgraphsUrl: string) {
+  const before = await subgraphStats(subgraphsUrl);
+  const response = await fetch(gateway.url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...(gateway.authenticated ? { authorization: `Bearer ${token}` } : {}) },
+    body,
+  });
+  const text = await response.text();
+  const after = await subgraphStats(subgraphsUrl);
+  const result = JSON.parse(text) as { data?: unknown; errors?: unknown[] };
+  if (response.status !== 200 || result.errors || !result.data) {
+    throw new Error(`${gateway.name}: the heavy query failed (HTTP ${response.status}): ${text.slice(0, 1000)}`);
+  }
+  return { data: result.data, bytes: Buffer.byteLength(text), fetches: after.requests - before.requests, subgraphBytes: after.bytes - before.bytes };
+}
+
+interface Row {
+  round: number;
+  system: string;
+  rps: number;
+  p50: number;
+  p99: number;
+  cpuMsPerRequest: number;
+  /** The subgraphs' CPU per request: if it nears the gateway's, the subgraphs' core is the limit, not the gateway. */
+  subgraphsCpuMsPerRequest: number;
+  errors: number;
+}
+
+interface ConnectionTiming {
+  sentAt?: number;
+}
+
+/** Enough answers that each gateway has planned, compiled and JIT-warmed the query before the window. */
+const WARMUP_RESPONSES = Math.max(100, connections * 2);
+const WARMUP_LIMIT_MS = 90_000;
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * One continuous load run: a warm-up (at least `warmupSeconds` and WARMUP_RESPONSES answers), then
+ * the measured window, under full load from start to end. Throughput, latency and CPU all come from
+ * the window alone: no start-up ramp, and no work left over from an earlier run's abandoned requests.
+ */
+async function measure(round: number, system: string, gateway: Gateway, tokens: string[], subgraphsPid: number): Promise<Row> {
+  const pid = gateway.child.pid!;
+  const authTokens = gateway.authenticated ? tokens : null;
+  let n = 0;
+  let answered = 0;
+  let inWindow = false;
+  const latencies: number[] = [];
+  let failures = 0;
+  const instance = autocannon(
+    {
+      url: gateway.url,
+      connections,
+      // Stopped by hand once the window closes.
+      duration: WARMUP_LIMIT_MS / 1000 + seconds + 10,
+      // On a loaded machine a heavy query can queue for seconds; a timeout would only hide that.
+      timeout: 60,
+      requests: [
+        {
+          method: 'POST',
+          body,
+          headers: { 'content-type': 'application/json' },
+          // `context` is per connection, and a connection has one request in flight: it carries the send time.
+          setupRequest: (request, context) => {
+            (context as ConnectionTiming).sentAt = performance.now();
+            if (authTokens) request.headers = { ...request.headers, authorization: `Bearer ${authTokens[n++ % authTokens.length]}` };
+            return request;
+          },
+          onResponse: (status, responseBody, context) => {
+            answered++;
+            if (!inWindow) return;
+            latencies.push(performance.now() - (context as ConnectionTiming).sentAt!);
+            // A 200 carrying GraphQL errors is a failure too (a subgraph error is not a fast answer).
+            if (status !== 200 || responseBody.includes('"errors":')) failures++;
+          },
+        },
+      ],
+    },
+    () => undefined,
+  );
+  const finished = new Promise<autocannon.Result>((resolve, reject) => {
+    instance.once('done', resolve);
+    instance.once('error', reject);
+  });
+  const started = performance.now();
+  while (performance.now() - started < warmupSeconds * 1000 || (answered < WARMUP_RESPONSES && performance.now() - started < WARMUP_LIMIT_MS)) {
+    await sleep(100);
+  }
+  const windowStart = { at: performance.now(), cpu: cpuMicros(pid), subgraphsCpu: cpuMicros(subgraphsPid) };
+  inWindow = true;
+  await sleep(seconds * 1000);
+  const windowEnd = { at: performance.now(), cpu: cpuMicros(pid), subgraphsCpu: cpuMicros(subgraphsPid) };
+  inWindow = false;
+  instance.stop();
+  const result = await finished;
+  latencies.sort((a, b) => a - b);
+  const quantile = (q: number) => Math.round(latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] ?? NaN);
+  const answers = Math.max(1, latencies.length);
+  const row: Row = {
+    round,
+    system,
+    rps: latencies.length / ((windowEnd.at - windowStart.at) / 1000),
+    p50: quantile(0.5),
+    p99: quantile(0.99),
+    cpuMsPerRequest: (windowEnd.cpu - windowStart.cpu) / 1000 / answers,
+    subgraphsCpuMsPerRequest: (windowEnd.subgraphsCpu - windowStart.subgraphsCpu) / 1000 / answers,
+    // Connection errors and timeouts over the whole run: they would stall a connection in the window too.
+    errors: failures + result.errors + result.timeouts,
+  };
+  console.log(`round ${round}, ${system}: ${row.rps.toFixed(1)} req/s, ${row.cpuMsPerRequest.toFixed(1)} ms CPU/req`);
+  return row;
+}
+
+const mean = (values: number[]) => values.reduce((sum, value) => sum + value, 0) / Math.max(1, values.length);
+
+try {
+  if (!hasTaskset()) console.warn('taskset not found: processes are not pinned, figures will be noisier');
+  const { tokens, publicKey } = await mintTokens();
+  const { url: subgraphsUrl, pid: subgraphsPid } = await startSubgraphs();
+  const supergraphPath = writeSupergraph(subgraphsUrl);
+
+  // One process per gateway for the whole run; rows alternate between them (only one is loaded at a time).
+  const stock = await startStock(supergraphPath);
+  const ours = await startOurs(supergraphPath, publicKey, tokens[0]!, 'ours');
+  const other = compareDir ? await startOurs(supergraphPath, publicKey, tokens[0]!, 'compare', compareDir) : null;
+
+  // Before measuring: every gateway must give the same answer, without errors.
+  const reference = await heavyOnce(stock, tokens[0]!, subgraphsUrl);
+  console.log(
+    `stock: heavy query → ${reference.fetches} subgraph fetches, ${(reference.subgraphBytes / 1000).toFixed(1)} KB of subgraph answers, ${(reference.bytes / 1000).toFixed(1)} KB response`,
+  );
+  for (const gateway of other ? [ours, other] : [ours]) {
+    const answer = await heavyOnce(gateway, tokens[1]!, subgraphsUrl);
+    console.log(
+      `${gateway.name}: heavy query → ${answer.fetches} subgraph fetches, ${(answer.subgraphBytes / 1000).toFixed(1)} KB of subgraph answers, ${(answer.bytes / 1000).toFixed(1)} KB response`,
+    );
+    if (JSON.stringify(reference.data) !== JSON.stringify(answer.data)) {
+      const kept = mkdtempSync(join(tmpdir(), 'gw-bench-gql-diff-'));
+      writeFileSync(join(kept, 'stock.json'), JSON.stringify(reference.data, null, 1));
+      writeFileSync(join(kept, `${gateway.name}.json`), JSON.stringify(answer.data, null, 1));
+      throw new Error(`${gateway.name} answers the heavy query differently from stock (both answers are in ${kept})`);
+    }
+  }
+  console.log('same data from every gateway, no errors\n');
+
+  const rows: Row[] = [];
+  for (let round = 1; round <= rounds; round++) {
+    rows.push(await measure(round, 'stock @apollo/gateway + @apollo/server standalone', stock, tokens, subgraphsPid));
+    rows.push(await measure(round, 'ours, full pipeline', ours, tokens, subgraphsPid));
+    if (other) rows.push(await measure(round, 'ours, BENCH_COMPARE_DIR checkout', other, tokens, subgraphsPid));
+  }
+  for (const gateway of [stock, ours, ...(other ? [other] : [])]) await stopGateway(gateway);
+  const logLines = readFileSync(ours.logFile, 'utf8').split('\n').filter((line) => line.includes('"request completed"')).length;
+  console.log(`ours logged ${logLines} request lines (${(statSync(ours.logFile).size / 1e6).toFixed(1)} MB)`);
+
+  const stockRows = rows.filter((row) => row.system.startsWith('stock'));
+  const stockOf = (round: number) => stockRows.find((row) => row.round === round)!;
+  console.log(
+    `\n${connections} connections, ${seconds} s per row (after a warm-up of at least ${warmupSeconds} s and ${WARMUP_RESPONSES} answers); gateway on CPU ${SUT_CPU}, subgraphs + load on CPU ${LOAD_CPU}` +
+      (Object.keys(gatewayEnv).length ? `; ours with ${process.env.BENCH_GATEWAY_ENV}` : '') +
+      '\n',
+  );
+  console.log('| Gateway | req/s | p50 | p99 | gateway CPU ms/req | × stock req/s | × stock CPU/req | subgraphs CPU ms/req | errors |');
+  console.log('|---|---|---|---|---|---|---|---|---|');
+  for (const row of rows) {
+    const stock = stockOf(row.round);
+    console.log(
+      `| ${row.system} | ${row.rps.toFixed(1)} | ${row.p50} ms | ${row.p99} ms | ${row.cpuMsPerRequest.toFixed(1)} | ${(row.rps / stock.rps).toFixed(2)} | ${(row.cpuMsPerRequest / stock.cpuMsPerRequest).toFixed(2)} | ${row.subgraphsCpuMsPerRequest.toFixed(1)} | ${row.errors} |`,
+    );
+  }
+  for (const system of [...new Set(rows.map((row) => row.system))].filter((name) => !name.startsWith('stock'))) {
+    const mine = rows.filter((row) => row.system === system);
+    console.log(
+      `\n${system} / stock, mean of ${mine.length} rounds: throughput ${(mean(mine.map((r) => r.rps)) / mean(stockRows.map((r) => r.rps))).toFixed(2)}×, ` +
+        `CPU per request ${(mean(mine.map((r) => r.cpuMsPerRequest)) / mean(stockRows.map((r) => r.cpuMsPerRequest))).toFixed(2)}×`,
+    );
+  }
+  const failed = rows.filter((row) => row.errors > 0);
+  if (failed.length > 0) {
+    console.error(`\nerrors in ${failed.map((row) => `${row.system} (round ${row.round})`).join(', ')}: those figures do not count`);
+    process.exitCode = 1;
+  }
+} finally {
+  for (const child of children) await stop(child).catch(() => undefined);
+  rmSync(work, { recursive: true, force: true });
+}
