@@ -1,4 +1,4 @@
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { GatewayError } from '../errors.js';
 
 /**
@@ -15,6 +15,8 @@ import { GatewayError } from '../errors.js';
  */
 export interface Drain {
   readonly draining: boolean;
+  /** Pipeline stage: refuses new requests while draining, counts admitted ones until their response closes. */
+  admit(request: FastifyRequest, reply: FastifyReply): void;
   /** Called once when the drain begins (long-lived responses end here). */
   onDrain(listener: () => void): void;
   /** Drains, then closes the app; resolves when everything is closed. */
@@ -35,7 +37,7 @@ export function installDrain(app: FastifyInstance, timeoutMs: number): Drain {
     inFlight--;
     if (inFlight === 0 && idle) idle();
   };
-  app.addHook('onRequest', async (request, reply) => {
+  const admit = (request: FastifyRequest, reply: FastifyReply): void => {
     if (draining && !SERVED_WHILE_DRAINING.has(request.url.split('?')[0]!)) {
       reply.header('connection', 'close').header('retry-after', '1');
       throw new GatewayError('SHUTTING_DOWN');
@@ -45,10 +47,11 @@ export function installDrain(app: FastifyInstance, timeoutMs: number): Drain {
     inFlight++;
     // 'close' fires once per response, whether it finished or the client went away.
     reply.raw.once('close', finished);
-  });
+  };
   // While draining, responses tell keep-alive clients to let go, so connections end with them.
-  app.addHook('onSend', async (_request, reply) => {
+  app.addHook('onSend', (_request, reply, payload, done) => {
     if (draining) reply.header('connection', 'close');
+    done(null, payload);
   });
   // Whatever closes the app (a drain, or `app.close()` directly), open connections are cut at the
   // deadline: `server.close()` alone would wait for them for ever.
@@ -67,6 +70,7 @@ export function installDrain(app: FastifyInstance, timeoutMs: number): Drain {
     get draining() {
       return draining;
     },
+    admit,
     onDrain: (listener) => void listeners.push(listener),
     async shutdown() {
       if (!draining) {
