@@ -1,8 +1,4 @@
-import type { IncomingHttpHeaders } from 'node:http';
 import type { FastifyReply } from 'fastify';
-
-/** Where an exchange rides from our `rewriteRequestHeaders` to the dispatcher: a symbol is never sent. */
-const EXCHANGE = Symbol('gateway.upstream-exchange');
 
 /**
  * One client request's dealings with the upstream, across retries. The gateway stops wanting an
@@ -48,18 +44,4 @@ export class Exchange {
     this.answered = true;
     if (!this.responding) this.controller.abort();
   }
-
-  /** Attaches the exchange to the headers reply-from passes, untouched, to the dispatcher. */
-  tag(headers: IncomingHttpHeaders): IncomingHttpHeaders {
-    (headers as Record<symbol, unknown>)[EXCHANGE] = this;
-    return headers;
-  }
-}
-
-/** The exchange `tag` attached to these headers, removed from them. */
-export function takeExchange(headers: IncomingHttpHeaders): Exchange | undefined {
-  const tagged = headers as Record<symbol, unknown>;
-  const exchange = tagged[EXCHANGE];
-  delete tagged[EXCHANGE];
-  return exchange instanceof Exchange ? exchange : undefined;
 }
