@@ -1,3 +1,4 @@
+import type { ServerResponse } from 'node:http';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { GatewayError } from '../errors.js';
 
@@ -29,14 +30,16 @@ const SERVED_WHILE_DRAINING = new Set(['/.well-known/jwks.json', '/health', '/he
 export function installDrain(app: FastifyInstance, timeoutMs: number): Drain {
   let draining = false;
   let deadline = Number.POSITIVE_INFINITY;
-  let inFlight = 0;
+  /** Responses of admitted requests, until they close. */
+  const inFlight = new Set<ServerResponse>();
   let idle: (() => void) | null = null;
   const listeners: (() => void)[] = [];
 
-  const finished = () => {
-    inFlight--;
-    if (inFlight === 0 && idle) idle();
-  };
+  // One function for every response ('close' listeners are called with the response as `this`).
+  function finished(this: ServerResponse): void {
+    inFlight.delete(this);
+    if (inFlight.size === 0 && idle) idle();
+  }
   const admit = (request: FastifyRequest, reply: FastifyReply): void => {
     if (draining && !SERVED_WHILE_DRAINING.has(request.url.split('?')[0]!)) {
       reply.header('connection', 'close').header('retry-after', '1');
@@ -44,15 +47,11 @@ export function installDrain(app: FastifyInstance, timeoutMs: number): Drain {
     }
     // An upgraded connection (WebSocket) is no request/response pair: it is closed with the app.
     if (request.headers.upgrade !== undefined) return;
-    inFlight++;
+    inFlight.add(reply.raw);
     // 'close' fires once per response, whether it finished or the client went away.
     reply.raw.once('close', finished);
+    if (draining) reply.raw.setHeader('connection', 'close');
   };
-  // While draining, responses tell keep-alive clients to let go, so connections end with them.
-  app.addHook('onSend', (_request, reply, payload, done) => {
-    if (draining) reply.header('connection', 'close');
-    done(null, payload);
-  });
   // Whatever closes the app (a drain, or `app.close()` directly), open connections are cut at the
   // deadline: `server.close()` alone would wait for them for ever.
   let cut: NodeJS.Timeout | undefined;
@@ -76,8 +75,11 @@ export function installDrain(app: FastifyInstance, timeoutMs: number): Drain {
       if (!draining) {
         draining = true;
         deadline = Date.now() + timeoutMs;
+        // While draining, responses tell keep-alive clients to let go, so connections end with them
+        // (set on the response itself: whatever sends it, Fastify or the REST proxy, keeps it).
+        for (const response of inFlight) if (!response.headersSent) response.setHeader('connection', 'close');
         for (const listener of listeners) listener();
-        if (inFlight > 0) {
+        if (inFlight.size > 0) {
           await new Promise<void>((resolve) => {
             idle = resolve;
             setTimeout(resolve, timeoutMs).unref();
