@@ -23,7 +23,8 @@ import { SUBGRAPH_NAMES, subgraphSdl } from './lib/guild-bench/schemas.js';
  * unless the run needs more (then it says so);
  * BENCH_GATEWAY_ENV='K=V K2=V2' extra environment for our gateway; BENCH_COMPARE_DIR=<another
  * checkout, with node_modules> adds a row per round for the gateway started from there (A/B);
- * BENCH_CPU_PROF=<dir> writes a CPU profile of every gateway process there.
+ * BENCH_CPU_PROF=<dir> writes a CPU profile of every gateway process there; BENCH_CHECK_ONLY=1 stops
+ * after checking that every gateway gives stock's answer (a quick correctness check, no load).
  */
 const seconds = Number(process.env.BENCH_SECONDS ?? 10);
 const connections = Number(process.env.BENCH_CONNECTIONS ?? 50);
@@ -33,6 +34,7 @@ const warmupSeconds = Math.min(3, Math.max(1, Math.round(seconds / 4)));
 const compareDir = process.env.BENCH_COMPARE_DIR;
 const profDir = process.env.BENCH_CPU_PROF;
 const gatewayEnv = parseEnvList(process.env.BENCH_GATEWAY_ENV ?? '');
+const checkOnly = process.env.BENCH_CHECK_ONLY === '1';
 const LOAD_CPU = 0;
 const SUT_CPU = 1;
 const ISSUER = 'https://idp.bench.example';
@@ -154,28 +156,40 @@ async function stopGateway(gateway: Gateway): Promise<void> {
   closeSync(gateway.logFd);
 }
 
-/** Distinct RS256 tokens (users across 10 tenants), verified by our gateway against the public key. */
-async function mintTokens(): Promise<{ tokens: string[]; publicKey: string }> {
+/**
+ * Distinct RS256 tokens (users across 10 tenants), verified by our gateway against the public key.
+ * Minting thousands takes seconds of CPU, so it runs while the gateways start: `tokens` fills in
+ * chunks, yielding between them so their readiness polls still run, and `done` says when it is full.
+ */
+async function startMinting(): Promise<{ tokens: string[]; publicKey: string; done: Promise<void> }> {
   const { privateKey, publicKey } = await generateKeyPair('RS256');
-  const tokens = await Promise.all(
-    Array.from({ length: tokenCount }, (_, i) =>
-      new SignJWT({
-        tenant_id: `t${i % 10}`,
-        roles: ['viewer'],
-        permissions: ['reviews:read'],
-        tenant_access: [{ tenant_id: `t${i % 10}`, role: 'viewer' }],
-        subscription: { tier: 'pro', status: 'active' },
-      })
-        .setProtectedHeader({ alg: 'RS256', typ: 'JWT' })
-        .setSubject(`u-${i}`)
-        .setIssuer(ISSUER)
-        .setAudience(AUDIENCE)
-        .setIssuedAt()
-        .setExpirationTime('2h')
-        .sign(privateKey),
-    ),
-  );
-  return { tokens, publicKey: await exportSPKI(publicKey) };
+  const mint = (i: number) =>
+    new SignJWT({
+      tenant_id: `t${i % 10}`,
+      roles: ['viewer'],
+      permissions: ['reviews:read'],
+      tenant_access: [{ tenant_id: `t${i % 10}`, role: 'viewer' }],
+      subscription: { tier: 'pro', status: 'active' },
+    })
+      .setProtectedHeader({ alg: 'RS256', typ: 'JWT' })
+      .setSubject(`u-${i}`)
+      .setIssuer(ISSUER)
+      .setAudience(AUDIENCE)
+      .setIssuedAt()
+      .setExpirationTime('2h')
+      .sign(privateKey);
+  // The first two are needed at once: readiness probe and the answer check.
+  const tokens = [await mint(0), await mint(1)];
+  const done = (async () => {
+    const started = performance.now();
+    for (let from = tokens.length; from < tokenCount; from += 100) {
+      const chunk = Array.from({ length: Math.min(100, tokenCount - from) }, (_, k) => mint(from + k));
+      tokens.push(...(await Promise.all(chunk)));
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    console.log(`${tokens.length} RS256 tokens minted in ${((performance.now() - started) / 1000).toFixed(1)} s (while the gateways started)`);
+  })();
+  return { tokens, publicKey: await exportSPKI(publicKey), done };
 }
 
 interface SubgraphStats {
@@ -315,27 +329,17 @@ async function measure(round: number, system: string, gateway: Gateway, tokens: 
 
 const mean = (values: number[]) => values.reduce((sum, value) => sum + value, 0) / Math.max(1, values.length);
 
-try {
-  if (!hasTaskset()) console.warn('taskset not found: processes are not pinned, figures will be noisier');
-  const { tokens, publicKey } = await mintTokens();
-  const { url: subgraphsUrl, pid: subgraphsPid } = await startSubgraphs();
-  const supergraphPath = writeSupergraph(subgraphsUrl);
+function describeAnswer(name: string, answer: Awaited<ReturnType<typeof heavyOnce>>): string {
+  return `${name}: heavy query → ${answer.fetches} subgraph fetches, ${(answer.subgraphBytes / 1000).toFixed(1)} KB of subgraph answers, ${(answer.bytes / 1000).toFixed(1)} KB response`;
+}
 
-  // One process per gateway for the whole run; rows alternate between them (only one is loaded at a time).
-  const stock = await startStock(supergraphPath);
-  const ours = await startOurs(supergraphPath, publicKey, tokens[0]!, 'ours');
-  const other = compareDir ? await startOurs(supergraphPath, publicKey, tokens[0]!, 'compare', compareDir) : null;
-
-  // Before measuring: every gateway must give the same answer, without errors.
+/** Every gateway must give stock's `data`, without errors, before anything is measured. */
+async function checkSameAnswers(stock: Gateway, others: Gateway[], tokens: string[], subgraphsUrl: string): Promise<void> {
   const reference = await heavyOnce(stock, tokens[0]!, subgraphsUrl);
-  console.log(
-    `stock: heavy query → ${reference.fetches} subgraph fetches, ${(reference.subgraphBytes / 1000).toFixed(1)} KB of subgraph answers, ${(reference.bytes / 1000).toFixed(1)} KB response`,
-  );
-  for (const gateway of other ? [ours, other] : [ours]) {
+  console.log(describeAnswer(stock.name, reference));
+  for (const gateway of others) {
     const answer = await heavyOnce(gateway, tokens[1]!, subgraphsUrl);
-    console.log(
-      `${gateway.name}: heavy query → ${answer.fetches} subgraph fetches, ${(answer.subgraphBytes / 1000).toFixed(1)} KB of subgraph answers, ${(answer.bytes / 1000).toFixed(1)} KB response`,
-    );
+    console.log(describeAnswer(gateway.name, answer));
     if (JSON.stringify(reference.data) !== JSON.stringify(answer.data)) {
       const kept = mkdtempSync(join(tmpdir(), 'gw-bench-gql-diff-'));
       writeFileSync(join(kept, 'stock.json'), JSON.stringify(reference.data, null, 1));
@@ -344,17 +348,9 @@ try {
     }
   }
   console.log('same data from every gateway, no errors\n');
+}
 
-  const rows: Row[] = [];
-  for (let round = 1; round <= rounds; round++) {
-    rows.push(await measure(round, 'stock @apollo/gateway + @apollo/server standalone', stock, tokens, subgraphsPid));
-    rows.push(await measure(round, 'ours, full pipeline', ours, tokens, subgraphsPid));
-    if (other) rows.push(await measure(round, 'ours, BENCH_COMPARE_DIR checkout', other, tokens, subgraphsPid));
-  }
-  for (const gateway of [stock, ours, ...(other ? [other] : [])]) await stopGateway(gateway);
-  const logLines = readFileSync(ours.logFile, 'utf8').split('\n').filter((line) => line.includes('"request completed"')).length;
-  console.log(`ours logged ${logLines} request lines (${(statSync(ours.logFile).size / 1e6).toFixed(1)} MB)`);
-
+function printReport(rows: Row[]): void {
   const stockRows = rows.filter((row) => row.system.startsWith('stock'));
   const stockOf = (round: number) => stockRows.find((row) => row.round === round)!;
   console.log(
@@ -381,6 +377,33 @@ try {
   if (failed.length > 0) {
     console.error(`\nerrors in ${failed.map((row) => `${row.system} (round ${row.round})`).join(', ')}: those figures do not count`);
     process.exitCode = 1;
+  }
+}
+
+try {
+  if (!hasTaskset()) console.warn('taskset not found: processes are not pinned, figures will be noisier');
+  const { url: subgraphsUrl, pid: subgraphsPid } = await startSubgraphs();
+  const supergraphPath = writeSupergraph(subgraphsUrl);
+  const { tokens, publicKey, done: minted } = await startMinting();
+
+  // One process per gateway for the whole run; rows alternate between them (only one is loaded at a time).
+  const stock = await startStock(supergraphPath);
+  const ours = await startOurs(supergraphPath, publicKey, tokens[0]!, 'ours');
+  const other = compareDir ? await startOurs(supergraphPath, publicKey, tokens[0]!, 'compare', compareDir) : null;
+  await minted;
+  await checkSameAnswers(stock, other ? [ours, other] : [ours], tokens, subgraphsUrl);
+
+  if (!checkOnly) {
+    const rows: Row[] = [];
+    for (let round = 1; round <= rounds; round++) {
+      rows.push(await measure(round, 'stock @apollo/gateway + @apollo/server standalone', stock, tokens, subgraphsPid));
+      rows.push(await measure(round, 'ours, full pipeline', ours, tokens, subgraphsPid));
+      if (other) rows.push(await measure(round, 'ours, BENCH_COMPARE_DIR checkout', other, tokens, subgraphsPid));
+    }
+    for (const gateway of [stock, ours, ...(other ? [other] : [])]) await stopGateway(gateway);
+    const logLines = readFileSync(ours.logFile, 'utf8').split('\n').filter((line) => line.includes('"request completed"')).length;
+    console.log(`ours logged ${logLines} request lines (${(statSync(ours.logFile).size / 1e6).toFixed(1)} MB)`);
+    printReport(rows);
   }
 } finally {
   for (const child of children) await stop(child).catch(() => undefined);
