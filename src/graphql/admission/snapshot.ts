@@ -57,7 +57,9 @@ export class SupergraphSnapshots<State extends { readonly snapshot: SupergraphSn
 
   /** The gateway serves `apiSchema`, built from `executableSdl`. */
   activate(apiSchema: object, executableSdl: string): void {
-    const snapshot = this.staged.get(executableSdl);
+    // Apollo Gateway announces the SDL it was given, so the lookup matches; should it ever not, the
+    // latest candidate is the one it just accepted.
+    const snapshot = this.staged.get(executableSdl) ?? [...this.staged.values()].at(-1);
     if (!snapshot) return;
     this.staged.delete(executableSdl);
     this.bind(apiSchema, executableSdl, snapshot);
