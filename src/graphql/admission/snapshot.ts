@@ -35,15 +35,21 @@ export function buildSnapshot(sdl: string, configuredFieldLimits: Readonly<Recor
  * read (keyed by the SDL handed to the gateway) and bound to the gateway's API schema when the gateway
  * switches to it; a request then finds the snapshot of exactly the schema it was validated with.
  */
-export class SupergraphSnapshots<State> {
+export class SupergraphSnapshots<State extends { readonly snapshot: SupergraphSnapshot }> {
   private readonly staged = new Map<string, SupergraphSnapshot>();
   private readonly bySchema = new WeakMap<object, State>();
-  private latest: State | null = null;
+  private active: { schema: object; executableSdl: string; state: State } | null = null;
 
   constructor(private readonly stateOf: (snapshot: SupergraphSnapshot) => State) {}
 
   /** A candidate read from the file; `executableSdl` is what the gateway will be given. */
   stage(executableSdl: string, snapshot: SupergraphSnapshot): void {
+    if (this.active && executableSdl === this.active.executableSdl) {
+      // Only what the gateway never sees changed (a requirement, a rate limit, a weight): the gateway
+      // keeps its schema and announces nothing, so the new snapshot takes over that schema now.
+      if (snapshot.hash !== this.active.state.snapshot.hash) this.bind(this.active.schema, executableSdl, snapshot);
+      return;
+    }
     this.staged.set(executableSdl, snapshot);
     // Candidates the gateway rejected are never bound: keep only the few most recent.
     if (this.staged.size > 4) this.staged.delete(this.staged.keys().next().value!);
@@ -51,15 +57,21 @@ export class SupergraphSnapshots<State> {
 
   /** The gateway serves `apiSchema`, built from `executableSdl`. */
   activate(apiSchema: object, executableSdl: string): void {
-    const snapshot = this.staged.get(executableSdl);
+    // Apollo Gateway announces the SDL it was given, so the lookup matches; should it ever not, the
+    // latest candidate is the one it just accepted.
+    const snapshot = this.staged.get(executableSdl) ?? [...this.staged.values()].at(-1);
     if (!snapshot) return;
     this.staged.delete(executableSdl);
-    const state = this.stateOf(snapshot);
-    this.bySchema.set(apiSchema, state);
-    this.latest = state;
+    this.bind(apiSchema, executableSdl, snapshot);
   }
 
   for(schema: object): State | null {
-    return this.bySchema.get(schema) ?? this.latest;
+    return this.bySchema.get(schema) ?? this.active?.state ?? null;
+  }
+
+  private bind(schema: object, executableSdl: string, snapshot: SupergraphSnapshot): void {
+    const state = this.stateOf(snapshot);
+    this.bySchema.set(schema, state);
+    this.active = { schema, executableSdl, state };
   }
 }
