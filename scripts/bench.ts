@@ -14,12 +14,13 @@ import { SUBGRAPH_NAMES, subgraphSdl } from './lib/guild-bench/schemas.js';
  * 16 subgraph fetches, ~87 KB response), side by side in one run: stock @apollo/gateway behind
  * @apollo/server's standalone server (defaults), and this gateway as production starts it with the
  * whole pipeline on (NODE_ENV=production, a distinct RS256 JWT per request, rate limits with a
- * generous limit, metrics, an info log line per request into a file). Each gateway runs alone on CPU
- * 1; the memoised subgraphs and autocannon share CPU 0. Rows alternate (stock, ours, stock, ours…) so
- * both see the same machine.
+ * generous limit, metrics, an info log line per request into a file). Each gateway is one process
+ * on CPU 1 for the whole run (only the one being measured is loaded); the memoised subgraphs and
+ * autocannon share CPU 0. Rows alternate (stock, ours, stock, ours…) so both see the same machine.
  *
  * BENCH_SECONDS (default 10) per row after a warm-up; BENCH_CONNECTIONS (default 50); BENCH_ROUNDS
- * (default 2) pairs of rows; BENCH_TOKENS (default 4000) distinct tokens cycled;
+ * (default 2) pairs of rows; BENCH_TOKENS (default 6000) distinct tokens, none sent twice to a gateway
+ * unless the run needs more (then it says so);
  * BENCH_GATEWAY_ENV='K=V K2=V2' extra environment for our gateway; BENCH_COMPARE_DIR=<another
  * checkout, with node_modules> adds a row per round for the gateway started from there (A/B);
  * BENCH_CPU_PROF=<dir> writes a CPU profile of every gateway process there.
@@ -27,7 +28,7 @@ import { SUBGRAPH_NAMES, subgraphSdl } from './lib/guild-bench/schemas.js';
 const seconds = Number(process.env.BENCH_SECONDS ?? 10);
 const connections = Number(process.env.BENCH_CONNECTIONS ?? 50);
 const rounds = Number(process.env.BENCH_ROUNDS ?? 2);
-const tokenCount = Number(process.env.BENCH_TOKENS ?? 4000);
+const tokenCount = Number(process.env.BENCH_TOKENS ?? 6000);
 const warmupSeconds = Math.min(3, Math.max(1, Math.round(seconds / 4)));
 const compareDir = process.env.BENCH_COMPARE_DIR;
 const profDir = process.env.BENCH_CPU_PROF;
@@ -60,13 +61,13 @@ function nodeArgs(script: string, label: string): string[] {
 
 pinProcess(process.pid, LOAD_CPU);
 
-async function startSubgraphs(): Promise<string> {
+async function startSubgraphs(): Promise<{ url: string; pid: number }> {
   const port = await freePort();
   const child = spawnPinned(LOAD_CPU, process.execPath, ['--import', 'tsx', 'scripts/lib/guild-bench/subgraphs-server.ts'], { ...baseEnv, PORT: String(port), NODE_ENV: 'production' }, 'inherit');
   children.push(child);
   const url = `http://127.0.0.1:${port}`;
   await waitReady(`${url}/health`, child, () => 'subgraphs');
-  return url;
+  return { url, pid: child.pid! };
 }
 
 function writeSupergraph(subgraphsUrl: string): string {
@@ -79,6 +80,8 @@ function writeSupergraph(subgraphsUrl: string): string {
 
 interface Gateway {
   name: string;
+  /** Next token to send: kept across rows, so a gateway never sees a token again (its token cache would hit). */
+  tokenCursor: number;
   url: string;
   child: ChildProcess;
   logFile: string;
@@ -112,7 +115,7 @@ async function startStock(supergraphPath: string): Promise<Gateway> {
   children.push(child);
   const url = `http://127.0.0.1:${port}/`;
   await waitGraphQLReady(url, child, {}, () => readFileSync(logFile, 'utf8').slice(-2000));
-  return { name: 'stock', url, child, logFile, logFd, authenticated: false };
+  return { name: 'stock', tokenCursor: 0, url, child, logFile, logFd, authenticated: false };
 }
 
 async function startOurs(supergraphPath: string, publicKey: string, token: string, name: string, cwd?: string): Promise<Gateway> {
@@ -143,7 +146,7 @@ async function startOurs(supergraphPath: string, publicKey: string, token: strin
   const describe = () => `${stderr}\n${readFileSync(logFile, 'utf8').slice(-2000)}`;
   await waitReady(`${base}/health/ready`, child, describe, 60_000);
   await waitGraphQLReady(`${base}/graphql`, child, { authorization: `Bearer ${token}` }, describe);
-  return { name, url: `${base}/graphql`, child, logFile, logFd, authenticated: true };
+  return { name, tokenCursor: 2, url: `${base}/graphql`, child, logFile, logFd, authenticated: true };
 }
 
 async function stopGateway(gateway: Gateway): Promise<void> {
@@ -208,7 +211,11 @@ interface Row {
   p50: number;
   p99: number;
   cpuMsPerRequest: number;
+  /** The subgraphs' CPU per request: if it nears the gateway's, the subgraphs' core is the limit, not the gateway. */
+  subgraphsCpuMsPerRequest: number;
   errors: number;
+  /** What the errors were: `HTTP 503`, a GraphQL error code, a socket error… */
+  errorKinds: Map<string, number>;
 }
 
 interface ConnectionTiming {
@@ -225,14 +232,16 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
  * the measured window, under full load from start to end. Throughput, latency and CPU all come from
  * the window alone: no start-up ramp, and no work left over from an earlier run's abandoned requests.
  */
-async function measure(round: number, system: string, gateway: Gateway, tokens: string[]): Promise<Row> {
+async function measure(round: number, system: string, gateway: Gateway, tokens: string[], subgraphsPid: number): Promise<Row> {
   const pid = gateway.child.pid!;
   const authTokens = gateway.authenticated ? tokens : null;
-  let n = 0;
   let answered = 0;
   let inWindow = false;
   const latencies: number[] = [];
-  let failures = 0;
+  const errorKinds = new Map<string, number>();
+  const countError = (kind: string, window: boolean) => {
+    if (window) errorKinds.set(kind, (errorKinds.get(kind) ?? 0) + 1);
+  };
   const instance = autocannon(
     {
       url: gateway.url,
@@ -249,7 +258,7 @@ async function measure(round: number, system: string, gateway: Gateway, tokens: 
           // `context` is per connection, and a connection has one request in flight: it carries the send time.
           setupRequest: (request, context) => {
             (context as ConnectionTiming).sentAt = performance.now();
-            if (authTokens) request.headers = { ...request.headers, authorization: `Bearer ${authTokens[n++ % authTokens.length]}` };
+            if (authTokens) request.headers = { ...request.headers, authorization: `Bearer ${authTokens[gateway.tokenCursor++ % authTokens.length]}` };
             return request;
           },
           onResponse: (status, responseBody, context) => {
@@ -257,13 +266,16 @@ async function measure(round: number, system: string, gateway: Gateway, tokens: 
             if (!inWindow) return;
             latencies.push(performance.now() - (context as ConnectionTiming).sentAt!);
             // A 200 carrying GraphQL errors is a failure too (a subgraph error is not a fast answer).
-            if (status !== 200 || responseBody.includes('"errors":')) failures++;
+            if (status !== 200) countError(`HTTP ${status}`, true);
+            else if (responseBody.includes('"errors":')) countError(`GraphQL ${/"code":"(\w+)"/.exec(responseBody)?.[1] ?? 'error'}`, true);
           },
         },
       ],
     },
     () => undefined,
   );
+  // Socket errors and timeouts count in the window too: they stall a connection there.
+  instance.on('reqError', (error: NodeJS.ErrnoException) => countError(error.code ?? error.message, inWindow));
   const finished = new Promise<autocannon.Result>((resolve, reject) => {
     instance.once('done', resolve);
     instance.once('error', reject);
@@ -272,25 +284,33 @@ async function measure(round: number, system: string, gateway: Gateway, tokens: 
   while (performance.now() - started < warmupSeconds * 1000 || (answered < WARMUP_RESPONSES && performance.now() - started < WARMUP_LIMIT_MS)) {
     await sleep(100);
   }
-  const windowStart = { at: performance.now(), cpu: cpuMicros(pid) };
+  const windowStart = { at: performance.now(), cpu: cpuMicros(pid), subgraphsCpu: cpuMicros(subgraphsPid) };
   inWindow = true;
   await sleep(seconds * 1000);
-  const windowEnd = { at: performance.now(), cpu: cpuMicros(pid) };
+  const windowEnd = { at: performance.now(), cpu: cpuMicros(pid), subgraphsCpu: cpuMicros(subgraphsPid) };
   inWindow = false;
   instance.stop();
-  const result = await finished;
+  await finished;
   latencies.sort((a, b) => a - b);
   const quantile = (q: number) => Math.round(latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] ?? NaN);
-  return {
+  const answers = Math.max(1, latencies.length);
+  const row: Row = {
     round,
     system,
     rps: latencies.length / ((windowEnd.at - windowStart.at) / 1000),
     p50: quantile(0.5),
     p99: quantile(0.99),
-    cpuMsPerRequest: (windowEnd.cpu - windowStart.cpu) / 1000 / Math.max(1, latencies.length),
-    // Connection errors and timeouts over the whole run: they would stall a connection in the window too.
-    errors: failures + result.errors + result.timeouts,
+    cpuMsPerRequest: (windowEnd.cpu - windowStart.cpu) / 1000 / answers,
+    subgraphsCpuMsPerRequest: (windowEnd.subgraphsCpu - windowStart.subgraphsCpu) / 1000 / answers,
+    errors: [...errorKinds.values()].reduce((sum, count) => sum + count, 0),
+    errorKinds,
   };
+  const kinds = [...errorKinds].map(([kind, count]) => `${count}× ${kind}`).join(', ');
+  console.log(`round ${round}, ${system}: ${row.rps.toFixed(1)} req/s, ${row.cpuMsPerRequest.toFixed(1)} ms CPU/req${kinds ? `; errors: ${kinds}` : ''}`);
+  if (authTokens && gateway.tokenCursor > authTokens.length) {
+    console.warn(`  ${gateway.name} has been sent ${gateway.tokenCursor} requests but there are ${authTokens.length} tokens: some were sent twice (raise BENCH_TOKENS)`);
+  }
+  return row;
 }
 
 const mean = (values: number[]) => values.reduce((sum, value) => sum + value, 0) / Math.max(1, values.length);
@@ -298,7 +318,7 @@ const mean = (values: number[]) => values.reduce((sum, value) => sum + value, 0)
 try {
   if (!hasTaskset()) console.warn('taskset not found: processes are not pinned, figures will be noisier');
   const { tokens, publicKey } = await mintTokens();
-  const subgraphsUrl = await startSubgraphs();
+  const { url: subgraphsUrl, pid: subgraphsPid } = await startSubgraphs();
   const supergraphPath = writeSupergraph(subgraphsUrl);
 
   // One process per gateway for the whole run; rows alternate between them (only one is loaded at a time).
@@ -327,9 +347,9 @@ try {
 
   const rows: Row[] = [];
   for (let round = 1; round <= rounds; round++) {
-    rows.push(await measure(round, 'stock @apollo/gateway + @apollo/server standalone', stock, tokens));
-    rows.push(await measure(round, 'ours, full pipeline', ours, tokens));
-    if (other) rows.push(await measure(round, 'ours, BENCH_COMPARE_DIR checkout', other, tokens));
+    rows.push(await measure(round, 'stock @apollo/gateway + @apollo/server standalone', stock, tokens, subgraphsPid));
+    rows.push(await measure(round, 'ours, full pipeline', ours, tokens, subgraphsPid));
+    if (other) rows.push(await measure(round, 'ours, BENCH_COMPARE_DIR checkout', other, tokens, subgraphsPid));
   }
   for (const gateway of [stock, ours, ...(other ? [other] : [])]) await stopGateway(gateway);
   const logLines = readFileSync(ours.logFile, 'utf8').split('\n').filter((line) => line.includes('"request completed"')).length;
@@ -342,12 +362,12 @@ try {
       (Object.keys(gatewayEnv).length ? `; ours with ${process.env.BENCH_GATEWAY_ENV}` : '') +
       '\n',
   );
-  console.log('| Gateway | req/s | p50 | p99 | CPU ms/req | × stock req/s | × stock CPU/req | errors |');
-  console.log('|---|---|---|---|---|---|---|---|');
+  console.log('| Gateway | req/s | p50 | p99 | gateway CPU ms/req | × stock req/s | × stock CPU/req | subgraphs CPU ms/req | errors |');
+  console.log('|---|---|---|---|---|---|---|---|---|');
   for (const row of rows) {
     const stock = stockOf(row.round);
     console.log(
-      `| ${row.system} | ${row.rps.toFixed(1)} | ${row.p50} ms | ${row.p99} ms | ${row.cpuMsPerRequest.toFixed(1)} | ${(row.rps / stock.rps).toFixed(2)} | ${(row.cpuMsPerRequest / stock.cpuMsPerRequest).toFixed(2)} | ${row.errors} |`,
+      `| ${row.system} | ${row.rps.toFixed(1)} | ${row.p50} ms | ${row.p99} ms | ${row.cpuMsPerRequest.toFixed(1)} | ${(row.rps / stock.rps).toFixed(2)} | ${(row.cpuMsPerRequest / stock.cpuMsPerRequest).toFixed(2)} | ${row.subgraphsCpuMsPerRequest.toFixed(1)} | ${row.errors} |`,
     );
   }
   for (const system of [...new Set(rows.map((row) => row.system))].filter((name) => !name.startsWith('stock'))) {

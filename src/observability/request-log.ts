@@ -31,6 +31,7 @@ export class GatewayLogController extends LogController {
         durationMs: Math.round(reply.elapsedTime * 100) / 100,
         tenant: context?.principal.tenantId ?? undefined,
         userId: context?.principal.id ?? undefined,
+        ...(context?.graphql.estimatedCost !== undefined ? { estimatedCost: context.graphql.estimatedCost } : {}),
         ...(context?.subgraphTimings.length ? { subgraphs: context.subgraphTimings } : {}),
         ...(error ? { error: error.message } : {}),
       },
@@ -45,7 +46,8 @@ export function routeLabel(request: FastifyRequest): string {
 }
 
 export function installRequestMetrics(app: FastifyInstance, metrics: GatewayMetrics): void {
-  app.addHook('onResponse', async (request, reply) => {
+  // A callback hook, not an async one: no promise per response.
+  app.addHook('onResponse', (request, reply, done) => {
     const route = routeLabel(request);
     metrics.requests.inc({ method: request.method, route, status: String(reply.statusCode) });
     metrics.requestDuration.observe({ method: request.method, route }, reply.elapsedTime / 1000);
@@ -53,5 +55,6 @@ export function installRequestMetrics(app: FastifyInstance, metrics: GatewayMetr
     if (requestLength > 0) metrics.requestSize.observe({ route }, requestLength);
     const responseLength = Number(reply.getHeader('content-length'));
     if (responseLength > 0) metrics.responseSize.observe({ route }, responseLength);
+    done();
   });
 }

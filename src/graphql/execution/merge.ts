@@ -1,0 +1,73 @@
+import { assert } from '@apollo/federation-internals';
+import type { ResponsePath } from '@apollo/query-planner';
+
+/**
+ * Merging subgraph answers into the result under construction and finding the objects a plan node
+ * works on. Same semantics as @apollo/gateway's `deepMerge` and `flattenResultsAtPath` (internal,
+ * not exported), written as loops over own keys instead of `Object.keys`/`flatMap`/rest-spread
+ * copies, which allocated per object and per path step.
+ */
+export type ResultMap = Record<string, unknown>;
+
+const hasOwn = (object: object, key: string) => Object.prototype.hasOwnProperty.call(object, key);
+
+function isObject(value: unknown): value is ResultMap {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/** A key the target does not own but inherits (e.g. `constructor`) becomes an own property first. */
+function defineOwn(target: ResultMap, key: string): void {
+  if (!hasOwn(target, key) && key in target) {
+    Object.defineProperty(target, key, { configurable: true, enumerable: true, value: undefined, writable: true });
+  }
+}
+
+export function deepMerge(target: ResultMap, source: unknown): ResultMap {
+  if (source === undefined || source === null) return target;
+  const from = source as ResultMap;
+  for (const key in from) {
+    if (!hasOwn(from, key)) continue;
+    const value = from[key];
+    if (value === undefined) continue;
+    defineOwn(target, key);
+    const existing = target[key];
+    if (existing && isObject(value)) {
+      deepMerge(existing as ResultMap, value);
+    } else if (Array.isArray(value) && Array.isArray(existing) && value.length === existing.length) {
+      for (let i = 0; i < value.length; i++) {
+        const into = existing[i];
+        const item = value[i];
+        if (isObject(into) && isObject(item)) deepMerge(into, item);
+        else existing[i] = item;
+      }
+    } else {
+      target[key] = value;
+    }
+  }
+  return target;
+}
+
+/**
+ * The values at `path` below `value`: one value, or (past an `@`) the flattened list of them, nulls
+ * included. `@apollo/gateway`'s `flattenResultsAtPath`, minus its per-step array copies.
+ */
+export function flattenAtPath(value: unknown, path: ResponsePath, from = 0): unknown {
+  if (from === path.length) return value;
+  if (value === undefined || value === null) return value;
+  const current = path[from];
+  if (current === '@') {
+    // The stock gateway calls value.flatMap here; fail the same way on a non-list.
+    if (!Array.isArray(value)) throw new TypeError('value.flatMap is not a function');
+    const out: unknown[] = [];
+    for (const element of value) {
+      const found = flattenAtPath(element, path, from + 1);
+      if (Array.isArray(found)) for (const item of found) out.push(item);
+      else out.push(found);
+    }
+    return out;
+  }
+  assert(typeof current === 'string', () => `Unexpected ${typeof current} found in path`);
+  assert(!Array.isArray(value), () => `Unexpected array in result for path element ${current}`);
+  const object = value as ResultMap;
+  return flattenAtPath(hasOwn(object, current) ? object[current] : undefined, path, from + 1);
+}
