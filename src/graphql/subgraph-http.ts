@@ -28,6 +28,7 @@ export class SubgraphTransportError extends Error {
 
 // undici's own timeout errors; any of them means the subgraph did not answer in time.
 const UNDICI_TIMEOUTS = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT']);
+const NO_HEADERS: IncomingHttpHeaders = Object.freeze({});
 
 /**
  * Keep-alive connection pools for subgraph calls, one per subgraph origin, used through undici's
@@ -85,7 +86,8 @@ function onDeadline(exchange: Exchange): void {
 /**
  * One exchange's state, and undici's handler for it: collects the body chunks and settles once.
  * Hand-written rather than undici's `request()` because that wraps every body in a Readable stream
- * and takes its cancellation only as an AbortSignal, the two per-call costs this transport avoids.
+ * and takes cancellation only through a signal object (an AbortSignal or emitter): the per-call
+ * costs this transport exists to avoid.
  */
 class Exchange implements Dispatcher.DispatchHandler {
   private controller: Dispatcher.DispatchController | null = null;
@@ -93,7 +95,7 @@ class Exchange implements Dispatcher.DispatchHandler {
   private settled = false;
   private status = 0;
   private statusText = '';
-  private headers: IncomingHttpHeaders = {};
+  private headers = NO_HEADERS;
   private readonly chunks: Buffer[] = [];
   private length = 0;
 
