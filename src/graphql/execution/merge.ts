@@ -29,8 +29,12 @@ export function deepMerge(target: ResultMap, source: unknown): ResultMap {
     if (!hasOwn(from, key)) continue;
     const value = from[key];
     if (value === undefined) continue;
-    defineOwn(target, key);
-    const existing = target[key];
+    let existing = target[key];
+    // Only a defined value can be inherited (`constructor`, `__proto__`…): make the key own first.
+    if (existing !== undefined && !hasOwn(target, key)) {
+      defineOwn(target, key);
+      existing = undefined;
+    }
     if (existing && isObject(value)) {
       deepMerge(existing as ResultMap, value);
     } else if (Array.isArray(value) && Array.isArray(existing) && value.length === existing.length) {

@@ -38,11 +38,13 @@ export function compileExtractor(schema: GraphQLSchema, selections: readonly Que
         },
   );
   const isOfType = objectOfTypeTester(schema);
+  // Plain objects are cheaper to build and serialise; a prototype-less one only when a key needs it.
+  const nullPrototype = steps.some((step) => step.kind === 'field' && step.responseName === '__proto__');
 
   const extract: Extractor = (source) => {
     if (source === null) return null;
     const object = source as ResultMap;
-    const result: ResultMap = Object.create(null) as ResultMap;
+    const result: ResultMap = nullPrototype ? (Object.create(null) as ResultMap) : {};
     for (const step of steps) {
       if (step.kind === 'field') {
         const name = step.responseName;

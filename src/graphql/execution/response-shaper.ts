@@ -149,18 +149,24 @@ export function compileResponseShaper(operation: Operation): ResponseShaper {
 const OK = 0;
 const NULL_BUBBLE_UP = 1;
 
-interface Updated {
-  updated: unknown;
-  isInvalid: boolean;
-  hasErrors: boolean;
-}
-
 type Path = (string | number)[];
 
 /** One shaping of one response: the variables, the errors found, the current path. */
 class ShapeRun {
   readonly errors: GraphQLError[] = [];
   private readonly path: Path = [];
+  /**
+   * What stock `updateOutputValue` returns next to the value, kept here instead of in an object per
+   * value: the value is a null that must bubble up (`isInvalid`), errors were already recorded for it.
+   */
+  private isInvalid = false;
+  private hasErrors = false;
+
+  private result(updated: unknown, isInvalid: boolean, hasErrors: boolean): unknown {
+    this.isInvalid = isInvalid;
+    this.hasErrors = hasErrors;
+    return updated;
+  }
 
   constructor(
     private readonly schema: Schema,
@@ -218,10 +224,9 @@ class ShapeRun {
         }
 
         this.path.push(responseName);
-        const { updated, isInvalid } = this.updateOutputValue(outputValue, node.type, inputValue, node.selectionSet, parentType);
-        output[responseName] = updated;
+        output[responseName] = this.updateOutputValue(outputValue, node.type, inputValue, node.selectionSet, parentType);
         this.path.pop();
-        if (isInvalid) return NULL_BUBBLE_UP;
+        if (this.isInvalid) return NULL_BUBBLE_UP;
       } else {
         const typename = input[typenameFieldName];
         assert(!typename || typeof typename === 'string', () => `Got unexpected value for __typename: ${String(typename)}`);
@@ -240,27 +245,27 @@ class ShapeRun {
     inputValue: unknown,
     selectionSet: SelectionNode[] | undefined,
     parentType: CompositeType,
-  ): Updated {
+  ): unknown {
     if (outputValue === null || (outputValue !== undefined && !selectionSet)) {
-      return { updated: outputValue, isInvalid: false, hasErrors: false };
+      return this.result(outputValue, false, false);
     }
 
     if (isNonNullType(type)) {
-      const inner = this.updateOutputValue(outputValue, type.ofType, inputValue, selectionSet, parentType);
-      if (inner.updated === null) {
-        if (!inner.hasErrors) {
+      const updated = this.updateOutputValue(outputValue, type.ofType, inputValue, selectionSet, parentType);
+      if (updated === null) {
+        if (!this.hasErrors) {
           this.errors.push(
             ERRORS.INVALID_GRAPHQL.err(`Cannot return null for non-nullable ${this.lastElementDescription(type.ofType, parentType)}.`, {
               path: Array.from(this.path),
             }),
           );
         }
-        return { updated: null, isInvalid: true, hasErrors: true };
+        return this.result(null, true, true);
       }
-      return { updated: inner.updated, isInvalid: false, hasErrors: false };
+      return this.result(updated, false, false);
     }
 
-    if (inputValue === null) return { updated: null, isInvalid: false, hasErrors: false };
+    if (inputValue === null) return this.result(null, false, false);
 
     if (isListType(type)) {
       assert(Array.isArray(inputValue), () => `Invalid non-list value ${String(inputValue)} returned by subgraph for list type ${type}`);
@@ -273,13 +278,12 @@ class ShapeRun {
       let hasErrors = false;
       for (let i = 0; i < length; i++) {
         this.path.push(i);
-        const element = this.updateOutputValue(previous?.[i], type.ofType, inputValue[i], selectionSet, parentType);
+        updated[i] = this.updateOutputValue(previous?.[i], type.ofType, inputValue[i], selectionSet, parentType);
         this.path.pop();
-        shouldNullify ||= element.isInvalid;
-        hasErrors ||= element.hasErrors;
-        updated[i] = element.updated;
+        shouldNullify ||= this.isInvalid;
+        hasErrors ||= this.hasErrors;
       }
-      return { updated: shouldNullify ? null : updated, isInvalid: false, hasErrors };
+      return this.result(shouldNullify ? null : updated, false, hasErrors);
     }
 
     if (isCompositeType(type)) {
@@ -299,13 +303,13 @@ class ShapeRun {
               path: Array.from(this.path),
             }),
           );
-          return { updated: null, isInvalid: false, hasErrors: true };
+          return this.result(null, false, true);
         }
         objectType = typenameType;
       }
       const outputObject = (outputValue === undefined ? {} : outputValue) as Record<string, unknown>;
       const bubbled = this.applySelectionSet(input, selectionSet, outputObject, objectType) === NULL_BUBBLE_UP;
-      return { updated: bubbled ? null : outputObject, isInvalid: false, hasErrors: bubbled };
+      return this.result(bubbled ? null : outputObject, false, bubbled);
     }
 
     assert(outputValue === undefined, () => `Excepted output to be undefined but got ${type} for type ${type}`);
@@ -317,7 +321,7 @@ class ShapeRun {
         }),
       );
     }
-    return { updated: isValidValue ? inputValue : null, isInvalid: false, hasErrors: !isValidValue };
+    return this.result(isValidValue ? inputValue : null, false, !isValidValue);
   }
 
   private lastElementDescription(currentType: Type, parentType: CompositeType): string {
