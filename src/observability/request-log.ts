@@ -1,6 +1,7 @@
 import { pino } from 'pino';
 import { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { GatewayMetrics } from './metrics.js';
+import { DeferredChildLogger } from './request-logger.js';
 
 /**
  * Where the gateway's JSON lines go: stdout through an asynchronous pino destination. A synchronous
@@ -22,20 +23,22 @@ export class GatewayLogController extends LogController {
 
   override requestCompleted(error: Error | null | undefined, request: FastifyRequest, reply: FastifyReply): void {
     const context = request.gateway;
-    request.log.info(
-      {
-        method: request.method,
-        route: routeLabel(request),
-        path: (request.raw.url ?? '').split('?')[0],
-        status: reply.statusCode,
-        durationMs: Math.round(reply.elapsedTime * 100) / 100,
-        tenant: context?.principal.tenantId ?? undefined,
-        userId: context?.principal.id ?? undefined,
-        ...(context?.subgraphTimings.length ? { subgraphs: context.subgraphTimings } : {}),
-        ...(error ? { error: error.message } : {}),
-      },
-      'request completed',
-    );
+    const log = request.log;
+    const url = request.raw.url ?? '';
+    const queryAt = url.indexOf('?');
+    const line = {
+      method: request.method,
+      route: routeLabel(request),
+      path: queryAt === -1 ? url : url.slice(0, queryAt),
+      status: reply.statusCode,
+      durationMs: Math.round(reply.elapsedTime * 100) / 100,
+      tenant: context?.principal.tenantId ?? undefined,
+      userId: context?.principal.id ?? undefined,
+      ...(context?.subgraphTimings.length ? { subgraphs: context.subgraphTimings } : {}),
+      ...(error ? { error: error.message } : {}),
+    };
+    if (log instanceof DeferredChildLogger) log.infoWithBindings(line, 'request completed');
+    else log.info(line, 'request completed');
   }
 }
 
