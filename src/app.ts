@@ -22,6 +22,7 @@ import { MemoryEventBus, type EventBus } from './events/bus.js';
 import { RedisEventBus } from './events/redis-bus.js';
 import { registerEventStreams } from './events/sse.js';
 import { metricsPolicy, registerMetricsRoute } from './observability/metrics-route.js';
+import { deferredChildLogger } from './observability/request-logger.js';
 import { installTracing } from './observability/tracing.js';
 import { GatewayLogController, gatewayLogDestination, installRequestMetrics } from './observability/request-log.js';
 import { installProblemErrors } from './pipeline/error-handler.js';
@@ -90,6 +91,8 @@ export async function buildGateway(config: GatewayConfig, options: BuildOptions 
       redact: { paths: ['req.headers.authorization', 'req.headers["x-api-key"]', 'req.headers.cookie'], remove: true },
       stream: gatewayLogDestination(),
     },
+    // The per-request child logger is made only when the request logs more than its completion line.
+    childLoggerFactory: deferredChildLogger,
     genReqId: requestIdFor,
     requestIdHeader: false,
     logController: new GatewayLogController(),
