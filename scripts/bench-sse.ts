@@ -1,8 +1,9 @@
 import type { ChildProcess } from 'node:child_process';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import { hs256Bearer } from '../test/helpers/hs256.js';
 import { cpuMicros, freePort, hasTaskset, pinProcess, spawnPinned, stop, waitReady } from './lib/bench-procs.js';
@@ -16,13 +17,16 @@ import { SseClients } from './lib/sse-clients.js';
  * `POST /api/v1/alerts`). Per row: publish→receive p50/p99 over every delivery, resident memory per
  * connection (RSS after a full GC with the streams open, minus before, over the streams), events
  * delivered / expected, and the server's CPU time per delivery. With `taskset`, the server runs alone
- * on CPU 1; redis-server and the clients (this process) share CPU 0. BENCH_SSE_ROWS picks rows
+ * on CPU 1 and the clients (this process) on CPU 0. Opens refused with 503/429 are retried (as EventSource would) and counted. BENCH_SSE_ROWS picks rows
  * (bare,redis,memory); BENCH_CPU_PROF=<dir> / BENCH_HEAP_SNAPSHOT_DIR=<dir> profile the gateway.
+ * BENCH_COMPARE_DIR=<another checkout, with node_modules> adds each gateway row run from there
+ * before this checkout's (A/B in one run).
  */
 const clients = Number(process.env.BENCH_SSE_CLIENTS ?? 10_000);
 const events = Number(process.env.BENCH_SSE_EVENTS ?? 10);
 const intervalMs = Number(process.env.BENCH_SSE_INTERVAL_MS ?? 500);
-const rows = (process.env.BENCH_SSE_ROWS ?? 'bare,redis,memory').split(',');
+const compareDir = process.env.BENCH_COMPARE_DIR;
+const rows = (process.env.BENCH_SSE_ROWS ?? (compareDir ? 'bare,redis-compare,redis,memory-compare,memory' : 'bare,redis,memory')).split(',');
 const LOAD_CPU = 0;
 const SUT_CPU = 1;
 const TENANT = 'bench';
@@ -32,7 +36,7 @@ const secret = 'bench-secret-0123456789abcdef0123456789';
 const work = mkdtempSync(join(tmpdir(), 'gw-bench-sse-'));
 const children: ChildProcess[] = [];
 const baseEnv = { PATH: process.env.PATH ?? '' };
-const preload = ['--expose-gc', '--import', 'tsx', '--import', './scripts/lib/bench-gc-signal.ts'];
+const preload = ['--expose-gc', '--import', 'tsx', '--import', fileURLToPath(new URL('./lib/bench-gc-signal.ts', import.meta.url))];
 
 // Every stream is a socket in this process and in the server: both need that many descriptors.
 // Node raises its soft limit to the hard one at start-up, and children inherit it.
@@ -52,7 +56,9 @@ interface Server {
 
 async function startRedis(): Promise<{ url: string; client: Redis }> {
   const port = await freePort();
-  const child = spawnPinned(LOAD_CPU, 'redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--maxclients', '1000'], baseEnv, 'ignore');
+  // Not pinned: on a busy 2-core machine, sharing CPU 0 with the clients can starve it past the
+  // gateway's Redis deadline (500 ms), which then reports Redis unavailable.
+  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { env: baseEnv, stdio: 'ignore' });
   children.push(child);
   const url = `redis://127.0.0.1:${port}/0`;
   const deadline = Date.now() + 10_000;
@@ -81,7 +87,7 @@ async function startBare(redisUrl: string, redis: Redis): Promise<Server> {
   return { port, child, publish: xadd(redis) };
 }
 
-async function startGateway(name: string, authorization: string, extra: Record<string, string>, publish: 'xadd' | 'route', redis: Redis): Promise<Server> {
+async function startGateway(name: string, authorization: string, extra: Record<string, string>, publish: 'xadd' | 'route', redis: Redis, cwd?: string): Promise<Server> {
   const port = await freePort();
   const config = join(work, `${name}.json`);
   // One caller holds every stream: its tenant and per-user caps are lifted with the instance's.
@@ -112,7 +118,7 @@ async function startGateway(name: string, authorization: string, extra: Record<s
     ...extra,
   };
   let stderr = '';
-  const child = spawnPinned(SUT_CPU, process.execPath, args, env, ['ignore', openSync(logFile, 'w'), 'pipe']);
+  const child = spawnPinned(SUT_CPU, process.execPath, args, env, ['ignore', openSync(logFile, 'w'), 'pipe'], cwd);
   child.stderr!.on('data', (chunk) => (stderr += chunk));
   children.push(child);
   const url = `http://127.0.0.1:${port}`;
@@ -138,13 +144,13 @@ async function rssAfterGc(pid: number): Promise<number> {
 async function measure(name: string, server: Server, headers: Record<string, string>) {
   const path = '/api/v1/alerts/stream';
   const warm = new SseClients(server.port, path, headers);
-  await warm.open(WARMUP);
+  await warm.open(WARMUP, 64);
   warm.closeAll();
   await sleep(500);
   const before = await rssAfterGc(server.child.pid!);
   const streams = new SseClients(server.port, path, headers);
   const openedAt = Date.now();
-  await streams.open(clients);
+  await streams.open(clients, 64);
   const openSeconds = (Date.now() - openedAt) / 1000;
   await sleep(500);
   const after = await rssAfterGc(server.child.pid!);
@@ -166,6 +172,7 @@ async function measure(name: string, server: Server, headers: Record<string, str
     'open (s)': Number(openSeconds.toFixed(1)),
     'KiB/conn': Number(((after - before) / clients / 1024).toFixed(1)),
     delivered: `${streams.received} / ${expected}`,
+    'opens retried': streams.refused + warm.refused,
     'p50 (ms)': pct(50),
     'p99 (ms)': pct(99),
     // Includes heartbeats and, on the Redis bus, the reader's blocking XREADs: the same for every row.
@@ -181,10 +188,13 @@ try {
   for (const row of rows) {
     let server: Server;
     let name: string;
+    const [bus, from] = row.split('-') as [string, string | undefined];
+    const cwd = from === 'compare' ? compareDir : undefined;
+    const label = from === 'compare' ? ' — compared checkout' : '';
     if (row === 'bare') [server, name] = [await startBare(redisUrl, redis), 'bare node:http (Set of responses, XADD)'];
-    else if (row === 'redis') [server, name] = [await startGateway(row, authorization, { REDIS_URL: redisUrl }, 'xadd', redis), 'gateway, Redis bus (XADD)'];
-    else if (row === 'memory') [server, name] = [await startGateway(row, authorization, {}, 'route', redis), 'gateway, in-memory bus (POST /api/v1/alerts)'];
-    else throw new Error(`unknown row ${row} (bare, redis, memory)`);
+    else if (bus === 'redis') [server, name] = [await startGateway(row, authorization, { REDIS_URL: redisUrl }, 'xadd', redis, cwd), `gateway, Redis bus (XADD)${label}`];
+    else if (bus === 'memory') [server, name] = [await startGateway(row, authorization, {}, 'route', redis, cwd), `gateway, in-memory bus (POST)${label}`];
+    else throw new Error(`unknown row ${row} (bare, redis, memory, redis-compare, memory-compare)`);
     const result = await measure(name, server, { authorization });
     await stop(server.child);
     results.push(result);

@@ -11,6 +11,8 @@ const READ_BUFFER = Buffer.alloc(64 * 1024); // shared: every callback consumes 
 
 export class SseClients {
   readonly latencies: number[] = [];
+  /** Opens refused with 503 or 429 and tried again (as EventSource would after `retry:`). */
+  refused = 0;
   private readonly sockets = new Set<Socket>();
 
   constructor(
@@ -25,7 +27,16 @@ export class SseClients {
     const worker = async () => {
       while (next < count) {
         next++;
-        await this.openOne();
+        for (let attempt = 1; ; attempt++) {
+          try {
+            await this.openOne();
+            break;
+          } catch (error) {
+            if (!(error instanceof Refused) || attempt >= 20) throw error;
+            this.refused++;
+            await new Promise((resolve) => setTimeout(resolve, 250));
+          }
+        }
       }
     };
     await Promise.all(Array.from({ length: Math.min(concurrency, count) }, worker));
@@ -55,7 +66,8 @@ export class SseClients {
           if (!head.startsWith('HTTP/1.1 200')) {
             if (head.includes('\r\n\r\n')) {
               socket.destroy();
-              reject(new Error(`stream refused: ${head.slice(0, 300)}`));
+              const status = head.slice(9, 12);
+              reject(status === '503' || status === '429' ? new Refused(status) : new Error(`stream refused: ${head.slice(0, 300)}`));
             }
             return true;
           }
@@ -98,3 +110,5 @@ export class SseClients {
     });
   }
 }
+
+class Refused extends Error {}
