@@ -55,9 +55,13 @@ function parseEnvList(text: string): Record<string, string> {
   return env;
 }
 
-/** `node [--cpu-prof …] --import tsx <script>`: every process the same way, profiled on request. */
+/**
+ * `node [--cpu-prof …] --import tsx <script>`: every process the same way, profiled on request. A
+ * directory per process: Node writes one profile per thread (tsx's loader has its own), the largest
+ * is the main thread's.
+ */
 function nodeArgs(script: string, label: string): string[] {
-  const prof = profDir ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`, `--cpu-prof-name=${label}-${++processCount}.cpuprofile`] : [];
+  const prof = profDir ? ['--cpu-prof', `--cpu-prof-dir=${join(profDir, `${label}-${++processCount}`)}`] : [];
   return [...prof, '--import', 'tsx', script];
 }
 
@@ -110,7 +114,7 @@ async function waitGraphQLReady(url: string, child: ChildProcess, headers: Recor
 
 async function startStock(supergraphPath: string): Promise<Gateway> {
   const port = await freePort();
-  const logFile = join(work, `stock-${processCount}.log`);
+  const logFile = join(work, 'stock.log');
   const logFd = openSync(logFile, 'w');
   const env = { ...baseEnv, NODE_ENV: 'production', PORT: String(port), SUPERGRAPH_PATH: supergraphPath };
   const child = spawnPinned(SUT_CPU, process.execPath, nodeArgs('scripts/lib/guild-bench/stock-gateway.ts', 'stock'), env, ['ignore', logFd, logFd]);
@@ -122,7 +126,7 @@ async function startStock(supergraphPath: string): Promise<Gateway> {
 
 async function startOurs(supergraphPath: string, publicKey: string, token: string, name: string, cwd?: string): Promise<Gateway> {
   const port = await freePort();
-  const logFile = join(work, `${name}-${processCount}.log`);
+  const logFile = join(work, `${name}.log`);
   const logFd = openSync(logFile, 'w');
   const env = {
     ...baseEnv,
