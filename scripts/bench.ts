@@ -56,13 +56,12 @@ function parseEnvList(text: string): Record<string, string> {
 }
 
 /**
- * `node [--cpu-prof …] --import tsx <script>`: every process the same way, profiled on request. A
- * directory per process: Node writes one profile per thread (tsx's loader has its own), the largest
- * is the main thread's.
+ * `node [--cpu-prof …] [--import tsx] <script>`, profiled on request: a directory per process, as Node
+ * writes one profile per thread (tsx's loader has its own; the largest is the main thread's).
  */
 function nodeArgs(script: string, label: string): string[] {
   const prof = profDir ? ['--cpu-prof', `--cpu-prof-dir=${join(profDir, `${label}-${++processCount}`)}`] : [];
-  return [...prof, '--import', 'tsx', script];
+  return [...prof, ...(script.endsWith('.ts') ? ['--import', 'tsx'] : []), script];
 }
 
 pinProcess(process.pid, LOAD_CPU);
@@ -117,7 +116,7 @@ async function startStock(supergraphPath: string): Promise<Gateway> {
   const logFile = join(work, 'stock.log');
   const logFd = openSync(logFile, 'w');
   const env = { ...baseEnv, NODE_ENV: 'production', PORT: String(port), SUPERGRAPH_PATH: supergraphPath };
-  const child = spawnPinned(SUT_CPU, process.execPath, nodeArgs('scripts/lib/guild-bench/stock-gateway.ts', 'stock'), env, ['ignore', logFd, logFd]);
+  const child = spawnPinned(SUT_CPU, process.execPath, nodeArgs('scripts/lib/guild-bench/stock-gateway.mjs', 'stock'), env, ['ignore', logFd, logFd]);
   children.push(child);
   const url = `http://127.0.0.1:${port}/`;
   await waitGraphQLReady(url, child, {}, () => readFileSync(logFile, 'utf8').slice(-2000));
