@@ -1,7 +1,7 @@
 import type { ChildProcess } from 'node:child_process';
 import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import autocannon from 'autocannon';
 import { SignJWT, exportSPKI, generateKeyPair } from 'jose';
 import { composeSubgraphs } from '../src/composition/compose.js';
@@ -12,8 +12,8 @@ import { SUBGRAPH_NAMES, subgraphSdl } from './lib/guild-bench/schemas.js';
 /**
  * `npm run bench`: The Guild's federation benchmark shape (four subgraphs, the heavy nested query:
  * 16 subgraph fetches, ~87 KB response), side by side in one run: stock @apollo/gateway behind
- * @apollo/server's standalone server (defaults), and this gateway as production starts it with the
- * whole pipeline on (NODE_ENV=production, a distinct RS256 JWT per request, rate limits with a
+ * @apollo/server's standalone server (defaults), and this gateway in its own process
+ * (`node --import tsx src/main.ts`) with the whole pipeline on (NODE_ENV=production, a distinct RS256 JWT per request, rate limits with a
  * generous limit, metrics, an info log line per request into a file). Each gateway is one process
  * on CPU 1 for the whole run (only the one being measured is loaded); the memoised subgraphs and
  * autocannon share CPU 0. Rows alternate (stock, ours, stock, ours…) so both see the same machine.
@@ -32,7 +32,8 @@ const rounds = Number(process.env.BENCH_ROUNDS ?? 2);
 const tokenCount = Number(process.env.BENCH_TOKENS ?? 6000);
 const warmupSeconds = Math.min(3, Math.max(1, Math.round(seconds / 4)));
 const compareDir = process.env.BENCH_COMPARE_DIR;
-const profDir = process.env.BENCH_CPU_PROF;
+// Absolute: a gateway started from BENCH_COMPARE_DIR has another working directory.
+const profDir = process.env.BENCH_CPU_PROF ? resolve(process.env.BENCH_CPU_PROF) : undefined;
 const gatewayEnv = parseEnvList(process.env.BENCH_GATEWAY_ENV ?? '');
 const checkOnly = process.env.BENCH_CHECK_ONLY === '1';
 const LOAD_CPU = 0;
