@@ -1,7 +1,7 @@
 import type { ChildProcess } from 'node:child_process';
 import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join, resolve as resolvePath } from 'node:path';
 import autocannon from 'autocannon';
 import { SignJWT, exportSPKI, generateKeyPair } from 'jose';
 import { composeSubgraphs } from '../src/composition/compose.js';
@@ -33,7 +33,7 @@ const tokenCount = Number(process.env.BENCH_TOKENS ?? 6000);
 const warmupSeconds = Math.min(3, Math.max(1, Math.round(seconds / 4)));
 const compareDir = process.env.BENCH_COMPARE_DIR;
 // Absolute: a gateway started from BENCH_COMPARE_DIR has another working directory.
-const profDir = process.env.BENCH_CPU_PROF ? resolve(process.env.BENCH_CPU_PROF) : undefined;
+const profDir = process.env.BENCH_CPU_PROF ? resolvePath(process.env.BENCH_CPU_PROF) : undefined;
 const gatewayEnv = parseEnvList(process.env.BENCH_GATEWAY_ENV ?? '');
 const checkOnly = process.env.BENCH_CHECK_ONLY === '1';
 const LOAD_CPU = 0;
