@@ -1,7 +1,7 @@
 import type { ChildProcess } from 'node:child_process';
 import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve as resolvePath } from 'node:path';
 import autocannon from 'autocannon';
 import { SignJWT, exportSPKI, generateKeyPair } from 'jose';
 import { composeSubgraphs } from '../src/composition/compose.js';
@@ -12,8 +12,8 @@ import { SUBGRAPH_NAMES, subgraphSdl } from './lib/guild-bench/schemas.js';
 /**
  * `npm run bench`: The Guild's federation benchmark shape (four subgraphs, the heavy nested query:
  * 16 subgraph fetches, ~87 KB response), side by side in one run: stock @apollo/gateway behind
- * @apollo/server's standalone server (defaults), and this gateway as production starts it with the
- * whole pipeline on (NODE_ENV=production, a distinct RS256 JWT per request, rate limits with a
+ * @apollo/server's standalone server (defaults), and this gateway in its own process
+ * (`node --import tsx src/main.ts`) with the whole pipeline on (NODE_ENV=production, a distinct RS256 JWT per request, rate limits with a
  * generous limit, metrics, an info log line per request into a file). Each gateway is one process
  * on CPU 1 for the whole run (only the one being measured is loaded); the memoised subgraphs and
  * autocannon share CPU 0. Rows alternate (stock, ours, stock, ours…) so both see the same machine.
@@ -32,7 +32,8 @@ const rounds = Number(process.env.BENCH_ROUNDS ?? 2);
 const tokenCount = Number(process.env.BENCH_TOKENS ?? 6000);
 const warmupSeconds = Math.min(3, Math.max(1, Math.round(seconds / 4)));
 const compareDir = process.env.BENCH_COMPARE_DIR;
-const profDir = process.env.BENCH_CPU_PROF;
+// Absolute: a gateway started from BENCH_COMPARE_DIR has another working directory.
+const profDir = process.env.BENCH_CPU_PROF ? resolvePath(process.env.BENCH_CPU_PROF) : undefined;
 const gatewayEnv = parseEnvList(process.env.BENCH_GATEWAY_ENV ?? '');
 const checkOnly = process.env.BENCH_CHECK_ONLY === '1';
 const LOAD_CPU = 0;
@@ -55,10 +56,13 @@ function parseEnvList(text: string): Record<string, string> {
   return env;
 }
 
-/** `node [--cpu-prof …] --import tsx <script>`: every process the same way, profiled on request. */
+/**
+ * `node [--cpu-prof …] [--import tsx] <script>`, profiled on request: a directory per process, as Node
+ * writes one profile per thread (tsx's loader has its own; the largest is the main thread's).
+ */
 function nodeArgs(script: string, label: string): string[] {
-  const prof = profDir ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`, `--cpu-prof-name=${label}-${++processCount}.cpuprofile`] : [];
-  return [...prof, '--import', 'tsx', script];
+  const prof = profDir ? ['--cpu-prof', `--cpu-prof-dir=${join(profDir, `${label}-${++processCount}`)}`] : [];
+  return [...prof, ...(script.endsWith('.ts') ? ['--import', 'tsx'] : []), script];
 }
 
 pinProcess(process.pid, LOAD_CPU);
@@ -110,10 +114,10 @@ async function waitGraphQLReady(url: string, child: ChildProcess, headers: Recor
 
 async function startStock(supergraphPath: string): Promise<Gateway> {
   const port = await freePort();
-  const logFile = join(work, `stock-${processCount}.log`);
+  const logFile = join(work, 'stock.log');
   const logFd = openSync(logFile, 'w');
   const env = { ...baseEnv, NODE_ENV: 'production', PORT: String(port), SUPERGRAPH_PATH: supergraphPath };
-  const child = spawnPinned(SUT_CPU, process.execPath, nodeArgs('scripts/lib/guild-bench/stock-gateway.ts', 'stock'), env, ['ignore', logFd, logFd]);
+  const child = spawnPinned(SUT_CPU, process.execPath, nodeArgs('scripts/lib/guild-bench/stock-gateway.mjs', 'stock'), env, ['ignore', logFd, logFd]);
   children.push(child);
   const url = `http://127.0.0.1:${port}/`;
   await waitGraphQLReady(url, child, {}, () => readFileSync(logFile, 'utf8').slice(-2000));
@@ -122,7 +126,7 @@ async function startStock(supergraphPath: string): Promise<Gateway> {
 
 async function startOurs(supergraphPath: string, publicKey: string, token: string, name: string, cwd?: string): Promise<Gateway> {
   const port = await freePort();
-  const logFile = join(work, `${name}-${processCount}.log`);
+  const logFile = join(work, `${name}.log`);
   const logFd = openSync(logFile, 'w');
   const env = {
     ...baseEnv,

@@ -63,11 +63,23 @@ export const users: readonly User[] = Array.from({ length: 6 }, (_, i) => {
   return { id: String(i + 1), name: `${first} ${last}`, username: `${first}${last}`.toLowerCase(), birthday: between(1e8, 1.6e9) };
 });
 
+/** Fisher–Yates with the seeded generator: the same order on every engine (a random `sort` comparator is not). */
+function shuffled<T>(items: readonly T[]): T[] {
+  const copy = [...items];
+  for (let i = copy.length - 1; i > 0; i--) {
+    const j = Math.floor(next() * (i + 1));
+    [copy[i], copy[j]] = [copy[j]!, copy[i]!];
+  }
+  return copy;
+}
+
+const productNames = shuffled(THINGS);
+
 export const products: readonly Product[] = Array.from({ length: 9 }, (_, i) => ({
   upc: String(i + 1),
-  name: pick(THINGS),
-  // Some above 1000 so both branches of shippingEstimate run.
-  price: between(10, 10_000),
+  name: productNames[i]!,
+  // Around 1000, so both branches of shippingEstimate run.
+  price: between(10, 2_500),
   weight: between(10, 6_000),
   inStock: next() < 0.5,
 }));
