@@ -14,24 +14,27 @@ import { SUBGRAPH_NAMES, subgraphSdl } from './lib/guild-bench/schemas.js';
  * 16 subgraph fetches, ~87 KB response), side by side in one run: stock @apollo/gateway behind
  * @apollo/server's standalone server (defaults), and this gateway as production starts it with the
  * whole pipeline on (NODE_ENV=production, a distinct RS256 JWT per request, rate limits with a
- * generous limit, metrics, an info log line per request into a file). Each gateway runs alone on CPU
- * 1; the memoised subgraphs and autocannon share CPU 0. Rows alternate (stock, ours, stock, ours…) so
- * both see the same machine.
+ * generous limit, metrics, an info log line per request into a file). Each gateway is one process
+ * on CPU 1 for the whole run (only the one being measured is loaded); the memoised subgraphs and
+ * autocannon share CPU 0. Rows alternate (stock, ours, stock, ours…) so both see the same machine.
  *
  * BENCH_SECONDS (default 10) per row after a warm-up; BENCH_CONNECTIONS (default 50); BENCH_ROUNDS
- * (default 2) pairs of rows; BENCH_TOKENS (default 4000) distinct tokens cycled;
+ * (default 2) pairs of rows; BENCH_TOKENS (default 6000) distinct tokens, none sent twice to a gateway
+ * unless the run needs more (then it says so);
  * BENCH_GATEWAY_ENV='K=V K2=V2' extra environment for our gateway; BENCH_COMPARE_DIR=<another
  * checkout, with node_modules> adds a row per round for the gateway started from there (A/B);
- * BENCH_CPU_PROF=<dir> writes a CPU profile of every gateway process there.
+ * BENCH_CPU_PROF=<dir> writes a CPU profile of every gateway process there; BENCH_CHECK_ONLY=1 stops
+ * after checking that every gateway gives stock's answer (a quick correctness check, no load).
  */
 const seconds = Number(process.env.BENCH_SECONDS ?? 10);
 const connections = Number(process.env.BENCH_CONNECTIONS ?? 50);
 const rounds = Number(process.env.BENCH_ROUNDS ?? 2);
-const tokenCount = Number(process.env.BENCH_TOKENS ?? 4000);
+const tokenCount = Number(process.env.BENCH_TOKENS ?? 6000);
 const warmupSeconds = Math.min(3, Math.max(1, Math.round(seconds / 4)));
 const compareDir = process.env.BENCH_COMPARE_DIR;
 const profDir = process.env.BENCH_CPU_PROF;
 const gatewayEnv = parseEnvList(process.env.BENCH_GATEWAY_ENV ?? '');
+const checkOnly = process.env.BENCH_CHECK_ONLY === '1';
 const LOAD_CPU = 0;
 const SUT_CPU = 1;
 const ISSUER = 'https://idp.bench.example';
@@ -79,6 +82,8 @@ function writeSupergraph(subgraphsUrl: string): string {
 
 interface Gateway {
   name: string;
+  /** Next token to send: kept across rows, so a gateway never sees a token again (its token cache would hit). */
+  tokenCursor: number;
   url: string;
   child: ChildProcess;
   logFile: string;
@@ -112,7 +117,7 @@ async function startStock(supergraphPath: string): Promise<Gateway> {
   children.push(child);
   const url = `http://127.0.0.1:${port}/`;
   await waitGraphQLReady(url, child, {}, () => readFileSync(logFile, 'utf8').slice(-2000));
-  return { name: 'stock', url, child, logFile, logFd, authenticated: false };
+  return { name: 'stock', tokenCursor: 0, url, child, logFile, logFd, authenticated: false };
 }
 
 async function startOurs(supergraphPath: string, publicKey: string, token: string, name: string, cwd?: string): Promise<Gateway> {
@@ -143,7 +148,7 @@ async function startOurs(supergraphPath: string, publicKey: string, token: strin
   const describe = () => `${stderr}\n${readFileSync(logFile, 'utf8').slice(-2000)}`;
   await waitReady(`${base}/health/ready`, child, describe, 60_000);
   await waitGraphQLReady(`${base}/graphql`, child, { authorization: `Bearer ${token}` }, describe);
-  return { name, url: `${base}/graphql`, child, logFile, logFd, authenticated: true };
+  return { name, tokenCursor: 2, url: `${base}/graphql`, child, logFile, logFd, authenticated: true };
 }
 
 async function stopGateway(gateway: Gateway): Promise<void> {
@@ -151,28 +156,40 @@ async function stopGateway(gateway: Gateway): Promise<void> {
   closeSync(gateway.logFd);
 }
 
-/** Distinct RS256 tokens (users across 10 tenants), verified by our gateway against the public key. */
-async function mintTokens(): Promise<{ tokens: string[]; publicKey: string }> {
+/**
+ * Distinct RS256 tokens (users across 10 tenants), verified by our gateway against the public key.
+ * Minting thousands takes seconds of CPU, so it runs while the gateways start: `tokens` fills in
+ * chunks, yielding between them so their readiness polls still run, and `done` says when it is full.
+ */
+async function startMinting(): Promise<{ tokens: string[]; publicKey: string; done: Promise<void> }> {
   const { privateKey, publicKey } = await generateKeyPair('RS256');
-  const tokens = await Promise.all(
-    Array.from({ length: tokenCount }, (_, i) =>
-      new SignJWT({
-        tenant_id: `t${i % 10}`,
-        roles: ['viewer'],
-        permissions: ['reviews:read'],
-        tenant_access: [{ tenant_id: `t${i % 10}`, role: 'viewer' }],
-        subscription: { tier: 'pro', status: 'active' },
-      })
-        .setProtectedHeader({ alg: 'RS256', typ: 'JWT' })
-        .setSubject(`u-${i}`)
-        .setIssuer(ISSUER)
-        .setAudience(AUDIENCE)
-        .setIssuedAt()
-        .setExpirationTime('2h')
-        .sign(privateKey),
-    ),
-  );
-  return { tokens, publicKey: await exportSPKI(publicKey) };
+  const mint = (i: number) =>
+    new SignJWT({
+      tenant_id: `t${i % 10}`,
+      roles: ['viewer'],
+      permissions: ['reviews:read'],
+      tenant_access: [{ tenant_id: `t${i % 10}`, role: 'viewer' }],
+      subscription: { tier: 'pro', status: 'active' },
+    })
+      .setProtectedHeader({ alg: 'RS256', typ: 'JWT' })
+      .setSubject(`u-${i}`)
+      .setIssuer(ISSUER)
+      .setAudience(AUDIENCE)
+      .setIssuedAt()
+      .setExpirationTime('2h')
+      .sign(privateKey);
+  // The first two are needed at once: readiness probe and the answer check.
+  const tokens = [await mint(0), await mint(1)];
+  const done = (async () => {
+    const started = performance.now();
+    for (let from = tokens.length; from < tokenCount; from += 100) {
+      const chunk = Array.from({ length: Math.min(100, tokenCount - from) }, (_, k) => mint(from + k));
+      tokens.push(...(await Promise.all(chunk)));
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    console.log(`${tokens.length} RS256 tokens minted in ${((performance.now() - started) / 1000).toFixed(1)} s (while the gateways started)`);
+  })();
+  return { tokens, publicKey: await exportSPKI(publicKey), done };
 }
 
 interface SubgraphStats {
@@ -211,6 +228,8 @@ interface Row {
   /** The subgraphs' CPU per request: if it nears the gateway's, the subgraphs' core is the limit, not the gateway. */
   subgraphsCpuMsPerRequest: number;
   errors: number;
+  /** What the errors were: `HTTP 503`, a GraphQL error code, a socket error… */
+  errorKinds: Map<string, number>;
 }
 
 interface ConnectionTiming {
@@ -230,11 +249,13 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 async function measure(round: number, system: string, gateway: Gateway, tokens: string[], subgraphsPid: number): Promise<Row> {
   const pid = gateway.child.pid!;
   const authTokens = gateway.authenticated ? tokens : null;
-  let n = 0;
   let answered = 0;
   let inWindow = false;
   const latencies: number[] = [];
-  let failures = 0;
+  const errorKinds = new Map<string, number>();
+  const countError = (kind: string, window: boolean) => {
+    if (window) errorKinds.set(kind, (errorKinds.get(kind) ?? 0) + 1);
+  };
   const instance = autocannon(
     {
       url: gateway.url,
@@ -251,7 +272,7 @@ async function measure(round: number, system: string, gateway: Gateway, tokens: 
           // `context` is per connection, and a connection has one request in flight: it carries the send time.
           setupRequest: (request, context) => {
             (context as ConnectionTiming).sentAt = performance.now();
-            if (authTokens) request.headers = { ...request.headers, authorization: `Bearer ${authTokens[n++ % authTokens.length]}` };
+            if (authTokens) request.headers = { ...request.headers, authorization: `Bearer ${authTokens[gateway.tokenCursor++ % authTokens.length]}` };
             return request;
           },
           onResponse: (status, responseBody, context) => {
@@ -259,13 +280,16 @@ async function measure(round: number, system: string, gateway: Gateway, tokens: 
             if (!inWindow) return;
             latencies.push(performance.now() - (context as ConnectionTiming).sentAt!);
             // A 200 carrying GraphQL errors is a failure too (a subgraph error is not a fast answer).
-            if (status !== 200 || responseBody.includes('"errors":')) failures++;
+            if (status !== 200) countError(`HTTP ${status}`, true);
+            else if (responseBody.includes('"errors":')) countError(`GraphQL ${/"code":"(\w+)"/.exec(responseBody)?.[1] ?? 'error'}`, true);
           },
         },
       ],
     },
     () => undefined,
   );
+  // Socket errors and timeouts count in the window too: they stall a connection there.
+  instance.on('reqError', (error: NodeJS.ErrnoException) => countError(error.code ?? error.message, inWindow));
   const finished = new Promise<autocannon.Result>((resolve, reject) => {
     instance.once('done', resolve);
     instance.once('error', reject);
@@ -280,7 +304,7 @@ async function measure(round: number, system: string, gateway: Gateway, tokens: 
   const windowEnd = { at: performance.now(), cpu: cpuMicros(pid), subgraphsCpu: cpuMicros(subgraphsPid) };
   inWindow = false;
   instance.stop();
-  const result = await finished;
+  await finished;
   latencies.sort((a, b) => a - b);
   const quantile = (q: number) => Math.round(latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] ?? NaN);
   const answers = Math.max(1, latencies.length);
@@ -292,36 +316,30 @@ async function measure(round: number, system: string, gateway: Gateway, tokens: 
     p99: quantile(0.99),
     cpuMsPerRequest: (windowEnd.cpu - windowStart.cpu) / 1000 / answers,
     subgraphsCpuMsPerRequest: (windowEnd.subgraphsCpu - windowStart.subgraphsCpu) / 1000 / answers,
-    // Connection errors and timeouts over the whole run: they would stall a connection in the window too.
-    errors: failures + result.errors + result.timeouts,
+    errors: [...errorKinds.values()].reduce((sum, count) => sum + count, 0),
+    errorKinds,
   };
-  console.log(`round ${round}, ${system}: ${row.rps.toFixed(1)} req/s, ${row.cpuMsPerRequest.toFixed(1)} ms CPU/req`);
+  const kinds = [...errorKinds].map(([kind, count]) => `${count}× ${kind}`).join(', ');
+  console.log(`round ${round}, ${system}: ${row.rps.toFixed(1)} req/s, ${row.cpuMsPerRequest.toFixed(1)} ms CPU/req${kinds ? `; errors: ${kinds}` : ''}`);
+  if (authTokens && gateway.tokenCursor > authTokens.length) {
+    console.warn(`  ${gateway.name} has been sent ${gateway.tokenCursor} requests but there are ${authTokens.length} tokens: some were sent twice (raise BENCH_TOKENS)`);
+  }
   return row;
 }
 
 const mean = (values: number[]) => values.reduce((sum, value) => sum + value, 0) / Math.max(1, values.length);
 
-try {
-  if (!hasTaskset()) console.warn('taskset not found: processes are not pinned, figures will be noisier');
-  const { tokens, publicKey } = await mintTokens();
-  const { url: subgraphsUrl, pid: subgraphsPid } = await startSubgraphs();
-  const supergraphPath = writeSupergraph(subgraphsUrl);
+function describeAnswer(name: string, answer: Awaited<ReturnType<typeof heavyOnce>>): string {
+  return `${name}: heavy query → ${answer.fetches} subgraph fetches, ${(answer.subgraphBytes / 1000).toFixed(1)} KB of subgraph answers, ${(answer.bytes / 1000).toFixed(1)} KB response`;
+}
 
-  // One process per gateway for the whole run; rows alternate between them (only one is loaded at a time).
-  const stock = await startStock(supergraphPath);
-  const ours = await startOurs(supergraphPath, publicKey, tokens[0]!, 'ours');
-  const other = compareDir ? await startOurs(supergraphPath, publicKey, tokens[0]!, 'compare', compareDir) : null;
-
-  // Before measuring: every gateway must give the same answer, without errors.
+/** Every gateway must give stock's `data`, without errors, before anything is measured. */
+async function checkSameAnswers(stock: Gateway, others: Gateway[], tokens: string[], subgraphsUrl: string): Promise<void> {
   const reference = await heavyOnce(stock, tokens[0]!, subgraphsUrl);
-  console.log(
-    `stock: heavy query → ${reference.fetches} subgraph fetches, ${(reference.subgraphBytes / 1000).toFixed(1)} KB of subgraph answers, ${(reference.bytes / 1000).toFixed(1)} KB response`,
-  );
-  for (const gateway of other ? [ours, other] : [ours]) {
+  console.log(describeAnswer(stock.name, reference));
+  for (const gateway of others) {
     const answer = await heavyOnce(gateway, tokens[1]!, subgraphsUrl);
-    console.log(
-      `${gateway.name}: heavy query → ${answer.fetches} subgraph fetches, ${(answer.subgraphBytes / 1000).toFixed(1)} KB of subgraph answers, ${(answer.bytes / 1000).toFixed(1)} KB response`,
-    );
+    console.log(describeAnswer(gateway.name, answer));
     if (JSON.stringify(reference.data) !== JSON.stringify(answer.data)) {
       const kept = mkdtempSync(join(tmpdir(), 'gw-bench-gql-diff-'));
       writeFileSync(join(kept, 'stock.json'), JSON.stringify(reference.data, null, 1));
@@ -330,17 +348,9 @@ try {
     }
   }
   console.log('same data from every gateway, no errors\n');
+}
 
-  const rows: Row[] = [];
-  for (let round = 1; round <= rounds; round++) {
-    rows.push(await measure(round, 'stock @apollo/gateway + @apollo/server standalone', stock, tokens, subgraphsPid));
-    rows.push(await measure(round, 'ours, full pipeline', ours, tokens, subgraphsPid));
-    if (other) rows.push(await measure(round, 'ours, BENCH_COMPARE_DIR checkout', other, tokens, subgraphsPid));
-  }
-  for (const gateway of [stock, ours, ...(other ? [other] : [])]) await stopGateway(gateway);
-  const logLines = readFileSync(ours.logFile, 'utf8').split('\n').filter((line) => line.includes('"request completed"')).length;
-  console.log(`ours logged ${logLines} request lines (${(statSync(ours.logFile).size / 1e6).toFixed(1)} MB)`);
-
+function printReport(rows: Row[]): void {
   const stockRows = rows.filter((row) => row.system.startsWith('stock'));
   const stockOf = (round: number) => stockRows.find((row) => row.round === round)!;
   console.log(
@@ -367,6 +377,33 @@ try {
   if (failed.length > 0) {
     console.error(`\nerrors in ${failed.map((row) => `${row.system} (round ${row.round})`).join(', ')}: those figures do not count`);
     process.exitCode = 1;
+  }
+}
+
+try {
+  if (!hasTaskset()) console.warn('taskset not found: processes are not pinned, figures will be noisier');
+  const { url: subgraphsUrl, pid: subgraphsPid } = await startSubgraphs();
+  const supergraphPath = writeSupergraph(subgraphsUrl);
+  const { tokens, publicKey, done: minted } = await startMinting();
+
+  // One process per gateway for the whole run; rows alternate between them (only one is loaded at a time).
+  const stock = await startStock(supergraphPath);
+  const ours = await startOurs(supergraphPath, publicKey, tokens[0]!, 'ours');
+  const other = compareDir ? await startOurs(supergraphPath, publicKey, tokens[0]!, 'compare', compareDir) : null;
+  await minted;
+  await checkSameAnswers(stock, other ? [ours, other] : [ours], tokens, subgraphsUrl);
+
+  if (!checkOnly) {
+    const rows: Row[] = [];
+    for (let round = 1; round <= rounds; round++) {
+      rows.push(await measure(round, 'stock @apollo/gateway + @apollo/server standalone', stock, tokens, subgraphsPid));
+      rows.push(await measure(round, 'ours, full pipeline', ours, tokens, subgraphsPid));
+      if (other) rows.push(await measure(round, 'ours, BENCH_COMPARE_DIR checkout', other, tokens, subgraphsPid));
+    }
+    for (const gateway of [stock, ours, ...(other ? [other] : [])]) await stopGateway(gateway);
+    const logLines = readFileSync(ours.logFile, 'utf8').split('\n').filter((line) => line.includes('"request completed"')).length;
+    console.log(`ours logged ${logLines} request lines (${(statSync(ours.logFile).size / 1e6).toFixed(1)} MB)`);
+    printReport(rows);
   }
 } finally {
   for (const child of children) await stop(child).catch(() => undefined);

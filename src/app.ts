@@ -1,5 +1,4 @@
 import { readFileSync } from 'node:fs';
-import helmet from '@fastify/helmet';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyServerOptions } from 'fastify';
@@ -23,19 +22,22 @@ import { MemoryEventBus, type EventBus } from './events/bus.js';
 import { RedisEventBus } from './events/redis-bus.js';
 import { registerEventStreams } from './events/sse.js';
 import { metricsPolicy, registerMetricsRoute } from './observability/metrics-route.js';
+import { deferredChildLogger } from './observability/request-logger.js';
 import { installTracing } from './observability/tracing.js';
 import { GatewayLogController, gatewayLogDestination, installRequestMetrics } from './observability/request-log.js';
 import { installProblemErrors } from './pipeline/error-handler.js';
 import { installCors } from './pipeline/cors.js';
 import { installDrain } from './pipeline/drain.js';
-import { installPathGuard } from './pipeline/path-guard.js';
+import { guardPath } from './pipeline/path-guard.js';
+import { securityHeaders, setSecurityHeaders } from './pipeline/security-headers.js';
+import { installSyncStages } from './pipeline/stages.js';
 import { installRateLimit } from './pipeline/rate-limit.js';
 import { AuthFailureGuard } from './ratelimit/auth-failures.js';
 import { RateLimiter } from './ratelimit/limiter.js';
 import { RedisRateLimitStore } from './ratelimit/redis-store.js';
 import { ResilientRateLimitStore } from './ratelimit/resilient-store.js';
 import { MemoryRateLimitStore } from './ratelimit/store.js';
-import { installRequestIdEcho, requestIdFor } from './pipeline/request-id.js';
+import { echoRequestId, requestIdFor } from './pipeline/request-id.js';
 import { inboundServerOptions } from './rest/inbound-limits.js';
 import { registerRestRoutes, type RestUpstreams } from './rest/proxy.js';
 import { createRedis } from './stores/redis.js';
@@ -78,8 +80,9 @@ export interface Gateway {
 
 /**
  * Builds the gateway. The pipeline is registered here, in request order:
- * request id → drain → path guard → caller context (identity headers stripped) → auth → tenant
- * checks → route policy → rate limits → destinations (GraphQL, REST passthrough, event streams).
+ * request id → drain → path guard → security headers → caller context (identity headers stripped)
+ * → CORS → auth → tenant checks → route policy → rate limits → destinations (GraphQL, REST
+ * passthrough, event streams).
  */
 export async function buildGateway(config: GatewayConfig, options: BuildOptions = {}): Promise<Gateway> {
   const app = Fastify({
@@ -88,6 +91,8 @@ export async function buildGateway(config: GatewayConfig, options: BuildOptions 
       redact: { paths: ['req.headers.authorization', 'req.headers["x-api-key"]', 'req.headers.cookie'], remove: true },
       stream: gatewayLogDestination(),
     },
+    // The per-request child logger is made only when the request logs more than its completion line.
+    childLoggerFactory: deferredChildLogger,
     genReqId: requestIdFor,
     requestIdHeader: false,
     logController: new GatewayLogController(),
@@ -163,12 +168,18 @@ export async function buildGateway(config: GatewayConfig, options: BuildOptions 
       : new MemoryRateLimitStore();
 
   installProblemErrors(app);
-  installRequestIdEcho(app);
   const drain = installDrain(app, config.shutdownTimeoutMs);
   installRequestMetrics(app, metrics);
-  installPathGuard(app);
-  // Security headers on every response; a JSON API serves no HTML, so no CSP to maintain.
-  await app.register(helmet, { contentSecurityPolicy: false, global: true });
+  // The synchronous entry of the pipeline, one hook: request id on every answer → refusal while
+  // draining → path guard → security headers (helmet's set; a JSON API serves no HTML, so no CSP to
+  // maintain) → caller context (identity headers stripped, the anonymous context started).
+  installSyncStages(app, [
+    echoRequestId,
+    drain.admit,
+    guardPath,
+    setSecurityHeaders(await securityHeaders({ contentSecurityPolicy: false })),
+    installCallerContext(app, config.defaultTenantId ?? null),
+  ]);
   await installCors(app, config);
   // OpenAPI description of every route registered from here on, browsable at /docs (assets are
   // served from the package: no CDN).
@@ -184,7 +195,6 @@ export async function buildGateway(config: GatewayConfig, options: BuildOptions 
     docs.addHook('onRoute', (route) => void (route.config = { ...route.config, policy: docsPolicy, rateLimit: OPERATIONAL_RATE_LIMIT }));
     await docs.register(swaggerUi, { routePrefix: '/docs' });
   });
-  installCallerContext(app, config.defaultTenantId ?? null);
   installTracing(app, config.otlpEndpoint, config.otelServiceName);
   installAccessControl(app, {
     authenticator: new Authenticator(verifier, new ApiKeyChain(apiKeyStores), config.claims, config.defaultTenantId ?? null, signer),

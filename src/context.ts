@@ -15,6 +15,11 @@ export interface GatewayContext {
   readonly contextToken: string | null;
   /** Subgraph fetches made for this request (for the request log line). */
   readonly subgraphTimings: { subgraph: string; ms: number; code?: string }[];
+  /**
+   * Facts about the GraphQL operation for the request log line. An object, not fields: Apollo Server
+   * hands each operation a shallow copy of the context, so only shared objects reach the log line.
+   */
+  readonly graphql: { estimatedCost?: number };
 }
 
 /** Header names that carry identity downstream. Only the gateway may set them. */

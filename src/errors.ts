@@ -1,3 +1,5 @@
+import { GraphQLError } from 'graphql';
+
 /**
  * Every error the gateway itself produces, defined once: a stable machine-readable code, its HTTP
  * status and a safe, generic title. REST-style routes render them as RFC 9457 problem+json, the
@@ -39,6 +41,20 @@ export const ERRORS = {
   INVALID_HOST: { status: 400, title: 'The Host is not a valid host[:port]' },
   HEADERS_TOO_LARGE: { status: 431, title: 'The request header fields are too large' },
   INTERNAL_SERVER_ERROR: { status: 500, title: 'Internal server error' },
+  // GraphQL admission (src/graphql/admission): refusals of a whole operation answer 400/403 without
+  // data; field-level denials (UNAUTHORIZED_FIELD_OR_TYPE, RATE_LIMITED) travel in a 200 with partial data.
+  GRAPHQL_VALIDATION_FAILED: { status: 400, title: 'The operation is not valid against the schema' },
+  OPERATION_RESOLUTION_FAILURE: { status: 400, title: 'The operation to run could not be determined' },
+  OPERATION_NOT_TRUSTED: { status: 400, title: 'Only trusted (persisted) operations are accepted' },
+  QUERY_TOO_LARGE: { status: 400, title: 'The query text is too long' },
+  TOO_MANY_TOKENS: { status: 400, title: 'The query has too many tokens' },
+  OPERATION_TOO_DEEP: { status: 400, title: 'The operation is nested too deeply' },
+  TOO_MANY_ALIASES: { status: 400, title: 'The operation has too many aliases' },
+  TOO_MANY_DIRECTIVES: { status: 400, title: 'The operation has too many directives' },
+  TOO_MANY_ROOT_FIELDS: { status: 400, title: 'The operation selects too many root fields' },
+  OPERATION_TOO_LARGE: { status: 400, title: 'The operation expands to too many field selections' },
+  OPERATION_TOO_COMPLEX: { status: 400, title: "The operation's estimated cost is over the limit" },
+  UNAUTHORIZED_FIELD_OR_TYPE: { status: 403, title: 'Unauthorized field or type' },
   // Subgraph failures surface inside GraphQL responses (partial data), not as HTTP statuses.
   SUBGRAPH_UNAVAILABLE: { status: 502, title: 'The subgraph could not be reached' },
   SUBGRAPH_TIMEOUT: { status: 504, title: 'The subgraph did not answer in time' },
@@ -122,4 +138,14 @@ export function wwwAuthenticate(error: GatewayError): string | null {
 
 export function graphqlErrorBody(error: GatewayError, requestId: string) {
   return { errors: [{ message: error.detail, extensions: { code: error.code, requestId } }] };
+}
+
+/**
+ * The one rendering of a gateway error inside Apollo Server: `extensions.code` from the catalogue,
+ * and, for a refusal of the whole operation, the HTTP status Apollo answers with. Field-level errors
+ * (`path` given) carry no status: the response is a 200 with partial data.
+ */
+export function gatewayGraphQLError(code: ErrorCode, detail: string = ERRORS[code].title, path?: readonly (string | number)[]): GraphQLError {
+  if (path) return new GraphQLError(detail, { path, extensions: { code } });
+  return new GraphQLError(detail, { extensions: { code, http: { status: ERRORS[code].status } } });
 }

@@ -1,3 +1,4 @@
+import type { JWTPayload } from 'jose';
 import type { ClaimMapping } from '../config/schema.js';
 import { GatewayError } from '../errors.js';
 import { hashApiKey, type ApiKeyStore } from './api-keys.js';
@@ -28,6 +29,13 @@ export class Authenticator {
     private readonly tickets: { verifyTicket(ticket: string): Promise<Principal> },
   ) {}
 
+  /**
+   * Principals of verified payloads: the verifier hands back the same payload object for a cached
+   * token, so the claim mapping runs once per token, not per request. Weak: it lives as long as the
+   * verifier's cache entry.
+   */
+  private readonly principals = new WeakMap<JWTPayload, Principal>();
+
   async authenticate({ authorization, apiKey, ticket }: Credentials): Promise<{ principal: Principal; via: AuthOutcome }> {
     if (apiKey !== undefined) return { principal: await this.fromApiKey(apiKey), via: 'api_key' };
     if (ticket !== undefined && authorization === undefined) {
@@ -46,7 +54,11 @@ export class Authenticator {
     if (!match) throw new GatewayError('INVALID_TOKEN', 'The Authorization header must be "Bearer <token>"');
     if (!this.verifier) throw new GatewayError('INVALID_TOKEN', 'Token authentication is not configured');
     const payload = await this.verifier.verify(match[1]!);
-    const principal = principalFromClaims(payload, this.claims);
+    let principal = this.principals.get(payload);
+    if (!principal) {
+      principal = principalFromClaims(payload, this.claims);
+      this.principals.set(payload, principal);
+    }
     if (principal.id === null) throw new GatewayError('INVALID_TOKEN', 'The token has no subject');
     return principal;
   }

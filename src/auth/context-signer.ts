@@ -15,6 +15,12 @@ import {
 
 type SigningKey = Awaited<ReturnType<typeof importPKCS8>>;
 
+/** A context token and when to stop handing it out (CONTEXT_TOKEN_REUSE_SECONDS after signing). */
+interface SignedContext {
+  readonly token: Promise<string>;
+  reuseUntil: number;
+}
+
 /** Signs `x-gateway-context` tokens and publishes the matching public key as a JWKS. */
 export class ContextSigner {
   private constructor(
@@ -31,7 +37,13 @@ export class ContextSigner {
    * rest of the token's lifetime is the margin for clock skew and slow calls downstream. Bounded, so
    * a flood of distinct callers costs re-signing, never memory.
    */
-  private readonly tokens = new LRUCache<string, Promise<string>>({ max: 10_000, ttl: CONTEXT_TOKEN_REUSE_SECONDS * 1000, ttlAutopurge: false });
+  private readonly tokens = new LRUCache<string, SignedContext>({ max: 10_000, ttl: CONTEXT_TOKEN_REUSE_SECONDS * 1000, ttlAutopurge: false });
+  /**
+   * The same tokens by principal object: a cached bearer token yields the same principal object on
+   * every request (Authenticator), so most requests find their token here without building the
+   * claims key above.
+   */
+  private readonly byPrincipal = new WeakMap<Principal, SignedContext>();
 
   static async create(config: GatewayConfig): Promise<ContextSigner> {
     const pem =
@@ -87,12 +99,18 @@ export class ContextSigner {
    * on REST passthrough. The promise is cached, so concurrent first requests share one signature.
    */
   sign(principal: Principal): Promise<string> {
+    const now = Date.now();
+    const held = this.byPrincipal.get(principal);
+    if (held && held.reuseUntil > now) return held.token;
     const subject = principal.id ?? 'anonymous';
     const tier = principal.subscription?.tier ?? principal.tier;
     // Every signed claim is in the key: two principals share a token only if it would be identical.
     const key = JSON.stringify([subject, principal.kind, principal.tenantId, principal.roles, principal.permissions, tier, principal.demo]);
     const cached = this.tokens.get(key);
-    if (cached) return cached;
+    if (cached && cached.reuseUntil > now) {
+      this.byPrincipal.set(principal, cached);
+      return cached.token;
+    }
     const claims: Omit<ContextTokenClaims, 'sub'> = {
       principal_kind: principal.kind,
       tenant_id: principal.tenantId,
@@ -109,9 +127,14 @@ export class ContextSigner {
       .setIssuedAt()
       .setExpirationTime(`${CONTEXT_TOKEN_TTL_SECONDS}s`)
       .sign(this.key);
-    this.tokens.set(key, token);
+    const signed: SignedContext = { token, reuseUntil: now + CONTEXT_TOKEN_REUSE_SECONDS * 1000 };
+    this.tokens.set(key, signed);
+    this.byPrincipal.set(principal, signed);
     // A failed signature is not remembered.
-    token.catch(() => this.tokens.delete(key));
+    token.catch(() => {
+      signed.reuseUntil = 0;
+      this.tokens.delete(key);
+    });
     return token;
   }
 }

@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import { errors as joseErrors, jwtVerify, type JWTPayload } from 'jose';
 import { LRUCache } from 'lru-cache';
 import type { GatewayConfig } from '../config/schema.js';
@@ -7,6 +6,8 @@ import type { KeySources } from './key-sources.js';
 
 /** Tokens beyond this are refused unread: no IdP issues them, and parsing them costs us. */
 const MAX_TOKEN_LENGTH = 8_192;
+/** Average token bytes the verified-token cache budgets per entry (TOKEN_CACHE_SIZE entries). */
+const TOKEN_BYTES_BUDGET = 2_048;
 
 export interface TokenCacheCounters {
   hit(): void;
@@ -15,8 +16,10 @@ export interface TokenCacheCounters {
 
 /**
  * Verifies bearer tokens with jose against the configured keys and allow-list, and remembers
- * verified tokens (keyed by their SHA-256, never beyond their `exp`) so a client reusing its token
- * does not pay for a signature check on every request.
+ * verified tokens (never beyond their `exp`) so a client reusing its token does not pay for a
+ * signature check on every request. The cache is keyed by the token itself: hashing it first cost a
+ * SHA-256 per request, and the memory it held is bounded by the summed token lengths instead.
+ * Only verified tokens are ever stored.
  */
 export class TokenVerifier {
   private readonly cache: LRUCache<string, JWTPayload> | null;
@@ -26,13 +29,21 @@ export class TokenVerifier {
     private readonly config: GatewayConfig,
     private readonly counters: TokenCacheCounters,
   ) {
-    this.cache = config.tokenCacheSize > 0 ? new LRUCache({ max: config.tokenCacheSize, ttlAutopurge: false }) : null;
+    this.cache =
+      config.tokenCacheSize > 0
+        ? new LRUCache({
+            max: config.tokenCacheSize,
+            // Typical tokens are ~1 KB; a cache full of 8 KB tokens holds fewer of them, not more memory.
+            maxSize: config.tokenCacheSize * TOKEN_BYTES_BUDGET,
+            sizeCalculation: (_payload, token) => token.length,
+            ttlAutopurge: false,
+          })
+        : null;
   }
 
   async verify(token: string): Promise<JWTPayload> {
     if (token.length > MAX_TOKEN_LENGTH) throw new GatewayError('INVALID_TOKEN', 'The token is too large');
-    const cacheKey = this.cache ? createHash('sha256').update(token).digest('base64url') : '';
-    const cached = this.cache?.get(cacheKey);
+    const cached = this.cache?.get(token);
     if (cached) {
       this.counters.hit();
       return cached;
@@ -57,7 +68,7 @@ export class TokenVerifier {
 
     if (this.cache && typeof payload.exp === 'number') {
       const ttl = payload.exp * 1000 - Date.now();
-      if (ttl > 0) this.cache.set(cacheKey, payload, { ttl });
+      if (ttl > 0) this.cache.set(token, payload, { ttl });
     }
     return payload;
   }

@@ -263,6 +263,7 @@ export const NESTED_ENV: Record<string, readonly string[]> = {
   GRAPHQL_MAX_ALIASES: ['operationLimits', 'maxAliases'],
   GRAPHQL_MAX_COST: ['operationLimits', 'maxCost'],
   GRAPHQL_MAX_TOKENS: ['operationLimits', 'maxTokens'],
+  GRAPHQL_COST_IN_RESPONSE: ['operationLimits', 'costInResponse'],
   SSE_MAX_CONNECTIONS_PER_USER: ['sse', 'maxConnectionsPerUser'],
 };
 

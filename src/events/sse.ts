@@ -1,5 +1,5 @@
 import type { ServerResponse } from 'node:http';
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyBaseLogger, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import type { ContextSigner } from '../auth/context-signer.js';
 import { GatewayError } from '../errors.js';
@@ -7,6 +7,7 @@ import type { Drain } from '../pipeline/drain.js';
 import type { GatewayMetrics } from '../observability/metrics.js';
 import type { EventBus, StreamEvent } from './bus.js';
 import { ConnectionScope } from './connection-scope.js';
+import { eventFrame, Fanout, type Sink } from './fanout.js';
 import { compareIds, parseEventId } from './event-id.js';
 import { ConcurrentShares } from '../ratelimit/concurrent-shares.js';
 import { callerIdentity } from '../ratelimit/limiter.js';
@@ -54,21 +55,39 @@ export function registerEventStreams(
   metrics: GatewayMetrics,
   drain: Pick<Drain, 'onDrain'>,
 ): void {
-  const open = new Set<ServerResponse>();
+  const open = new Set<EventStream>();
   const slots = new ConcurrentShares<SlotScope>({
     instance: sse.maxConnections,
     tenant: sse.maxConnectionsPerTenant,
     user: sse.maxConnectionsPerUser,
   });
+  const fanout = new Fanout(bus, (count) => count > 0 && metrics.sseEventsDelivered.inc(count));
+  const limits: StreamLimits = {
+    maxBufferedBytes: sse.maxBufferedBytes,
+    delivered: () => metrics.sseEventsDelivered.inc(),
+    tooSlow: (stream) => {
+      metrics.sseEventsDropped.inc();
+      stream.log.warn({ tenant: stream.tenant }, 'closing a slow event stream consumer');
+    },
+  };
+
+  // One timer for every stream's heartbeat (not one per stream): a comment line, the same bytes for all.
+  const heartbeat = setInterval(() => {
+    for (const stream of open) stream.heartbeat();
+  }, sse.heartbeatSeconds * 1000);
+  heartbeat.unref();
 
   // Streams never finish by themselves: end them when the drain begins (clients reconnect elsewhere)
   // and again at close for any opened since.
   const endAll = () => {
-    for (const response of open) response.end();
+    for (const stream of open) stream.response.end();
   };
   drain.onDrain(endAll);
   app.addHook('preClose', async () => endAll());
-  app.addHook('onClose', async () => bus.close());
+  app.addHook('onClose', async () => {
+    clearInterval(heartbeat);
+    await bus.close();
+  });
 
   app.post(
     '/api/v1/streams/ticket',
@@ -110,7 +129,7 @@ export function registerEventStreams(
     );
   }
 
-  async function openStream(stream: StreamConfig, request: FastifyRequest, reply: FastifyReply): Promise<void> {
+  async function openStream(config: StreamConfig, request: FastifyRequest, reply: FastifyReply): Promise<void> {
     const { principal } = request.gateway;
     const tenant = principal.tenantId;
     if (!tenant) throw new GatewayError('TENANT_ACCESS_DENIED', 'Event streams are per tenant; this caller has none');
@@ -125,15 +144,15 @@ export function registerEventStreams(
     const scope = new ConnectionScope(response);
     scope.defer(slot);
 
-    const pending: StreamEvent[] = [];
-    let deliver: ((event: StreamEvent) => void) | null = null;
+    // Joined first, so nothing published from here on is missed; held back until the replay is out.
+    const stream = new EventStream(response, tenant, request.log, limits);
     let start: string;
+    let latest: string;
     try {
-      const unsubscribe = await bus.subscribe(stream.channel, tenant, (event) => (deliver ? deliver(event) : pending.push(event)));
-      scope.defer(unsubscribe);
+      scope.defer(await fanout.join(config.channel, tenant, stream));
       // A client's id only picks what it is replayed; one the stream cannot have produced (beyond its
       // newest, or not an id at all) means "from now", exactly like a first connection.
-      const latest = await bus.latestId(stream.channel, tenant);
+      latest = await bus.latestId(config.channel, tenant);
       const requested = parseEventId(request.headers['last-event-id'] ?? (request.query as { lastEventId?: unknown }).lastEventId);
       start = requested !== null && compareIds(requested, latest) <= 0 ? requested : latest;
     } catch (error) {
@@ -153,39 +172,104 @@ export function registerEventStreams(
       'x-accel-buffering': 'no',
     });
     response.write(`retry: ${sse.retryMs}\n\n`);
-    open.add(response);
+    flattenHead(response);
+    open.add(stream);
     metrics.sseConnections.inc();
-    const heartbeat = setInterval(() => response.write(': heartbeat\n\n'), sse.heartbeatSeconds * 1000);
-    heartbeat.unref();
     scope.defer(() => {
-      clearInterval(heartbeat);
-      open.delete(response);
+      open.delete(stream);
       metrics.sseConnections.dec();
     });
 
-    let lastSent = start;
-    const send = (event: StreamEvent) => {
-      if (scope.closed || response.writableEnded || compareIds(event.id, lastSent) <= 0) return;
-      // A slow client is dropped, never waited for: fan-out to the others goes on.
-      if (response.writableLength > sse.maxBufferedBytes) {
-        metrics.sseEventsDropped.inc();
-        request.log.warn({ tenant }, 'closing a slow event stream consumer');
-        response.destroy();
-        return;
+    let missed: StreamEvent[] = [];
+    // From the newest id, the live subscription (in place before it was read) brings everything.
+    if (start !== latest) {
+      try {
+        missed = await bus.replay(config.channel, tenant, start);
+      } catch (error) {
+        request.log.warn({ reason: (error as Error).message }, 'event replay failed');
       }
-      const data = event.data.split('\n').map((line) => `data: ${line}`).join('\n');
-      response.write(`id: ${event.id}\nevent: ${event.type}\n${data}\n\n`);
-      lastSent = event.id;
-      metrics.sseEventsDelivered.inc();
-    };
-
-    try {
-      for (const event of await bus.replay(stream.channel, tenant, start)) send(event);
-    } catch (error) {
-      request.log.warn({ reason: (error as Error).message }, 'event replay failed');
     }
-    deliver = send;
-    for (const event of pending.splice(0)) send(event);
+    stream.goLive(start, missed);
+  }
+}
+
+interface StreamLimits {
+  readonly maxBufferedBytes: number;
+  /** Counts one event written outside the fan-out (replay). */
+  delivered(): void;
+  /** Accounts for a client disconnected for being too far behind. */
+  tooSlow(stream: EventStream): void;
+}
+
+/**
+ * Node builds a response head by concatenation and keeps it (`_header`) for the response's life: a
+ * rope of ~100 nodes (~3 KB) per stream here, helmet's headers included. Any search flattens a
+ * string in place (V8), leaving one flat string. A guarded no-op should Node change the field.
+ */
+function flattenHead(response: ServerResponse): void {
+  const head: unknown = (response as unknown as { _header?: unknown })._header;
+  if (typeof head === 'string') head.indexOf('\n');
+}
+
+const HEARTBEAT = Buffer.from(': heartbeat\n\n');
+
+/**
+ * One client's stream: what a connection holds beyond its response is this object (no closures, no
+ * timer). Until it goes live, events from the fan-out wait in `pending`; then the replay and those
+ * are written in id order without repeats, and live events follow.
+ */
+class EventStream implements Sink {
+  private pending: StreamEvent[] | null = [];
+  /** The last id written while catching up; null once a live event has passed it (the bus delivers in order). */
+  private after: string | null = null;
+
+  constructor(
+    readonly response: ServerResponse,
+    readonly tenant: string,
+    readonly log: FastifyBaseLogger,
+    private readonly limits: StreamLimits,
+  ) {}
+
+  deliver(event: StreamEvent, frame: Buffer): boolean {
+    if (this.pending) {
+      this.pending.push(event);
+      return false;
+    }
+    if (this.after !== null) {
+      if (compareIds(event.id, this.after) <= 0) return false;
+      this.after = null;
+    }
+    return this.write(frame);
+  }
+
+  /** Writes the replay (events after `start`), then what arrived meanwhile, skipping repeats. */
+  goLive(start: string, missed: readonly StreamEvent[]): void {
+    this.after = start;
+    const pending = this.pending ?? [];
+    this.pending = null;
+    for (const event of [...missed, ...pending]) {
+      if (compareIds(event.id, this.after) <= 0) continue;
+      if (!this.write(eventFrame(event))) return;
+      this.after = event.id;
+      this.limits.delivered();
+    }
+  }
+
+  heartbeat(): void {
+    if (!this.response.writableEnded && !this.response.destroyed) this.response.write(HEARTBEAT);
+  }
+
+  /** A slow client is dropped, never waited for: fan-out to the others goes on. */
+  private write(frame: Buffer): boolean {
+    const response = this.response;
+    if (response.writableEnded || response.destroyed) return false;
+    if (response.writableLength > this.limits.maxBufferedBytes) {
+      this.limits.tooSlow(this);
+      response.destroy();
+      return false;
+    }
+    response.write(frame);
+    return true;
   }
 }
 

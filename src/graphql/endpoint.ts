@@ -14,16 +14,12 @@ import { logRejection } from '../pipeline/error-handler.js';
 import { GatewayDataSource } from './data-source.js';
 import { FastApolloGateway } from './execution/fast-gateway.js';
 import { isIdeRequest, registerGraphQLIde } from './ide.js';
-import { checkQueryText, operationLimits } from './operation-limits.js';
+import { queryTextCheck } from './operation-limits.js';
 import { RedisKeyValueCache, TrustedDocuments, sha256 } from './persisted-queries.js';
-import {
-  NO_REQUIREMENTS,
-  authorizationCheck,
-  authorizationRequirements,
-  withoutAuthorizationDirectives,
-} from './field-authorization.js';
-import { fieldGuard } from './field-guard.js';
-import { fieldRateLimits, rateLimitDirectives, type FieldRateLimit } from './field-rate-limits.js';
+import { withoutAuthorizationDirectives } from './field-authorization.js';
+import { FieldRateLimiter } from './field-rate-limits.js';
+import { admissionStage } from './admission/stage.js';
+import { buildSnapshot } from './admission/snapshot.js';
 import { SubgraphHttpClient } from './subgraph-http.js';
 import { SupergraphFile, type SupergraphStatus } from './supergraph-file.js';
 
@@ -47,13 +43,11 @@ export function registerGraphQL(
   metrics: GatewayMetrics,
 ): GraphQLEndpoint {
   const http = new SubgraphHttpClient();
-  // Field-level authorization is read from each supergraph before the gateway sees it (the gateway
-  // cannot load those directives), and takes effect when the gateway switches to that supergraph.
-  let requirements = NO_REQUIREMENTS;
-  let pendingRequirements = NO_REQUIREMENTS;
-  const configuredFieldLimits = Object.entries(config.fieldRateLimits);
-  let fieldLimits: ReadonlyMap<string, FieldRateLimit> = new Map(configuredFieldLimits);
-  let pendingFieldLimits = fieldLimits;
+  const admission = admissionStage({
+    limits: config.operationLimits,
+    rateLimiter: new FieldRateLimiter(redis, app.log),
+    observeCost: (type, cost) => metrics.graphqlOperationCost.observe({ operation_type: type }, cost),
+  });
   const supergraph = new SupergraphFile({
     path: config.supergraphPath,
     watch: config.supergraphWatch,
@@ -64,10 +58,12 @@ export function registerGraphQL(
       metrics.supergraphInfo.set({ hash }, 1);
     },
     onRejected: () => metrics.supergraphReloads.inc({ result: 'rejected' }),
+    // What the admission stage needs is read from the file's supergraph (with the directives the
+    // gateway cannot load), and takes effect with the schema the gateway builds from it.
     prepare: (sdl) => {
-      pendingRequirements = authorizationRequirements(sdl);
-      pendingFieldLimits = new Map([...rateLimitDirectives(sdl), ...configuredFieldLimits]);
-      return withoutAuthorizationDirectives(sdl);
+      const executable = withoutAuthorizationDirectives(sdl);
+      admission.snapshots.stage(executable, buildSnapshot(sdl, config.fieldRateLimits));
+      return executable;
     },
   });
 
@@ -81,18 +77,14 @@ export function registerGraphQL(
       if (!target) throw new Error(`Subgraph "${name}" has no routing URL; set SUBGRAPH_${name.toUpperCase()}_URL`);
       return new GatewayDataSource({
         name,
-        url: target,
-        fetcher: http.fetcherWithTimeout(override.timeoutMs ?? config.subgraphTimeoutMs),
+        endpoint: http.endpoint(target, override.timeoutMs ?? config.subgraphTimeoutMs),
         logger: app.log,
         metrics,
       });
     },
   });
 
-  gateway.onSchemaLoadOrUpdate(() => {
-    requirements = pendingRequirements;
-    fieldLimits = pendingFieldLimits;
-  });
+  gateway.onSchemaLoadOrUpdate(({ apiSchema, coreSupergraphSdl }) => admission.snapshots.activate(apiSchema, coreSupergraphSdl));
 
   const introspection = config.graphqlIntrospection ?? config.nodeEnv !== 'production';
   const apollo = new ApolloServer<GatewayContext>({
@@ -110,13 +102,7 @@ export function registerGraphQL(
     formatError: maskUnexpectedErrors(app.log),
     plugins: [
       ApolloServerPluginLandingPageDisabled(),
-      requireResolvedOperation(),
-      refuseReadOnlyMutations(),
-      operationLimits(config.operationLimits),
-      fieldGuard([
-        ({ context }) => authorizationCheck(requirements, context.principal),
-        fieldRateLimits(() => fieldLimits, redis, app.log),
-      ]),
+      admission.plugin,
       operationMetrics(metrics),
       requestIdInErrors(),
     ],
@@ -124,6 +110,7 @@ export function registerGraphQL(
 
   const idePage = config.graphqlIde ?? config.nodeEnv === 'development' ? registerGraphQLIde(app) : null;
   const trusted = config.trustedDocuments === 'allow-list' ? new TrustedDocuments(config.trustedDocumentsManifest, redis) : null;
+  const checkQueryText = queryTextCheck(config.operationLimits);
   let handler: RouteHandlerMethod | null = null;
   const started = apollo.start().then(() => {
     handler = fastifyApolloHandler(apollo, { context: async (request) => request.gateway }) as RouteHandlerMethod;
@@ -150,15 +137,11 @@ export function registerGraphQL(
     // Trusted documents and size checks on the raw text run before Apollo parses anything.
     preHandler: async (request, reply) => {
       if (idePage && isIdeRequest(request)) return reply.type('text/html; charset=utf-8').send(idePage());
-      const refuse = (code: string, message: string) =>
-        reply.code(400).send({ errors: [{ message, extensions: { code, requestId: request.id } }] });
-      if (trusted) {
-        const verdict = await admitTrustedDocument(request, trusted);
-        if (verdict) return refuse(verdict, 'Only trusted (persisted) operations are accepted');
-      }
+      const refuse = (error: GatewayError) => reply.code(error.status).send(graphqlErrorBody(error, request.id));
+      if (trusted && !(await admitTrustedDocument(request, trusted))) return refuse(new GatewayError('OPERATION_NOT_TRUSTED'));
       const query = graphqlQueryText(request);
-      const refused = query === undefined ? null : checkQueryText(query, config.operationLimits);
-      if (refused) return refuse(String(refused.extensions.code), refused.message);
+      const refused = query === undefined ? null : checkQueryText(query);
+      if (refused) return refuse(refused);
     },
     handler(request, reply) {
       if (!handler) {
@@ -187,27 +170,27 @@ function graphqlParams(request: FastifyRequest): GraphQLParams | undefined {
 
 /**
  * Allow-list check: the document's hash (sent, or computed from the text) must be trusted. A client
- * sending only the hash gets the trusted text filled in. Returns a refusal code, or null.
+ * sending only the hash gets the trusted text filled in. False: refuse with OPERATION_NOT_TRUSTED.
  */
-async function admitTrustedDocument(request: FastifyRequest, trusted: TrustedDocuments): Promise<string | null> {
+async function admitTrustedDocument(request: FastifyRequest, trusted: TrustedDocuments): Promise<boolean> {
   const params = graphqlParams(request);
-  if (!params) return 'OPERATION_NOT_TRUSTED';
+  if (!params) return false;
   let extensions = params.extensions;
   if (typeof extensions === 'string') {
     try {
       extensions = JSON.parse(extensions);
     } catch {
-      return 'OPERATION_NOT_TRUSTED';
+      return false;
     }
   }
   const sentHash = (extensions as { persistedQuery?: { sha256Hash?: unknown } } | undefined)?.persistedQuery?.sha256Hash;
   const text = typeof params.query === 'string' ? params.query : undefined;
   const hash = text !== undefined ? sha256(text) : typeof sentHash === 'string' ? sentHash : undefined;
-  if (!hash || (text !== undefined && typeof sentHash === 'string' && sentHash !== hash)) return 'OPERATION_NOT_TRUSTED';
+  if (!hash || (text !== undefined && typeof sentHash === 'string' && sentHash !== hash)) return false;
   const body = await trusted.lookup(hash);
-  if (body === null) return 'OPERATION_NOT_TRUSTED';
+  if (body === null) return false;
   params.query = body;
-  return null;
+  return true;
 }
 
 function graphqlQueryText(request: FastifyRequest): string | undefined {
@@ -278,57 +261,6 @@ function isUncodedClientRefusal(error: unknown): boolean {
   const extensions = (error as { extensions?: { code?: unknown; http?: { status?: unknown } } }).extensions;
   const status = extensions?.http?.status;
   return extensions?.code === undefined && typeof status === 'number' && status >= 400 && status < 500;
-}
-
-/**
- * Apollo Server leaves an unmatched `operationName` to the executor, and Apollo Gateway's executor
- * then fails with a 500. It is the client's mistake: answer 400 before any planning happens. The same
- * holds for an operation type the supergraph has no root type for (the planner answers 500
- * INVALID_GRAPHQL) and for subscriptions, which Apollo Gateway cannot execute (a plain 500 error).
- */
-function requireResolvedOperation(): ApolloServerPlugin<GatewayContext> {
-  return {
-    async requestDidStart() {
-      return {
-        async didResolveOperation({ operation, request, schema }) {
-          if (operation) {
-            if (!schema.getRootType(operation.operation)) {
-              throw new GraphQLError(`The schema has no "${operation.operation}" root type.`, {
-                extensions: { code: ApolloServerErrorCode.GRAPHQL_VALIDATION_FAILED, http: { status: 400 } },
-              });
-            }
-            if (operation.operation === 'subscription') {
-              throw new GraphQLError('Subscriptions are not supported on /graphql; use the event streams.', {
-                extensions: { code: ApolloServerErrorCode.BAD_REQUEST, http: { status: 400 } },
-              });
-            }
-            return;
-          }
-          const message = request.operationName
-            ? `Unknown operation named "${request.operationName}".`
-            : 'Must provide operation name if query contains multiple operations.';
-          throw new GraphQLError(message, {
-            extensions: { code: 'OPERATION_RESOLUTION_FAILURE', http: { status: 400 } },
-          });
-        },
-      };
-    },
-  };
-}
-
-/** A read-only tenant may query but not mutate; refused before any planning or subgraph call. */
-function refuseReadOnlyMutations(): ApolloServerPlugin<GatewayContext> {
-  return {
-    async requestDidStart() {
-      return {
-        async didResolveOperation({ operation, contextValue }) {
-          if (operation?.operation !== 'mutation' || !contextValue.tenantReadOnly) return;
-          const error = new GatewayError('TENANT_READ_ONLY');
-          throw new GraphQLError(error.detail, { extensions: { code: error.code, http: { status: error.status } } });
-        },
-      };
-    },
-  };
 }
 
 /** Counts operations by (bounded) name, type and result. */

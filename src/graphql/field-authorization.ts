@@ -22,9 +22,11 @@ interface Requirement {
 export interface AuthorizationRequirements {
   readonly types: ReadonlyMap<string, Requirement>;
   readonly fields: ReadonlyMap<string, Requirement>;
+  /** Every scope any requirement names: only these of a caller's grants can change a decision. */
+  readonly scopes: ReadonlySet<string>;
 }
 
-export const NO_REQUIREMENTS: AuthorizationRequirements = { types: new Map(), fields: new Map() };
+export const NO_REQUIREMENTS: AuthorizationRequirements = { types: new Map(), fields: new Map(), scopes: new Set() };
 const NONE = NO_REQUIREMENTS;
 
 /** Reads the directives from the supergraph SDL (names follow its `@link(..., as:)` if renamed). */
@@ -60,19 +62,39 @@ export function authorizationRequirements(supergraphSdl: string): AuthorizationR
     }
     return requirement;
   };
+  // Interface name → the types declaring it (GraphQL requires transitive interfaces to be declared too).
+  const implementations = new Map<string, string[]>();
   for (const definition of document.definitions) {
     if (!('name' in definition) || !definition.name || !('directives' in definition)) continue;
     const typeName = definition.name.value;
     const own = requirementOf(definition.directives);
     if (own) types.set(typeName, merge(types.get(typeName), own));
+    if ('interfaces' in definition) {
+      for (const implemented of definition.interfaces ?? []) {
+        implementations.set(implemented.name.value, [...(implementations.get(implemented.name.value) ?? []), typeName]);
+      }
+    }
     if ('fields' in definition) {
       for (const field of definition.fields ?? []) {
         const requirement = requirementOf(field.directives);
-        if (requirement) fields.set(`${typeName}.${field.name.value}`, requirement);
+        if (requirement) fields.set(`${typeName}.${field.name.value}`, merge(fields.get(`${typeName}.${field.name.value}`), requirement));
       }
     }
   }
-  return types.size + fields.size === 0 ? NONE : { types, fields };
+  // A requirement on an interface field holds for every implementation of that field, so a fragment
+  // on the concrete type cannot reach what the interface protects.
+  for (const [key, requirement] of [...fields]) {
+    const [typeName, fieldName] = key.split('.') as [string, string];
+    for (const implementation of implementations.get(typeName) ?? []) {
+      const implementationKey = `${implementation}.${fieldName}`;
+      fields.set(implementationKey, merge(fields.get(implementationKey), requirement));
+    }
+  }
+  const scopes = new Set<string>();
+  for (const requirement of [...types.values(), ...fields.values()]) {
+    for (const alternatives of requirement.scopes) for (const group of alternatives) for (const scope of group) scopes.add(scope);
+  }
+  return types.size + fields.size === 0 ? NONE : { types, fields, scopes };
 }
 
 function merge(a: Requirement | undefined, b: Requirement): Requirement {
@@ -96,6 +118,19 @@ function allows(requirement: Requirement | undefined, principal: Principal, gran
   if (!requirement) return true;
   if (requirement.authenticated && principal.kind === 'anonymous') return false;
   return requirement.scopes.every((alternatives) => alternatives.some((group) => group.every((s) => grants.has(s))));
+}
+
+/**
+ * What of the principal these requirements can see: authenticated or not, and the grants they name.
+ * Two principals with the same key get the same decision for every field, so the field guard's walk
+ * is cached by document and this key.
+ */
+export function principalKey(requirements: AuthorizationRequirements, principal: Principal): string {
+  if (requirements === NONE) return '';
+  const relevant: string[] = [];
+  for (const grant of principal.permissions) if (requirements.scopes.has(grant)) relevant.push(grant);
+  for (const grant of principal.roles) if (requirements.scopes.has(grant)) relevant.push(grant);
+  return `${principal.kind === 'anonymous' ? 'a' : 'u'}|${relevant.sort().join(' ')}`;
 }
 
 /** The field guard's check for these directives: why a field is denied to this principal, or null. */

@@ -1,5 +1,3 @@
-import { createHash } from 'node:crypto';
-import type { ApolloServerPlugin } from '@apollo/server';
 import {
   GraphQLError,
   Kind,
@@ -8,7 +6,6 @@ import {
   isListType,
   isNonNullType,
   isObjectType,
-  print,
   type DocumentNode,
   type FieldNode,
   type FragmentDefinitionNode,
@@ -20,12 +17,11 @@ import {
   type SelectionNode,
   type SelectionSetNode,
 } from 'graphql';
-import type { GatewayContext } from '../context.js';
-import { refusedOperations } from './operation-limits.js';
+import { gatewayGraphQLError, type ErrorCode } from '../errors.js';
 
 /** Why one field of an operation is withheld: reported as a GraphQL error at its path. */
 export interface Denial {
-  readonly code: string;
+  readonly code: ErrorCode;
   readonly message: string;
 }
 
@@ -46,13 +42,13 @@ function nullability(type: GraphQLOutputType): { nonNull: boolean; itemsNonNull:
   return { nonNull, itemsNonNull: isListType(inner) && isNonNullType(inner.ofType) };
 }
 
-interface Removal {
+export interface Removal {
   path: PathStep[];
   /** Null for a parent dropped only because all its selections were removed. */
   denial: Denial | null;
 }
 
-interface FilterResult {
+export interface FilterResult {
   document: DocumentNode;
   removals: Removal[];
   /** Every root field was removed: nothing is left to execute. */
@@ -167,75 +163,38 @@ function valueBubbled(value: unknown, step: PathStep, path: PathStep[], index: n
   return bubbled;
 }
 
-/** Builds the check for one request; may do I/O (rate-limit stores). Null = nothing to check. */
-export type CheckFactory = (request: {
-  schema: GraphQLSchema;
-  document: DocumentNode;
-  operation: OperationDefinitionNode;
-  variables: Record<string, unknown>;
-  context: GatewayContext;
-}) => Promise<FieldCheck | null> | FieldCheck | null;
-
 /**
- * The plugin that applies field checks (authorization directives, field rate limits) before the
- * query plan exists: denied fields are removed from the operation, so no subgraph is asked for them;
- * they come back `null` with one error each, and the rest of the operation runs.
+ * One error per denied field occurrence in the result, at its response path with list indices
+ * (`["users", 0, "email"]`), read before nulls bubble. Where the data holds no occurrence (an empty
+ * list, a null parent), one error names the deepest path that exists, so the denial is never silent.
  */
-export function fieldGuard(factories: readonly CheckFactory[]): ApolloServerPlugin<GatewayContext> {
-  return {
-    async requestDidStart() {
-      let removals: Removal[] = [];
-      let empty = false;
-      return {
-        async didResolveOperation(requestContext) {
-          const operation = requestContext.operation;
-          // Refused by the operation limits (which run first): never walk a possibly huge operation.
-          if (!operation || refusedOperations.has(requestContext.contextValue)) return;
-          const input = {
-            schema: requestContext.schema,
-            document: requestContext.document,
-            operation,
-            variables: requestContext.request.variables ?? {},
-            context: requestContext.contextValue,
-          };
-          const checks = (await Promise.all(factories.map((factory) => factory(input)))).filter((c): c is FieldCheck => c !== null);
-          if (checks.length === 0) return;
-          const combined: FieldCheck = (parent, field, node) => {
-            for (const check of checks) {
-              const denial = check(parent, field, node);
-              if (denial) return denial;
-            }
-            return null;
-          };
-          const result = filterOperation(input.schema, input.document, operation, combined);
-          if (!result) return;
-          removals = result.removals;
-          empty = result.empty;
-          // Apollo Gateway plans `document` and caches plans by `queryHash`: both must describe
-          // what this caller may see, or another caller's cached plan could be reused.
-          const mutable = requestContext as { document: DocumentNode; queryHash: string };
-          mutable.document = result.document;
-          mutable.queryHash = createHash('sha256').update(print(result.document)).digest('hex');
-        },
-        async responseForOperation(requestContext) {
-          // Nothing the caller may see is left: answer without planning or calling any subgraph.
-          if (!empty) return null;
-          return { http: requestContext.response.http, body: { kind: 'single', singleResult: { data: {} } } };
-        },
-        async willSendResponse({ response }) {
-          if (removals.length === 0 || response.body.kind !== 'single') return;
-          const result = response.body.singleResult;
-          // Refused before execution (limits, read-only, …): nothing was removed from a result.
-          if (result.data === undefined) return;
-          result.data = applyRemovals((result.data ?? null) as Record<string, unknown> | null, removals);
-          const denied = removals.flatMap(({ path, denial }) =>
-            denial
-              ? [new GraphQLError(denial.message, { path: path.map((step) => step.key), extensions: { code: denial.code } }).toJSON()]
-              : [],
-          );
-          result.errors = [...denied, ...(result.errors ?? [])];
-        },
-      };
-    },
-  };
+export function deniedFieldErrors(data: Record<string, unknown> | null, removals: readonly Removal[]): GraphQLError[] {
+  const errors: GraphQLError[] = [];
+  for (const { path, denial } of removals) {
+    if (!denial) continue;
+    const found: (string | number)[][] = [];
+    let deepest: (string | number)[] = [];
+    const walk = (value: unknown, index: number, prefix: (string | number)[]): void => {
+      if (index === path.length) {
+        found.push(prefix);
+        return;
+      }
+      if (prefix.length > deepest.length) deepest = prefix;
+      if (value === null || value === undefined) return;
+      if (Array.isArray(value)) {
+        value.forEach((item, i) => walk(item, index, [...prefix, i]));
+        return;
+      }
+      if (typeof value !== 'object') return;
+      const key = path[index]!.key;
+      const record = value as Record<string, unknown>;
+      // The denied field itself was never fetched: its key is absent, its path still exists.
+      if (index === path.length - 1) walk(null, index + 1, [...prefix, key]);
+      else if (key in record) walk(record[key], index + 1, [...prefix, key]);
+    };
+    walk(data, 0, []);
+    const paths = found.length > 0 ? found : [deepest.length > 0 ? deepest : path.map((step) => step.key)];
+    for (const at of paths) errors.push(gatewayGraphQLError(denial.code, denial.message, at));
+  }
+  return errors;
 }

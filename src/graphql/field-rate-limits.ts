@@ -1,11 +1,23 @@
 import type { FastifyBaseLogger } from 'fastify';
 import { getGraphQLRateLimiter, InMemoryStore, RedisStore, type GraphQLRateLimitDirectiveArgs } from 'graphql-rate-limit';
-import { Kind, getArgumentValues, parse, type DirectiveNode, type FieldNode, type GraphQLResolveInfo, type ValueNode } from 'graphql';
+import {
+  Kind,
+  getArgumentValues,
+  parse,
+  type DirectiveNode,
+  type DocumentNode,
+  type FieldNode,
+  type GraphQLField,
+  type GraphQLResolveInfo,
+  type GraphQLSchema,
+  type OperationDefinitionNode,
+  type ValueNode,
+} from 'graphql';
 import type { RedisClient } from '../stores/redis.js';
 import { z } from 'zod';
 import type { GatewayContext } from '../context.js';
 import { callerIdentity } from '../ratelimit/limiter.js';
-import { filterOperation, type CheckFactory, type FieldCheck } from './field-guard.js';
+import { filterOperation, type FieldCheck } from './field-guard.js';
 
 export const fieldRateLimitSchema = z.strictObject({
   max: z.coerce.number().int().positive(),
@@ -72,56 +84,77 @@ function literal(value: ValueNode | undefined): unknown {
   return undefined;
 }
 
+/** One occurrence of a limited field in an operation (per document, so computed once and cached). */
+export interface LimitedOccurrence {
+  readonly key: string;
+  readonly node: FieldNode;
+  readonly field: GraphQLField<unknown, unknown>;
+  readonly rule: FieldRateLimit;
+}
+
+/** Every occurrence of a limited field, fragments expanded (aliased repeats each count). */
+export function limitedOccurrences(
+  schema: GraphQLSchema,
+  document: DocumentNode,
+  operation: OperationDefinitionNode,
+  limits: ReadonlyMap<string, FieldRateLimit>,
+): LimitedOccurrence[] {
+  if (limits.size === 0) return [];
+  const occurrences: LimitedOccurrence[] = [];
+  filterOperation(schema, document, operation, (parent, field, node) => {
+    const key = `${parent.name}.${field.name}`;
+    const rule = limits.get(key);
+    if (rule) occurrences.push({ key, node, field, rule });
+    return null;
+  });
+  return occurrences;
+}
+
 /**
- * Field-level limits with graphql-rate-limit's limiter, applied by the field guard before the query
- * plan runs: every occurrence of a limited field counts (aliased repeats included), per caller
+ * Field-level limits with graphql-rate-limit's limiter, applied by the admission stage before the
+ * query plan runs: every occurrence of a limited field counts (aliased repeats included), per caller
  * (API key, user or IP), in the shared store when Redis is configured. An occurrence over its limit
  * is removed and answered `null` with a RATE_LIMITED error naming the field. If the store fails,
  * field limits are skipped (logged): request-level limits still protect the services.
  */
-export function fieldRateLimits(
-  limits: () => ReadonlyMap<string, FieldRateLimit>,
-  redis: RedisClient | null,
-  logger: FastifyBaseLogger,
-): CheckFactory {
-  const limiter = getGraphQLRateLimiter({
-    identifyContext: (context: GatewayContext) => callerIdentity(context.principal, context.clientIp),
-    store: redis ? new RedisStore(redis) : new InMemoryStore(),
-  });
+export class FieldRateLimiter {
+  private readonly limiter: ReturnType<typeof getGraphQLRateLimiter>;
 
-  return async ({ schema, document, operation, variables, context }) => {
-    const current = limits();
-    if (current.size === 0) return null;
-    const occurrences: { key: string; node: FieldNode; args: Record<string, unknown>; rule: FieldRateLimit }[] = [];
+  constructor(
+    redis: RedisClient | null,
+    private readonly logger: FastifyBaseLogger,
+  ) {
+    this.limiter = getGraphQLRateLimiter({
+      identifyContext: (context: GatewayContext) => callerIdentity(context.principal, context.clientIp),
+      store: redis ? new RedisStore(redis) : new InMemoryStore(),
+    });
+  }
+
+  /** Spends one token per occurrence; the check denying those over their limit, or null. */
+  async spend(occurrences: readonly LimitedOccurrence[], variables: Record<string, unknown>, context: GatewayContext): Promise<FieldCheck | null> {
+    let args: Record<string, unknown>[];
     try {
-      filterOperation(schema, document, operation, (parent, field, node) => {
-        const rule = current.get(`${parent.name}.${field.name}`);
-        if (rule) occurrences.push({ key: `${parent.name}.${field.name}`, node, args: getArgumentValues(field, node, variables), rule });
-        return null;
-      });
+      args = occurrences.map(({ field, node }) => getArgumentValues(field, node, variables));
     } catch {
       return null; // bad or missing variables: Apollo reports them as the client's error
     }
-    if (occurrences.length === 0) return null;
-
     const denied = new Map<FieldNode, string>();
     try {
-      for (const { key, node, args, rule } of occurrences) {
+      for (const [i, { key, node, rule }] of occurrences.entries()) {
         const directiveArgs: GraphQLRateLimitDirectiveArgs = rule;
         // graphql-rate-limit keys its counters by `info.fieldName`; `Type.field` keeps types apart.
         const info = { fieldName: key } as GraphQLResolveInfo;
-        const message = await limiter({ parent: undefined, args, context, info }, directiveArgs);
+        const message = await this.limiter({ parent: undefined, args: args[i]!, context, info }, directiveArgs);
         if (message) denied.set(node, `${key}: ${message}`);
       }
     } catch (error) {
-      logger.warn({ reason: (error as Error).message }, 'field rate limit store failed; field limits skipped for this request');
+      this.logger.warn({ reason: (error as Error).message }, 'field rate limit store failed; field limits skipped for this request');
       return null;
     }
     if (denied.size === 0) return null;
-    const check: FieldCheck = (_parent, _field, node) => {
+    return (_parent, _field, node) => {
       const message = denied.get(node);
       return message ? { code: 'RATE_LIMITED', message } : null;
     };
-    return check;
-  };
+  }
 }

@@ -1,29 +1,52 @@
-import type { RemoteGraphQLDataSource } from '@apollo/gateway';
-import { Agent, fetch } from 'undici';
+import type { IncomingHttpHeaders } from 'node:http';
+import { brotliDecompressSync, gunzipSync, inflateRawSync, inflateSync } from 'node:zlib';
+import { Pool, type Dispatcher } from 'undici';
 
-export type Fetcher = RemoteGraphQLDataSource['fetcher'];
+/** What a subgraph answered: status, headers and the whole body, decoded, as bytes. */
+export interface SubgraphResponse {
+  readonly status: number;
+  readonly statusText: string;
+  readonly headers: IncomingHttpHeaders;
+  readonly body: Buffer;
+}
 
 /**
- * One keep-alive connection pool for every subgraph call: undici keeps a pool per origin, so a busy
- * gateway reuses warm connections instead of paying a TCP (and TLS) handshake per subgraph fetch.
+ * Why an exchange failed before a complete answer was in hand. `timeout`: the per-subgraph timeout
+ * passed; `unavailable`: no answer at all (refused, reset, DNS, pool closed); `bad-response`: the
+ * answer started but its body broke off or could not be decoded. `status` is the answer's, if any.
+ */
+export class SubgraphTransportError extends Error {
+  constructor(
+    readonly kind: 'timeout' | 'unavailable' | 'bad-response',
+    message: string,
+    readonly status?: number,
+  ) {
+    super(message);
+    this.name = 'SubgraphTransportError';
+  }
+}
+
+// undici's own timeout errors; any of them means the subgraph did not answer in time.
+const UNDICI_TIMEOUTS = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT']);
+const NO_HEADERS: IncomingHttpHeaders = Object.freeze({});
+
+/**
+ * Keep-alive connection pools for subgraph calls, one per subgraph origin, used through undici's
+ * dispatcher API: no WHATWG Request/Response/stream and no AbortSignal per call (the profile of the
+ * fetch-based transport showed ~11% of the gateway's CPU there).
  */
 export class SubgraphHttpClient {
-  private readonly agent = new Agent({
-    keepAliveTimeout: 30_000,
-    keepAliveMaxTimeout: 600_000,
-    connections: 256,
-  });
+  private readonly pools = new Map<string, Pool>();
 
-  /** A fetcher whose whole exchange (connect, headers and body) is bounded by `timeoutMs`. */
-  fetcherWithTimeout(timeoutMs: number): Fetcher {
-    const dispatcher = this.agent;
-    // The Apollo fetcher types mirror WHATWG fetch; undici's fetch is one, its types only differ nominally.
-    return ((url: string, init?: Parameters<Fetcher>[1]) =>
-      fetch(url, {
-        ...(init as object),
-        dispatcher,
-        signal: AbortSignal.timeout(timeoutMs),
-      })) as unknown as Fetcher;
+  /** The fixed part of every call to `url`, built once per subgraph. */
+  endpoint(url: string, timeoutMs: number): SubgraphEndpoint {
+    const target = new URL(url);
+    let pool = this.pools.get(target.origin);
+    if (!pool) {
+      pool = new Pool(target.origin, { keepAliveTimeout: 30_000, keepAliveMaxTimeout: 600_000, connections: 256 });
+      this.pools.set(target.origin, pool);
+    }
+    return new SubgraphEndpoint(pool, `${target.pathname}${target.search}`, timeoutMs);
   }
 
   /**
@@ -31,6 +54,131 @@ export class SubgraphHttpClient {
    * request that was cut at the shutdown deadline, so abort it rather than wait.
    */
   async destroy(): Promise<void> {
-    await this.agent.destroy();
+    await Promise.all([...this.pools.values()].map((pool) => pool.destroy()));
+  }
+}
+
+/** POSTs to one subgraph URL; the whole exchange (queueing, connect, headers, body) within `timeoutMs`. */
+export class SubgraphEndpoint {
+  constructor(
+    private readonly pool: Pool,
+    private readonly path: string,
+    readonly timeoutMs: number,
+  ) {}
+
+  post(headers: Record<string, string>, body: string): Promise<SubgraphResponse> {
+    return new Promise((resolve, reject) => {
+      const exchange = new Exchange(resolve, reject, this.timeoutMs);
+      // undici's headers and body timeouts report a stalled socket as its own typed errors; the
+      // exchange's deadline bounds the sum, including the wait for a free connection in the pool.
+      this.pool.dispatch(
+        { path: this.path, method: 'POST', headers, body, headersTimeout: this.timeoutMs, bodyTimeout: this.timeoutMs },
+        exchange,
+      );
+    });
+  }
+}
+
+function onDeadline(exchange: Exchange): void {
+  exchange.expire();
+}
+
+/**
+ * One exchange's state, and undici's handler for it: collects the body chunks and settles once.
+ * Hand-written rather than undici's `request()` because that wraps every body in a Readable stream
+ * and takes cancellation only through a signal object (an AbortSignal or emitter): the per-call
+ * costs this transport exists to avoid.
+ */
+class Exchange implements Dispatcher.DispatchHandler {
+  private controller: Dispatcher.DispatchController | null = null;
+  private readonly timer: NodeJS.Timeout;
+  private settled = false;
+  private status = 0;
+  private statusText = '';
+  private headers = NO_HEADERS;
+  private readonly chunks: Buffer[] = [];
+  private length = 0;
+
+  constructor(
+    private readonly resolve: (response: SubgraphResponse) => void,
+    private readonly reject: (error: SubgraphTransportError) => void,
+    private readonly timeoutMs: number,
+  ) {
+    this.timer = setTimeout(onDeadline, timeoutMs, this);
+  }
+
+  expire(): void {
+    if (this.settled) return;
+    const error = new SubgraphTransportError('timeout', `no complete answer within ${this.timeoutMs} ms`, this.status || undefined);
+    this.fail(error);
+    // Still queued in the pool: onRequestStart aborts it once it gets that far.
+    this.controller?.abort(error);
+  }
+
+  onRequestStart(controller: Dispatcher.DispatchController): void {
+    this.controller = controller;
+    if (this.settled) controller.abort(new SubgraphTransportError('timeout', 'timed out while queued'));
+  }
+
+  onResponseStart(_controller: Dispatcher.DispatchController, status: number, headers: IncomingHttpHeaders, statusText?: string): void {
+    this.status = status;
+    this.headers = headers;
+    this.statusText = statusText ?? '';
+  }
+
+  onResponseData(_controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    this.chunks.push(chunk);
+    this.length += chunk.length;
+  }
+
+  onResponseEnd(): void {
+    if (this.settled) return;
+    const raw = this.chunks.length === 1 ? this.chunks[0]! : Buffer.concat(this.chunks, this.length);
+    let body: Buffer;
+    try {
+      body = decode(raw, this.headers['content-encoding']);
+    } catch (error) {
+      this.fail(new SubgraphTransportError('bad-response', `undecodable body: ${(error as Error).message}`, this.status));
+      return;
+    }
+    this.settled = true;
+    clearTimeout(this.timer);
+    this.resolve({ status: this.status, statusText: this.statusText, headers: this.headers, body });
+  }
+
+  onResponseError(_controller: Dispatcher.DispatchController, error: Error): void {
+    if (this.settled) return;
+    const code = (error as { code?: string }).code;
+    if (error instanceof SubgraphTransportError) this.fail(error);
+    else if (code && UNDICI_TIMEOUTS.has(code)) this.fail(new SubgraphTransportError('timeout', error.message, this.status || undefined));
+    else if (this.status) this.fail(new SubgraphTransportError('bad-response', `body broke off: ${error.message}`, this.status));
+    else this.fail(new SubgraphTransportError('unavailable', error.message));
+  }
+
+  private fail(error: SubgraphTransportError): void {
+    this.settled = true;
+    clearTimeout(this.timer);
+    this.reject(error);
+  }
+}
+
+/**
+ * The gateway asks for no compression (on the networks subgraphs live on it costs both sides more
+ * CPU than it saves), but decodes what a subgraph compresses anyway. Bodies are whole by now, so the
+ * one-shot zlib calls are cheaper than a stream per response.
+ */
+function decode(body: Buffer, encoding: string | string[] | undefined): Buffer {
+  if (encoding === undefined || encoding === 'identity') return body;
+  switch (typeof encoding === 'string' ? encoding.trim().toLowerCase() : encoding.join(',')) {
+    case 'gzip':
+    case 'x-gzip':
+      return gunzipSync(body);
+    case 'deflate':
+      // Meant to be zlib-wrapped, sometimes raw: a zlib header has compression method 8 in its low bits.
+      return (body[0]! & 0x0f) === 0x08 ? inflateSync(body) : inflateRawSync(body);
+    case 'br':
+      return brotliDecompressSync(body);
+    default:
+      throw new Error(`unsupported content-encoding ${String(encoding)}`);
   }
 }

@@ -24,6 +24,12 @@ export function createMetrics(registry = new Registry()) {
       'operation_type',
       'result',
     ]),
+    graphqlOperationCost: histogram(
+      'gateway_graphql_operation_cost',
+      'Estimated cost of admitted and refused GraphQL operations (demand control)',
+      ['operation_type'],
+      [1, 10, 100, 1_000, 5_000, 10_000, 50_000, 100_000, 1_000_000],
+    ),
     subgraphDuration: histogram('gateway_subgraph_request_duration_seconds', 'Subgraph fetch duration', ['subgraph'], DURATION_BUCKETS),
     subgraphErrors: counter('gateway_subgraph_errors_total', 'Failed subgraph fetches by code', ['subgraph', 'code']),
     authAttempts: counter('gateway_auth_attempts_total', 'Authentication attempts by result (anonymous, jwt, api_key, or the refusal code)', [

@@ -1,17 +1,22 @@
 import { pino } from 'pino';
 import { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { GatewayMetrics } from './metrics.js';
+import { DeferredChildLogger } from './request-logger.js';
+
+const LOG_BATCH_BYTES = 4_096;
+const LOG_FLUSH_MS = 200;
 
 /**
  * Where the gateway's JSON lines go: stdout through an asynchronous pino destination. A synchronous
  * write per request blocked the event loop on every line (slow pipes and log collectors included);
- * this one batches lines while a write is in flight. pino flushes it synchronously on process exit
- * (main.ts exits after the drain, so the shutdown lines are written too) and on a crash.
+ * this one writes lines in batches of at least LOG_BATCH_BYTES (one `write` per ~15 request lines
+ * under load instead of one each: ~4% of a proxied request), and at least every LOG_FLUSH_MS when
+ * traffic is light, so a line is never held longer than that. pino flushes it synchronously on
+ * process exit (main.ts exits after the drain, so the shutdown lines are written too) and on a crash.
  */
 export function gatewayLogDestination(): pino.DestinationStream {
-  return pino.destination({ dest: 1, sync: false });
+  return pino.destination({ dest: 1, sync: false, minLength: LOG_BATCH_BYTES, periodicFlush: LOG_FLUSH_MS });
 }
-
 /**
  * One log line per request, at completion: request id, method, route template, path (never the
  * query string: tokens and tickets travel there), status, duration, tenant, user and the subgraph
@@ -22,20 +27,23 @@ export class GatewayLogController extends LogController {
 
   override requestCompleted(error: Error | null | undefined, request: FastifyRequest, reply: FastifyReply): void {
     const context = request.gateway;
-    request.log.info(
-      {
-        method: request.method,
-        route: routeLabel(request),
-        path: (request.raw.url ?? '').split('?')[0],
-        status: reply.statusCode,
-        durationMs: Math.round(reply.elapsedTime * 100) / 100,
-        tenant: context?.principal.tenantId ?? undefined,
-        userId: context?.principal.id ?? undefined,
-        ...(context?.subgraphTimings.length ? { subgraphs: context.subgraphTimings } : {}),
-        ...(error ? { error: error.message } : {}),
-      },
-      'request completed',
-    );
+    const log = request.log;
+    const url = request.raw.url ?? '';
+    const queryAt = url.indexOf('?');
+    const line = {
+      method: request.method,
+      route: routeLabel(request),
+      path: queryAt === -1 ? url : url.slice(0, queryAt),
+      status: reply.statusCode,
+      durationMs: Math.round(reply.elapsedTime * 100) / 100,
+      tenant: context?.principal.tenantId ?? undefined,
+      userId: context?.principal.id ?? undefined,
+      ...(context?.graphql.estimatedCost !== undefined ? { estimatedCost: context.graphql.estimatedCost } : {}),
+      ...(context?.subgraphTimings.length ? { subgraphs: context.subgraphTimings } : {}),
+      ...(error ? { error: error.message } : {}),
+    };
+    if (log instanceof DeferredChildLogger) log.infoWithBindings(line, 'request completed');
+    else log.info(line, 'request completed');
   }
 }
 
@@ -45,7 +53,8 @@ export function routeLabel(request: FastifyRequest): string {
 }
 
 export function installRequestMetrics(app: FastifyInstance, metrics: GatewayMetrics): void {
-  app.addHook('onResponse', async (request, reply) => {
+  // A callback hook, not an async one: no promise per response.
+  app.addHook('onResponse', (request, reply, done) => {
     const route = routeLabel(request);
     metrics.requests.inc({ method: request.method, route, status: String(reply.statusCode) });
     metrics.requestDuration.observe({ method: request.method, route }, reply.elapsedTime / 1000);
@@ -53,5 +62,6 @@ export function installRequestMetrics(app: FastifyInstance, metrics: GatewayMetr
     if (requestLength > 0) metrics.requestSize.observe({ route }, requestLength);
     const responseLength = Number(reply.getHeader('content-length'));
     if (responseLength > 0) metrics.responseSize.observe({ route }, responseLength);
+    done();
   });
 }

@@ -1,8 +1,9 @@
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { IDENTITY_HEADERS, anonymousPrincipal, type GatewayContext } from '../context.js';
+import type { SyncStage } from './stages.js';
+import { childTraceparent } from './trace-context.js';
 
 const IDENTITY_HEADER_SET = new Set<string>(IDENTITY_HEADERS);
-import { childTraceparent } from './trace-context.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -16,27 +17,31 @@ declare module 'fastify' {
 /**
  * Start of the pipeline proper: take the client's tenant request aside, drop
  * identity headers the client tried to set (only the gateway speaks for the caller), and start the
- * per-request context as anonymous; the access stage fills in who is calling.
+ * per-request context as anonymous; the access stage fills in who is calling. Returns the stage.
  */
-export function installCallerContext(app: FastifyInstance, defaultTenantId: string | null): void {
+export function installCallerContext(app: FastifyInstance, defaultTenantId: string | null): SyncStage {
   const anonymous = anonymousPrincipal(defaultTenantId);
   app.decorateRequest('gateway', null as unknown as GatewayContext);
   app.decorateRequest('requestedTenantId', undefined);
-  app.addHook('onRequest', async (request) => {
-    const tenant = request.headers['x-tenant-id'];
+  return (request: FastifyRequest) => {
+    const headers = request.headers;
+    const tenant = headers['x-tenant-id'];
     request.requestedTenantId = typeof tenant === 'string' && tenant !== '' ? tenant : undefined;
-    for (const name of Object.keys(request.headers)) {
+    for (const name in headers) {
+      // Every identity header starts with `x`: the rest are passed over without a string copy.
+      if (name.charCodeAt(0) !== 120 /* x */) continue;
       // `x_user_id` too: servers that fold `_` into `-` (CGI/WSGI) would read it as `x-user-id`.
-      if (IDENTITY_HEADER_SET.has(name.replace(/_/g, '-'))) delete request.headers[name];
+      if (IDENTITY_HEADER_SET.has(name.replace(/_/g, '-'))) delete headers[name];
     }
     request.gateway = {
       requestId: request.id,
-      traceparent: childTraceparent(request.headers.traceparent),
+      traceparent: childTraceparent(headers.traceparent),
       clientIp: request.ip,
       principal: anonymous,
       tenantReadOnly: false,
       contextToken: null,
       subgraphTimings: [],
+      graphql: {},
     };
-  });
+  };
 }

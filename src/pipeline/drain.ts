@@ -1,4 +1,5 @@
-import type { FastifyInstance } from 'fastify';
+import type { ServerResponse } from 'node:http';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { GatewayError } from '../errors.js';
 
 /**
@@ -15,6 +16,8 @@ import { GatewayError } from '../errors.js';
  */
 export interface Drain {
   readonly draining: boolean;
+  /** Pipeline stage: refuses new requests while draining, counts admitted ones until their response closes. */
+  admit(request: FastifyRequest, reply: FastifyReply): void;
   /** Called once when the drain begins (long-lived responses end here). */
   onDrain(listener: () => void): void;
   /** Drains, then closes the app; resolves when everything is closed. */
@@ -27,29 +30,28 @@ const SERVED_WHILE_DRAINING = new Set(['/.well-known/jwks.json', '/health', '/he
 export function installDrain(app: FastifyInstance, timeoutMs: number): Drain {
   let draining = false;
   let deadline = Number.POSITIVE_INFINITY;
-  let inFlight = 0;
+  /** Responses of admitted requests, until they close. */
+  const inFlight = new Set<ServerResponse>();
   let idle: (() => void) | null = null;
   const listeners: (() => void)[] = [];
 
-  const finished = () => {
-    inFlight--;
-    if (inFlight === 0 && idle) idle();
-  };
-  app.addHook('onRequest', async (request, reply) => {
+  // One function for every response ('close' listeners are called with the response as `this`).
+  function finished(this: ServerResponse): void {
+    inFlight.delete(this);
+    if (inFlight.size === 0 && idle) idle();
+  }
+  const admit = (request: FastifyRequest, reply: FastifyReply): void => {
     if (draining && !SERVED_WHILE_DRAINING.has(request.url.split('?')[0]!)) {
       reply.header('connection', 'close').header('retry-after', '1');
       throw new GatewayError('SHUTTING_DOWN');
     }
     // An upgraded connection (WebSocket) is no request/response pair: it is closed with the app.
     if (request.headers.upgrade !== undefined) return;
-    inFlight++;
+    inFlight.add(reply.raw);
     // 'close' fires once per response, whether it finished or the client went away.
     reply.raw.once('close', finished);
-  });
-  // While draining, responses tell keep-alive clients to let go, so connections end with them.
-  app.addHook('onSend', async (_request, reply) => {
-    if (draining) reply.header('connection', 'close');
-  });
+    if (draining) reply.raw.setHeader('connection', 'close');
+  };
   // Whatever closes the app (a drain, or `app.close()` directly), open connections are cut at the
   // deadline: `server.close()` alone would wait for them for ever.
   let cut: NodeJS.Timeout | undefined;
@@ -67,13 +69,17 @@ export function installDrain(app: FastifyInstance, timeoutMs: number): Drain {
     get draining() {
       return draining;
     },
+    admit,
     onDrain: (listener) => void listeners.push(listener),
     async shutdown() {
       if (!draining) {
         draining = true;
         deadline = Date.now() + timeoutMs;
+        // While draining, responses tell keep-alive clients to let go, so connections end with them
+        // (set on the response itself: whatever sends it, Fastify or the REST proxy, keeps it).
+        for (const response of inFlight) if (!response.headersSent) response.setHeader('connection', 'close');
         for (const listener of listeners) listener();
-        if (inFlight > 0) {
+        if (inFlight.size > 0) {
           await new Promise<void>((resolve) => {
             idle = resolve;
             setTimeout(resolve, timeoutMs).unref();

@@ -1,4 +1,4 @@
-import type { FastifyInstance } from 'fastify';
+import type { FastifyRequest } from 'fastify';
 import { GatewayError } from '../errors.js';
 
 /**
@@ -26,8 +26,7 @@ export function isAmbiguousPath(rawUrl: string): boolean {
   return decoded.split('/').some((segment) => DOT_SEGMENT.test(segment));
 }
 
-export function installPathGuard(app: FastifyInstance): void {
-  app.addHook('onRequest', async (request) => {
-    if (isAmbiguousPath(request.raw.url ?? '/')) throw new GatewayError('PATH_NOT_ALLOWED');
-  });
+/** Pipeline stage: refuses an ambiguous path before anything acts on it. */
+export function guardPath(request: FastifyRequest): void {
+  if (isAmbiguousPath(request.raw.url ?? '/')) throw new GatewayError('PATH_NOT_ALLOWED');
 }

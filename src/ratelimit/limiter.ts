@@ -24,7 +24,40 @@ export class RateLimiter {
     private readonly store: RateLimitStore,
   ) {}
 
+  /**
+   * The bucket list of an identified caller (user, API client) for a scope: the same on every
+   * request of that principal object (cached with its verified token), so its keys are built once.
+   * Anonymous callers are keyed by IP and share one principal object: built per request.
+   */
+  private readonly checksByPrincipal = new WeakMap<Principal, Map<LimitScope, readonly BucketCheck[]>>();
+
   async check(principal: Principal, clientIp: string, scope: LimitScope): Promise<Decision> {
+    const decision = await this.store.consume(this.checksFor(principal, clientIp, scope));
+    if (!decision.allowed || !this.config.tenant || principal.tenantId === null) return decision;
+
+    // The tenant bucket lives under the tenant's own hash tag, so it is a second (atomic) call.
+    const tenant = await this.store.consume([
+      { name: 'tenant', key: `rl:{tenant:${principal.tenantId}}:tenant`, policy: this.config.tenant },
+    ]);
+    return { ...tenant, buckets: [...decision.buckets, ...tenant.buckets] };
+  }
+
+  private checksFor(principal: Principal, clientIp: string, scope: LimitScope): readonly BucketCheck[] {
+    if (principal.kind === 'anonymous') return this.buildChecks(principal, clientIp, scope);
+    let byScope = this.checksByPrincipal.get(principal);
+    if (!byScope) {
+      byScope = new Map();
+      this.checksByPrincipal.set(principal, byScope);
+    }
+    let checks = byScope.get(scope);
+    if (!checks) {
+      checks = this.buildChecks(principal, clientIp, scope);
+      byScope.set(scope, checks);
+    }
+    return checks;
+  }
+
+  private buildChecks(principal: Principal, clientIp: string, scope: LimitScope): readonly BucketCheck[] {
     const caller = callerIdentity(principal, clientIp);
     const bucket = (name: string, policy: BucketPolicy): BucketCheck => ({ name, key: `rl:{${caller}}:${name}`, policy });
 
@@ -36,15 +69,7 @@ export class RateLimiter {
     else checks.push(bucket('anonymous', this.config.anonymous));
     if (scope.kind === 'graphql' && this.config.graphql) checks.push(bucket('graphql', this.config.graphql));
     if (scope.route) checks.push(bucket(scope.route.name, scope.route.policy));
-
-    const decision = await this.store.consume(checks);
-    if (!decision.allowed || !this.config.tenant || principal.tenantId === null) return decision;
-
-    // The tenant bucket lives under the tenant's own hash tag, so it is a second (atomic) call.
-    const tenant = await this.store.consume([
-      { name: 'tenant', key: `rl:{tenant:${principal.tenantId}}:tenant`, policy: this.config.tenant },
-    ]);
-    return { ...tenant, buckets: [...decision.buckets, ...tenant.buckets] };
+    return checks;
   }
 }
 

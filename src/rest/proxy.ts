@@ -1,5 +1,4 @@
 import httpProxy from '@fastify/http-proxy';
-import replyFrom from '@fastify/reply-from';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { GatewayConfig } from '../config/schema.js';
 import { downstreamHeaders } from '../context.js';
@@ -12,13 +11,36 @@ import type { RouteConfig, ServiceConfig } from './config-schema.js';
 import { installExpectContinue } from './expect-continue.js';
 import { assertValidHost, forwardedRequestHeaders, withoutHopByHop } from './forwarding.js';
 import { Exchange } from './exchange.js';
-import { UpstreamDispatcher } from './upstream-dispatcher.js';
+import { UpstreamDispatcher, type UpstreamResponse } from './upstream-dispatcher.js';
 import { classifyUpstreamError, errorCodes } from './upstream-errors.js';
 import { UpstreamPool, type UpstreamInstance } from './upstream-pool.js';
 
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE']);
-/** Made once, not per request: reply-from calls it on each attempt. */
-const noRetry = () => null;
+/**
+ * Characters a path may carry to the upstream as they are; anything else goes through the WHATWG
+ * URL parser first, which percent-encodes what undici would refuse (as the URL the proxy used to
+ * build for every request did).
+ */
+const PLAIN_PATH = /^[A-Za-z0-9\-._~!$&'()*+,;=:@%/]*$/;
+
+/** Where an instance is reached: parsed once per instance, not per request. */
+interface Target {
+  readonly origin: string;
+  /** The Host header the upstream expects (its own authority). */
+  readonly host: string;
+  /** A path in the instance URL, prefixed to every request path ('' for none). */
+  readonly basePath: string;
+}
+const targets = new WeakMap<UpstreamInstance, Target>();
+function targetOf(instance: UpstreamInstance): Target {
+  let target = targets.get(instance);
+  if (!target) {
+    const url = new URL(instance.url);
+    target = { origin: url.origin, host: url.host, basePath: url.pathname === '/' ? '' : url.pathname.replace(/\/$/, '') };
+    targets.set(instance, target);
+  }
+  return target;
+}
 
 export interface RestUpstreams {
   readonly pools: ReadonlyMap<string, UpstreamPool>;
@@ -27,7 +49,7 @@ export interface RestUpstreams {
 
 /**
  * The legacy REST routes: each configured prefix forwards, unchanged, to an instance of its service
- * through @fastify/reply-from (undici, keep-alive, streamed bodies both ways). Around it: per-caller
+ * through undici (keep-alive pools, streamed bodies both ways). Around it: per-caller
  * and per-tenant shares of the service's connections, instance choice and health, retries on another
  * instance, the service's circuit breaker, and the headers the gateway is meant to add. Routes carry
  * their auth policy, so the pipeline's access stage runs for them exactly as for /graphql.
@@ -57,15 +79,13 @@ export async function registerRestRoutes(app: FastifyInstance, config: GatewayCo
     for (const [name, service] of Object.entries(config.services)) {
       const routes = config.routes.filter((r) => r.service === name && !r.websocket);
       if (routes.length === 0) continue;
-      // One undici pool per service, sized by its maxConnections (reply-from's `undici` option is per
-      // registration, hence a scope per service).
+      // One undici agent per service, its pools sized by the service's maxConnections.
       await scope.register(async (serviceScope) => {
         const dispatcher = new UpstreamDispatcher(service.maxConnections);
         serviceScope.addHook('onClose', () => dispatcher.destroy());
-        await serviceScope.register(replyFrom, { undici: dispatcher.forReplyFrom(), disableRequestLogging: true });
         const gate = new ConcurrentShares({ caller: service.maxConnectionsPerCaller, tenant: service.maxConnectionsPerTenant });
         for (const route of routes) {
-          const forwarder = new Forwarder(route, service, pools.get(name)!, breakers.get(name)!, gate);
+          const forwarder = new Forwarder(route, service, pools.get(name)!, breakers.get(name)!, gate, dispatcher);
           const options = {
             method: [...route.methods],
             exposeHeadRoute: false,
@@ -133,6 +153,7 @@ class Forwarder {
     private readonly pool: UpstreamPool,
     private readonly breaker: CircuitBreaker,
     private readonly gate: ConcurrentShares<'caller' | 'tenant'>,
+    private readonly dispatcher: UpstreamDispatcher,
   ) {}
 
   handle(request: FastifyRequest, reply: FastifyReply): FastifyReply {
@@ -177,7 +198,7 @@ class Forwarder {
       throw new GatewayError('NO_HEALTHY_UPSTREAM', `No healthy instance of ${this.route.service}`);
     }
     body?.once('violation', (violation: BodyViolation) => this.refuseBody(request, reply, exchange, violation));
-    this.attempt(request, reply, exchange, path, permit, instance, 0, new Set());
+    this.attempt(request, reply, exchange, path, queryOf(request.raw.url ?? '/'), permit, instance, 0, new Set());
     return reply;
   }
 
@@ -221,6 +242,7 @@ class Forwarder {
     reply: FastifyReply,
     exchange: Exchange,
     path: string,
+    query: string,
     permit: Permit,
     instance: UpstreamInstance,
     attempt: number,
@@ -237,67 +259,97 @@ class Forwarder {
     };
     exchange.onEnd(settle);
 
-    reply.from(instance.url + path, {
-      timeout: this.service.timeoutMs,
-      // Retries are ours (another instance, idempotent only); reply-from's own 503 retries are off.
-      retryDelay: noRetry,
-      rewriteRequestHeaders: (_req, headers) => exchange.tag(forwardedRequestHeaders(request, headers)),
-      rewriteHeaders: withoutHopByHop,
-      onResponse: (_req, res, response) => {
-        exchange.responding = true;
-        const failed = response.statusCode >= 500;
-        if (failed) this.pool.recordFailure(instance);
-        else this.pool.recordSuccess(instance);
-        if (failed) this.breaker.recordFailure(permit);
-        else this.breaker.recordSuccess(permit);
-        res.send(response.stream);
+    const target = targetOf(instance);
+    const headers = forwardedRequestHeaders(request, request.headers);
+    headers.host = target.host;
+    const upstreamPath = target.basePath + path;
+    this.dispatcher.request(
+      {
+        origin: target.origin,
+        path: PLAIN_PATH.test(upstreamPath) ? upstreamPath + query : new URL(upstreamPath, target.origin).pathname + query,
+        method: request.method,
+        headers,
+        body: request.body instanceof BodyGuard ? request.body : null,
+        timeoutMs: this.service.timeoutMs,
       },
-      // Cancelled exchanges (client gone, or answered above) never get here: see UpstreamDispatcher.
-      onError: (_reply, { error }) => {
-        settle();
-        const failure = classifyUpstreamError(error);
-        const log = { service: this.route.service, instance: instance.url, causes: errorCodes(error) };
-        if (failure === 'rejected' || failure === 'gateway') {
-          // Not the upstream's doing: neither the breaker nor passive health hear of it.
-          this.breaker.release(permit);
-          if (failure === 'rejected') {
-            request.log.info({ ...log, code: 'BAD_REQUEST' }, 'request cannot be forwarded as sent');
-            sendProblem(request, reply, new GatewayError('BAD_REQUEST', 'The request cannot be forwarded as sent'));
-          } else {
-            request.log.warn({ ...log, code: 'UPSTREAM_UNAVAILABLE', err: error }, 'upstream request failed on the gateway side');
-            sendProblem(request, reply, new GatewayError('UPSTREAM_UNAVAILABLE', `${this.route.service} could not be reached`));
-          }
-          return;
-        }
-        this.pool.recordFailure(instance);
-        const timedOut = failure === 'timeout';
-        // Retry only what cannot have reached the service twice with side effects, and only while
-        // nothing has been sent to the client: idempotent, bodiless, and not a timeout.
-        const retryable =
-          !timedOut && !reply.sent && attempt < this.service.retries && IDEMPOTENT.has(request.method) && !hasBody(request);
-        const next = retryable ? this.pool.pick(tried) : null;
-        if (next) {
-          const backoff = 25 * 2 ** attempt + Math.random() * 25;
-          setTimeout(() => {
-            if (exchange.cancelled) return;
-            try {
-              this.attempt(request, reply, exchange, path, permit, next, attempt + 1, tried);
-            } catch (retryError) {
-              // Outside the request's promise chain: an exception here must not reach the process.
-              request.log.error({ err: retryError }, 'upstream retry failed');
-              sendProblem(request, reply, new GatewayError('UPSTREAM_UNAVAILABLE', `${this.route.service} could not be reached`));
-            }
-          }, backoff);
-          return;
-        }
-        this.breaker.recordFailure(permit);
-        const gatewayError = timedOut
-          ? new GatewayError('UPSTREAM_TIMEOUT', `${this.route.service} did not answer within ${this.service.timeoutMs} ms`)
-          : new GatewayError('UPSTREAM_UNAVAILABLE', `${this.route.service} could not be reached`);
-        request.log.warn({ ...log, code: gatewayError.code }, 'upstream request failed');
-        sendProblem(request, reply, gatewayError);
+      exchange,
+      (error, response) => {
+        if (error) this.failed(request, reply, exchange, path, query, permit, instance, attempt, tried, settle, error);
+        else this.respond(request, reply, exchange, permit, instance, response!);
       },
-    });
+    );
+  }
+
+  /** The upstream answered: its status, headers (hop-by-hop ones dropped) and body, streamed as they come. */
+  private respond(request: FastifyRequest, reply: FastifyReply, exchange: Exchange, permit: Permit, instance: UpstreamInstance, response: UpstreamResponse): void {
+    exchange.responding = true;
+    const failed = response.statusCode >= 500;
+    if (failed) this.pool.recordFailure(instance);
+    else this.pool.recordSuccess(instance);
+    if (failed) this.breaker.recordFailure(permit);
+    else this.breaker.recordSuccess(permit);
+    const headers = withoutHopByHop(response.headers);
+    for (const name in headers) reply.header(name, headers[name]);
+    // An HTTP/1 connection cannot carry another request until this one's body has been read.
+    if (!request.raw.complete) reply.header('connection', 'close');
+    reply.code(response.statusCode).send(response.body);
+  }
+
+  private failed(
+    request: FastifyRequest,
+    reply: FastifyReply,
+    exchange: Exchange,
+    path: string,
+    query: string,
+    permit: Permit,
+    instance: UpstreamInstance,
+    attempt: number,
+    tried: Set<UpstreamInstance>,
+    settle: () => void,
+    error: Error,
+  ): void {
+    settle();
+    const failure = classifyUpstreamError(error);
+    const log = { service: this.route.service, instance: instance.url, causes: errorCodes(error) };
+    if (failure === 'rejected' || failure === 'gateway') {
+      // Not the upstream's doing: neither the breaker nor passive health hear of it.
+      this.breaker.release(permit);
+      if (failure === 'rejected') {
+        request.log.info({ ...log, code: 'BAD_REQUEST' }, 'request cannot be forwarded as sent');
+        sendProblem(request, reply, new GatewayError('BAD_REQUEST', 'The request cannot be forwarded as sent'));
+      } else {
+        request.log.warn({ ...log, code: 'UPSTREAM_UNAVAILABLE', err: error }, 'upstream request failed on the gateway side');
+        sendProblem(request, reply, new GatewayError('UPSTREAM_UNAVAILABLE', `${this.route.service} could not be reached`));
+      }
+      return;
+    }
+    this.pool.recordFailure(instance);
+    const timedOut = failure === 'timeout';
+    // Retry only what cannot have reached the service twice with side effects, and only while
+    // nothing has been sent to the client: idempotent, bodiless, and not a timeout.
+    const retryable =
+      !timedOut && !reply.sent && attempt < this.service.retries && IDEMPOTENT.has(request.method) && !hasBody(request);
+    const next = retryable ? this.pool.pick(tried) : null;
+    if (next) {
+      const backoff = 25 * 2 ** attempt + Math.random() * 25;
+      setTimeout(() => {
+        if (exchange.cancelled) return;
+        try {
+          this.attempt(request, reply, exchange, path, query, permit, next, attempt + 1, tried);
+        } catch (retryError) {
+          // Outside the request's promise chain: an exception here must not reach the process.
+          request.log.error({ err: retryError }, 'upstream retry failed');
+          sendProblem(request, reply, new GatewayError('UPSTREAM_UNAVAILABLE', `${this.route.service} could not be reached`));
+        }
+      }, backoff);
+      return;
+    }
+    this.breaker.recordFailure(permit);
+    const gatewayError = timedOut
+      ? new GatewayError('UPSTREAM_TIMEOUT', `${this.route.service} did not answer within ${this.service.timeoutMs} ms`)
+      : new GatewayError('UPSTREAM_UNAVAILABLE', `${this.route.service} could not be reached`);
+    request.log.warn({ ...log, code: gatewayError.code }, 'upstream request failed');
+    sendProblem(request, reply, gatewayError);
   }
 
   /**
@@ -342,6 +394,12 @@ function closeIfBodyPending(request: FastifyRequest, reply: FastifyReply, body: 
   if (!body || request.raw.complete) return;
   reply.header('connection', 'close');
   body.destroy();
+}
+
+/** The raw query string with its `?`, as the client sent it ('' for none). */
+function queryOf(rawUrl: string): string {
+  const queryAt = rawUrl.indexOf('?');
+  return queryAt === -1 ? '' : rawUrl.slice(queryAt);
 }
 
 function hasBody(request: FastifyRequest): boolean {

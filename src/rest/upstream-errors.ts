@@ -41,7 +41,7 @@ const UPSTREAM = new Set([
 
 const REJECTED = new Set(['UND_ERR_INVALID_ARG', 'UND_ERR_NOT_SUPPORTED', 'UND_ERR_REQ_CONTENT_LENGTH_MISMATCH']);
 
-/** Error codes along the cause chain: reply-from wraps undici's error, which may wrap a socket error. */
+/** Error codes along the cause chain: undici's error may wrap a socket error. */
 export function errorCodes(error: unknown): string[] {
   const codes: string[] = [];
   for (let current = error, depth = 0; current instanceof Error && depth < 5; current = current.cause, depth++) {

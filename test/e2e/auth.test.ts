@@ -331,8 +331,10 @@ describe('field-level authorization (@authenticated, @requiresScopes)', () => {
         { id: 'u-acme-2', email: null },
       ],
     });
+    // One error per denied occurrence, at its path with the list index.
     expect(body.errors).toEqual([
-      expect.objectContaining({ path: ['users', 'email'], extensions: expect.objectContaining({ code: 'UNAUTHORIZED_FIELD_OR_TYPE' }) }),
+      expect.objectContaining({ path: ['users', 0, 'email'], extensions: expect.objectContaining({ code: 'UNAUTHORIZED_FIELD_OR_TYPE' }) }),
+      expect.objectContaining({ path: ['users', 1, 'email'], extensions: expect.objectContaining({ code: 'UNAUTHORIZED_FIELD_OR_TYPE' }) }),
     ]);
   });
 
@@ -356,7 +358,8 @@ describe('field-level authorization (@authenticated, @requiresScopes)', () => {
       ],
     });
     expect(viewed.body.errors).toEqual([
-      expect.objectContaining({ path: ['orders', 'internalNotes'], extensions: expect.objectContaining({ code: 'UNAUTHORIZED_FIELD_OR_TYPE' }) }),
+      expect.objectContaining({ path: ['orders', 0, 'internalNotes'], extensions: expect.objectContaining({ code: 'UNAUTHORIZED_FIELD_OR_TYPE' }) }),
+      expect.objectContaining({ path: ['orders', 1, 'internalNotes'], extensions: expect.objectContaining({ code: 'UNAUTHORIZED_FIELD_OR_TYPE' }) }),
     ]);
 
     // Same operation text for an admin: a different plan, not the viewer's cached one.

@@ -152,16 +152,57 @@ describe('slow consumers', () => {
       socket.write(`GET /api/v1/alerts/stream HTTP/1.1\r\nHost: localhost\r\nAuthorization: ${authorization}\r\n\r\n`);
       await once(socket, 'data'); // the response head and the retry hint
       socket.pause(); // …and never read again
+      // Another client of the same tenant keeps reading: it must not wait for the stalled one.
+      const reader = listen(stack.url, await stack.bearer({ sub: 'u-reader', tenant_id: 'acme' }));
+      await reader.opened;
       const dropped = async () => (await stack.gateway.metrics.sseEventsDropped.get()).values[0]?.value ?? 0;
       const payload = JSON.stringify({ blob: 'x'.repeat(8_192) });
+      let published = 0;
       for (let i = 0; i < 4_000 && (await dropped()) === 0; i++) {
         await stack.gateway.events.publish('alerts', 'acme', 'alert', payload);
+        published++;
+        // A turn of the event loop per event lets the reading client read (it shares this process).
+        await new Promise((resolve) => setImmediate(resolve));
         if (i % 50 === 0) await new Promise((resolve) => setTimeout(resolve, 1));
       }
       // The gateway gave up on the client (instead of queueing ~32 MB for it) and let the connection go.
       expect(await dropped()).toBeGreaterThanOrEqual(1);
+      await eventually(async () => expect((await stack.gateway.metrics.sseConnections.get()).values[0]?.value).toBe(1));
+      // …while the reading client got every event, in order.
+      await eventually(() => expect(reader.received).toHaveLength(published));
+      expect(new Set(reader.received.map((event) => event.id)).size).toBe(published);
+      reader.source.close();
       await eventually(async () => expect((await stack.gateway.metrics.sseConnections.get()).values[0]?.value).toBe(0));
       socket.destroy();
+    } finally {
+      await stack.close();
+    }
+  });
+});
+
+describe('heartbeats', () => {
+  it('every open stream gets comment heartbeats, whenever it opened', async () => {
+    const stack = await startStack({ issuer, definitions: [accountsSubgraph()], env: { GATEWAY_CONFIG: writeSseConfig({ heartbeatSeconds: 0.2 }) } });
+    try {
+      const { authorization } = await stack.bearer({ tenant_id: 'acme' });
+      const { port } = new URL(stack.url);
+      const open = async () => {
+        const socket = connect(Number(port), '127.0.0.1');
+        let text = '';
+        socket.on('data', (chunk: Buffer) => (text += chunk.toString()));
+        socket.write(`GET /api/v1/alerts/stream HTTP/1.1\r\nHost: localhost\r\nAuthorization: ${authorization}\r\n\r\n`);
+        await eventually(() => expect(text).toContain('retry:'));
+        return { socket, heartbeats: () => text.split(': heartbeat\n\n').length - 1 };
+      };
+      const early = await open();
+      await new Promise((resolve) => setTimeout(resolve, 130));
+      const late = await open();
+      await eventually(() => {
+        expect(early.heartbeats()).toBeGreaterThanOrEqual(3);
+        expect(late.heartbeats()).toBeGreaterThanOrEqual(3);
+      });
+      early.socket.destroy();
+      late.socket.destroy();
     } finally {
       await stack.close();
     }

@@ -1,7 +1,8 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Writable } from 'node:stream';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { stringify } from 'yaml';
 import { postGraphQL, startStack, type Stack } from '../helpers/stack.js';
 
@@ -104,6 +105,73 @@ describe('GraphQL operation limits', () => {
 
   it('query text over the character limit', async () => {
     await expectRefused(`{ products { upc } } # ${'x'.repeat(25_000)}`, 'QUERY_TOO_LARGE');
+  });
+});
+
+describe('cost with default settings (measured, not enforced)', () => {
+  // A nested list query well above the old 5000 default: it must run, and its cost must be visible.
+  const heavy = '{ orders { items { product { name } } } products(first: 100000) { upc name } }';
+  const lines: Record<string, unknown>[] = [];
+  const logStream = new Writable({
+    write(chunk, _encoding, done) {
+      for (const line of String(chunk).split('\n').filter(Boolean)) lines.push(JSON.parse(line) as Record<string, unknown>);
+      done();
+    },
+  });
+  let defaults: Stack;
+  beforeAll(async () => {
+    defaults = await startStack({
+      logger: { level: 'info', stream: logStream },
+      env: { DEFAULT_TENANT_ID: 'acme', GRAPHQL_COST_IN_RESPONSE: 'true' },
+    });
+  });
+  afterAll(() => defaults.close());
+
+  it('runs a costly query and reports its estimated cost in the response, the log line and a metric', async () => {
+    const { status, body } = await postGraphQL(defaults.url, { query: heavy });
+    expect(status).toBe(200);
+    expect(body.errors).toBeUndefined();
+    const cost = (body as { extensions?: { cost?: { estimated?: number; max?: number } } }).extensions?.cost;
+    expect(cost?.estimated).toBeGreaterThan(100_000);
+    expect(cost?.max).toBeUndefined();
+
+    // The line is written once the response has gone out.
+    const line = await vi.waitFor(() => {
+      const found = lines.find((l) => l.msg === 'request completed' && l.route === '/graphql');
+      if (!found) throw new Error('no request line yet');
+      return found;
+    });
+    expect(line.estimatedCost).toBe(cost?.estimated);
+
+    const metrics = await (await fetch(`${defaults.url}/metrics`)).text();
+    expect(metrics).toMatch(/gateway_graphql_operation_cost_count\{operation_type="query"\} [1-9]/);
+  });
+
+  it('still enforces depth, alias and token limits', async () => {
+    const deep = `{ orders { buyer { orders { buyer { orders { buyer { orders { buyer { orders { buyer { orders { buyer { orders { id } } } } } } } } } } } } } }`;
+    const { status, body } = await postGraphQL(defaults.url, { query: deep });
+    expect(status).toBe(400);
+    expect(body.errors?.[0]?.extensions?.code).toBe('OPERATION_TOO_DEEP');
+    const aliases = Array.from({ length: 21 }, (_, i) => `a${i}: products { upc }`).join(' ');
+    expect((await postGraphQL(defaults.url, { query: `{ ${aliases} }` })).body.errors?.[0]?.extensions?.code).toBe('TOO_MANY_ALIASES');
+    expect((await postGraphQL(defaults.url, { query: `{ products { ${'upc '.repeat(2100)} } }` })).body.errors?.[0]?.extensions?.code).toBe(
+      'TOO_MANY_TOKENS',
+    );
+  });
+});
+
+describe('enforced cost in the response extension', () => {
+  it('reports the configured maximum alongside the estimate', async () => {
+    const enforced = await startStack({ env: { DEFAULT_TENANT_ID: 'acme', GRAPHQL_MAX_COST: '50', GRAPHQL_COST_IN_RESPONSE: 'true' } });
+    try {
+      const small = await postGraphQL(enforced.url, { query: '{ products(first: 3) { upc } }' });
+      expect((small.body as { extensions?: { cost?: unknown } }).extensions?.cost).toEqual({ estimated: 3, max: 50 });
+      const big = await postGraphQL(enforced.url, { query: '{ products(first: 51) { upc } }' });
+      expect(big.status).toBe(400);
+      expect(big.body.errors?.[0]?.extensions?.code).toBe('OPERATION_TOO_COMPLEX');
+    } finally {
+      await enforced.close();
+    }
   });
 });
 

@@ -258,6 +258,32 @@ describe('field-level limits (@rateLimit from the supergraph, and configuration)
     expect(body.errors).toEqual([expect.objectContaining({ path: ['c'], extensions: expect.objectContaining({ code: 'RATE_LIMITED' }) })]);
   });
 
+  it('an operation the admission stage refuses spends no field rate-limit tokens', async () => {
+    const auth = await stack.bearer(freshUser());
+    // 21 aliases: refused (TOO_MANY_ALIASES) before the field rate limits, three times over.
+    const aliases = Array.from({ length: 21 }, (_, i) => `p${i}: product(upc: "acme-anvil") { name }`).join(' ');
+    for (let i = 0; i < 3; i++) {
+      const refused = await postGraphQL(stack.url, { query: `{ ${aliases} }` }, auth);
+      expect(refused.status).toBe(400);
+      expect(refused.body.errors?.[0]?.extensions?.code).toBe('TOO_MANY_ALIASES');
+    }
+    // The caller's whole allowance (2 per minute) is still there.
+    const { body } = await postGraphQL(stack.url, { query: '{ a: product(upc: "acme-anvil") { name } b: product(upc: "acme-magnet") { name } }' }, auth);
+    expect(body.errors).toBeUndefined();
+    expect(body.data).toEqual({ a: { name: 'Anvil' }, b: { name: 'Giant Magnet' } });
+
+    // A read-only tenant's mutation is refused before the limits too: 11 refusals of placeOrder
+    // (10 per minute) leave the same user's allowance untouched once the tenant may write again.
+    const user = freshUser();
+    const readOnly = await stack.bearer({ ...user, read_only: true });
+    const place = { query: 'mutation { placeOrder(items: [{ upc: "acme-anvil", quantity: 1 }]) { id } }' };
+    for (let i = 0; i < 11; i++) {
+      expect((await postGraphQL(stack.url, place, readOnly)).body.errors?.[0]?.extensions?.code).toBe('TENANT_READ_ONLY');
+    }
+    const placed = await postGraphQL(stack.url, place, await stack.bearer(user));
+    expect(placed.body.errors).toBeUndefined();
+  });
+
   it('counters live in the shared store', async () => {
     const redis = new Redis(REDIS_URL);
     try {

@@ -63,6 +63,8 @@ describe('graceful shutdown (SIGTERM), as a separate process', () => {
       const response = await inFlight;
       expect(response.status).toBe(200);
       expect(response.body).toEqual({ data: { latestReview: { body: 'Works as advertised' } } });
+      // Admitted before the drain, answered during it: the client is told to let the connection go.
+      expect(response.headers.get('connection')).toBe('close');
       expect(await gateway.exited).toBe(0);
       expect(gateway.logs.some((entry) => entry.msg === 'shutting down: draining in-flight requests')).toBe(true);
     } finally {

@@ -1,4 +1,4 @@
-import { renameSync, writeFileSync } from 'node:fs';
+import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -117,6 +117,33 @@ describe('supergraph hot reload', () => {
     });
     expect((await inFlight).body).toEqual({ data: { latestReview: { body: 'Works as advertised', delayedBy: 1000 } } });
     delay = 0;
+  });
+});
+
+describe('reloading what only the gateway reads', () => {
+  it('a changed @requiresScopes takes effect even though the executable supergraph is unchanged', async () => {
+    const stack = await startStack({ env: ANONYMOUS_ACME });
+    try {
+      const viewer = await stack.bearer({ roles: ['viewer'] });
+      const notes = async () => (await postGraphQL(stack.url, { query: '{ orders { id internalNotes } }' }, viewer)).body;
+      expect((await notes()).errors?.[0]?.extensions?.code).toBe('UNAUTHORIZED_FIELD_OR_TYPE');
+
+      const sdl = readFileSync(stack.supergraphPath, 'utf8');
+      const relaxed = sdl.replace('internalNotes: String @requiresScopes(scopes: [["admin"]])', 'internalNotes: String @requiresScopes(scopes: [["viewer"]])');
+      expect(relaxed).not.toBe(sdl);
+      replaceFile(stack.supergraphPath, relaxed);
+      await eventually(async () => {
+        const body = await notes();
+        expect(body.errors).toBeUndefined();
+        expect((body.data as { orders: { internalNotes: string | null }[] }).orders[0]!.internalNotes).toBe('Customer asked for gift wrapping');
+      });
+
+      // And back: the stricter requirement applies again.
+      replaceFile(stack.supergraphPath, sdl);
+      await eventually(async () => expect((await notes()).errors?.[0]?.extensions?.code).toBe('UNAUTHORIZED_FIELD_OR_TYPE'));
+    } finally {
+      await stack.close();
+    }
   });
 });
 

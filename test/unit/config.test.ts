@@ -24,6 +24,16 @@ describe('configuration', () => {
     expect(Object.isFrozen(config)).toBe(true);
   });
 
+  it('measures operation cost by default and enforces it only once GRAPHQL_MAX_COST is set', () => {
+    const defaults = loadConfig({}).operationLimits;
+    expect(defaults.maxCost).toBeUndefined();
+    expect(defaults.costInResponse).toBe(false);
+    expect(defaults).toMatchObject({ maxDepth: 12, maxAliases: 20, maxDirectives: 30, maxTokens: 2000 });
+    const enforced = loadConfig({ GRAPHQL_MAX_COST: '8000', GRAPHQL_COST_IN_RESPONSE: 'true' }).operationLimits;
+    expect(enforced).toMatchObject({ maxCost: 8000, costInResponse: true });
+    expect(() => loadConfig({ GRAPHQL_MAX_COST: '0' })).toThrow(/operationLimits.maxCost \(env GRAPHQL_MAX_COST\)/);
+  });
+
   it('names the bad field and the variable it came from', () => {
     expect(() => loadConfig({ PORT: 'eighty' })).toThrow(/port \(env PORT\)/);
     expect(() => loadConfig({ PORT: '70000' })).toThrow(/port \(env PORT\)/);

@@ -1,0 +1,189 @@
+import { createHash } from 'node:crypto';
+import type { ApolloServerPlugin } from '@apollo/server';
+import { print, type DocumentNode, type GraphQLError, type FragmentDefinitionNode, type GraphQLSchema, type OperationDefinitionNode } from 'graphql';
+import { LRUCache } from 'lru-cache';
+import type { GatewayContext } from '../../context.js';
+import { gatewayGraphQLError } from '../../errors.js';
+import { authorizationCheck, principalKey } from '../field-authorization.js';
+import { applyRemovals, deniedFieldErrors, filterOperation, type FilterResult, type Removal } from '../field-guard.js';
+import { limitedOccurrences, type FieldRateLimiter, type LimitedOccurrence } from '../field-rate-limits.js';
+import {
+  costRefusal,
+  fragmentMap,
+  operationCost,
+  structuralVerdict,
+  type CostEstimate,
+  type OperationLimits,
+} from '../operation-limits.js';
+import { SupergraphSnapshots, type SupergraphSnapshot } from './snapshot.js';
+
+/** The operation as one caller may run it: fields they may not see removed (null: nothing removed). */
+type Filtered = (FilterResult & { readonly queryHash: string }) | null;
+
+/** The field guard's decision for one document and one principal key, with what is left to rate-limit. */
+interface GuardDecision {
+  readonly filtered: Filtered;
+  /** Limited fields in the operation that will run (denied fields spend no tokens). */
+  readonly occurrences: readonly LimitedOccurrence[];
+}
+
+/** Everything about one document (and operation name) that does not depend on the request. */
+interface DocumentAnalysis {
+  readonly refusal: GraphQLError | null;
+  readonly fragments: ReadonlyMap<string, FragmentDefinitionNode>;
+  /** Holds for every request unless `usesVariables`. */
+  readonly cost: CostEstimate;
+  readonly guards: Map<string, GuardDecision>;
+}
+
+/** One supergraph's snapshot with the analyses of documents validated against it. */
+interface AdmissionState {
+  readonly snapshot: SupergraphSnapshot;
+  readonly analyses: LRUCache<string, DocumentAnalysis>;
+}
+
+/** Distinct principal keys remembered per document (callers differing in relevant scopes). */
+const GUARD_DECISIONS_PER_DOCUMENT = 64;
+
+export interface AdmissionOptions {
+  readonly limits: OperationLimits;
+  readonly rateLimiter: FieldRateLimiter;
+  readonly observeCost: (operationType: string, cost: number) => void;
+  /** Documents whose analysis is remembered, per supergraph. */
+  readonly cacheSize?: number;
+}
+
+export interface Admission {
+  readonly plugin: ApolloServerPlugin<GatewayContext>;
+  readonly snapshots: SupergraphSnapshots<AdmissionState>;
+}
+
+/**
+ * The GraphQL admission stage: one Apollo plugin whose `didResolveOperation` runs, in this order,
+ * (1) operation resolution, (2) the read-only tenant check, (3) operation limits and cost, (4) the
+ * field guard (`@authenticated` / `@requiresScopes`) and (5) field rate limits. A refusal at any step
+ * ends admission there, so a refused operation is never walked by the guard and spends no field
+ * rate-limit tokens, and fields the guard removed spend none either. Everything that depends only on
+ * the document (and the caller's relevant scopes) is computed once per supergraph and cached.
+ */
+export function admissionStage(options: AdmissionOptions): Admission {
+  const { limits, rateLimiter } = options;
+  const snapshots = new SupergraphSnapshots<AdmissionState>((snapshot) => ({
+    snapshot,
+    analyses: new LRUCache<string, DocumentAnalysis>({ max: options.cacheSize ?? 2_000 }),
+  }));
+
+  const analyse = (schema: GraphQLSchema, state: AdmissionState, document: DocumentNode, operation: OperationDefinitionNode, variables: Record<string, unknown>): DocumentAnalysis => {
+    const fragments = fragmentMap(document);
+    const refusal = structuralVerdict(schema, document, operation, fragments, limits);
+    const cost = refusal ? { cost: 0, usesVariables: false } : operationCost(schema, operation, fragments, variables, limits, state.snapshot.costWeights);
+    return { refusal, fragments, cost, guards: new Map() };
+  };
+
+  const decide = (schema: GraphQLSchema, state: AdmissionState, document: DocumentNode, operation: OperationDefinitionNode, context: GatewayContext): GuardDecision => {
+    const check = authorizationCheck(state.snapshot.requirements, context.principal);
+    const filtered = check ? withHash(filterOperation(schema, document, operation, check)) : null;
+    const running = filtered ? (filtered.document.definitions[0] as OperationDefinitionNode) : operation;
+    return { filtered, occurrences: limitedOccurrences(schema, filtered?.document ?? document, running, state.snapshot.fieldLimits) };
+  };
+
+  const plugin: ApolloServerPlugin<GatewayContext> = {
+    async requestDidStart() {
+      let removals: readonly Removal[] = [];
+      let empty = false;
+      return {
+        async didResolveOperation(requestContext) {
+          const { schema, document, operation, queryHash, request, contextValue } = requestContext;
+          // (1) The operation to run, and one the gateway can run.
+          if (!operation) {
+            const message = request.operationName
+              ? `Unknown operation named "${request.operationName}".`
+              : 'Must provide operation name if query contains multiple operations.';
+            throw gatewayGraphQLError('OPERATION_RESOLUTION_FAILURE', message);
+          }
+          // An operation type without a root type would fail in the planner (500), a subscription in
+          // Apollo Gateway's executor: both are the client's mistake.
+          if (!schema.getRootType(operation.operation)) {
+            throw gatewayGraphQLError('GRAPHQL_VALIDATION_FAILED', `The schema has no "${operation.operation}" root type.`);
+          }
+          if (operation.operation === 'subscription') {
+            throw gatewayGraphQLError('BAD_REQUEST', 'Subscriptions are not supported on /graphql; use the event streams.');
+          }
+          // (2) A read-only tenant may query but not mutate.
+          if (operation.operation === 'mutation' && contextValue.tenantReadOnly) throw gatewayGraphQLError('TENANT_READ_ONLY');
+
+          // (3) Operation limits, then the cost: always measured, refused only over a configured maximum.
+          const state = snapshots.for(schema);
+          if (!state) throw new Error('admission: no supergraph snapshot for the schema being served');
+          const variables = request.variables ?? {};
+          const key = `${queryHash}\0${request.operationName ?? ''}`;
+          let analysis = state.analyses.get(key);
+          if (!analysis) {
+            analysis = analyse(schema, state, document, operation, variables);
+            state.analyses.set(key, analysis);
+          }
+          if (analysis.refusal) throw analysis.refusal;
+          const cost = analysis.cost.usesVariables
+            ? operationCost(schema, operation, analysis.fragments, variables, limits, state.snapshot.costWeights).cost
+            : analysis.cost.cost;
+          contextValue.graphql.estimatedCost = cost;
+          options.observeCost(operation.operation, cost);
+          const tooComplex = costRefusal(cost, limits);
+          if (tooComplex) throw tooComplex;
+
+          // (4) The field guard, decided once per document and principal key.
+          const principal = principalKey(state.snapshot.requirements, contextValue.principal);
+          let decision = analysis.guards.get(principal);
+          if (!decision) {
+            decision = decide(schema, state, document, operation, contextValue);
+            if (analysis.guards.size >= GUARD_DECISIONS_PER_DOCUMENT) analysis.guards.delete(analysis.guards.keys().next().value!);
+            analysis.guards.set(principal, decision);
+          }
+
+          // (5) Field rate limits on what is left to run.
+          let filtered = decision.filtered;
+          if (decision.occurrences.length > 0) {
+            const overLimit = await rateLimiter.spend(decision.occurrences, variables, contextValue);
+            if (overLimit) {
+              const base = filtered?.document ?? document;
+              const limited = filterOperation(schema, base, base === document ? operation : (base.definitions[0] as OperationDefinitionNode), overLimit);
+              if (limited) filtered = withHash({ ...limited, removals: [...(filtered?.removals ?? []), ...limited.removals] });
+            }
+          }
+          if (!filtered) return;
+          removals = filtered.removals;
+          empty = filtered.empty;
+          // Apollo Gateway plans `document` and caches plans by `queryHash`: both must describe
+          // what this caller may see, or another caller's cached plan could be reused.
+          const mutable = requestContext as { document: DocumentNode; queryHash: string };
+          mutable.document = filtered.document;
+          mutable.queryHash = filtered.queryHash;
+        },
+        async responseForOperation(requestContext) {
+          // Nothing the caller may see is left: answer without planning or calling any subgraph.
+          if (!empty) return null;
+          return { http: requestContext.response.http, body: { kind: 'single', singleResult: { data: {} } } };
+        },
+        async willSendResponse({ response, contextValue }) {
+          if (response.body.kind !== 'single') return;
+          const result = response.body.singleResult;
+          const estimated = contextValue.graphql.estimatedCost;
+          if (limits.costInResponse && estimated !== undefined) {
+            result.extensions = { ...result.extensions, cost: { estimated, ...(limits.maxCost === undefined ? {} : { max: limits.maxCost }) } };
+          }
+          // Refused before execution: nothing was removed from a result.
+          if (removals.length === 0 || result.data === undefined) return;
+          const data = (result.data ?? null) as Record<string, unknown> | null;
+          const denied = deniedFieldErrors(data, removals).map((error) => error.toJSON());
+          result.data = applyRemovals(data, removals);
+          result.errors = [...denied, ...(result.errors ?? [])];
+        },
+      };
+    },
+  };
+  return { plugin, snapshots };
+}
+
+function withHash(result: FilterResult | null): Filtered {
+  return result && { ...result, queryHash: createHash('sha256').update(print(result.document)).digest('hex') };
+}

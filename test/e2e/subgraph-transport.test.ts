@@ -1,0 +1,210 @@
+import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
+import { once } from 'node:events';
+import type { AddressInfo } from 'node:net';
+import { brotliCompressSync, deflateRawSync, deflateSync, gzipSync } from 'node:zlib';
+import type { GraphQLDataSourceProcessOptions } from '@apollo/gateway';
+import type { FastifyInstance } from 'fastify';
+import { pino } from 'pino';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import type { GatewayContext } from '../../src/context.js';
+import { GatewayDataSource } from '../../src/graphql/data-source.js';
+import { SubgraphHttpClient } from '../../src/graphql/subgraph-http.js';
+import { createMetrics } from '../../src/observability/metrics.js';
+import { catalogSubgraph } from '../../subgraphs/catalog/index.js';
+import { postGraphQL, startStack, type Stack } from '../helpers/stack.js';
+import { reviewsSubgraph } from '../helpers/reviews-subgraph.js';
+
+/**
+ * How the gateway's subgraph transport behaves on the wire: the per-subgraph timeout bounds the
+ * whole exchange, compressed answers are read, Cache-Control narrows the response's cache policy,
+ * connections are reused, and an error status or a redirect is reported, never followed.
+ */
+type Encoding = 'gzip' | 'deflate' | 'raw-deflate' | 'br';
+type Mode = 'ok' | 'stall-after-headers' | 'trickle' | Encoding | 'cacheable' | 'graphql-400' | 'redirect';
+const ENCODERS: Record<Encoding, [string, (data: string) => Buffer]> = {
+  gzip: ['gzip', gzipSync],
+  deflate: ['deflate', deflateSync],
+  // Some servers send raw deflate under the same name; browsers and fetch accept both.
+  'raw-deflate': ['deflate', deflateRawSync],
+  br: ['br', brotliCompressSync],
+};
+let mode: Mode = 'ok';
+let stack: Stack;
+let elsewhere: Server;
+let elsewhereHits: IncomingHttpHeaders[] = [];
+const reviewSockets = new Set<unknown>();
+const TIMEOUT_MS = 400;
+const QUERY = '{ products { name reviewCount } }';
+const FULL = {
+  products: [
+    { name: 'Anvil', reviewCount: 10 },
+    { name: 'Rocket Skates', reviewCount: 11 },
+    { name: 'Giant Magnet', reviewCount: 11 },
+  ],
+};
+
+/** Hooks every subgraph gets: compress or mark cacheable what it answers, when the test asks. */
+function shapeAnswers(app: FastifyInstance) {
+  app.addHook('onSend', async (_request, reply, payload) => {
+    if (mode === 'cacheable') reply.header('cache-control', 'max-age=30, public');
+    if (!(mode in ENCODERS) || typeof payload !== 'string') return payload;
+    const [name, encode] = ENCODERS[mode as Encoding];
+    reply.header('content-encoding', name);
+    return encode(payload);
+  });
+}
+
+/** Misbehaviours of the reviews subgraph, before it runs any GraphQL. */
+function misbehave(app: FastifyInstance) {
+  shapeAnswers(app);
+  app.addHook('onRequest', async (request, reply) => {
+    reviewSockets.add(request.raw.socket);
+    if (mode === 'stall-after-headers') {
+      // Headers and the start of a body at once, then nothing: only a whole-exchange bound ends it.
+      reply.hijack();
+      reply.raw.writeHead(200, { 'content-type': 'application/json' });
+      reply.raw.write('{"data":');
+    }
+    if (mode === 'trickle') {
+      // A byte every 100 ms (JSON may start with whitespace): no single gap reaches the timeout.
+      reply.hijack();
+      reply.raw.writeHead(200, { 'content-type': 'application/json' });
+      const timer = setInterval(() => reply.raw.write(' '), 100);
+      reply.raw.on('close', () => clearInterval(timer));
+    }
+    if (mode === 'graphql-400') {
+      return reply.code(400).type('application/graphql-response+json').send({ errors: [{ message: 'internal validation detail' }] });
+    }
+    if (mode === 'redirect') {
+      const { port } = elsewhere.address() as AddressInfo;
+      return reply.redirect(`http://127.0.0.1:${port}/graphql`, 307);
+    }
+  });
+}
+
+beforeAll(async () => {
+  elsewhere = createServer((request, response) => {
+    if (request.url === '/stall') return; // never answers
+    elsewhereHits.push(request.headers);
+    response.writeHead(200, { 'content-type': 'application/json' }).end('{"data":{"_entities":[]}}');
+  });
+  elsewhere.listen(0, '127.0.0.1');
+  await once(elsewhere, 'listening');
+  stack = await startStack({
+    definitions: [catalogSubgraph(), reviewsSubgraph()],
+    env: { SUBGRAPH_REVIEWS_TIMEOUT_MS: String(TIMEOUT_MS), DEFAULT_TENANT_ID: 'acme' },
+    configure: { reviews: { configure: misbehave }, catalog: { configure: shapeAnswers } },
+  });
+});
+afterAll(async () => {
+  await stack.close();
+  elsewhere.closeAllConnections();
+  elsewhere.close();
+});
+beforeEach(() => {
+  mode = 'ok';
+  elsewhereHits = [];
+});
+
+function expectReviewsFailed(body: Awaited<ReturnType<typeof postGraphQL>>['body'], code: string) {
+  expect(body.data).toEqual({ products: FULL.products.map(({ name }) => ({ name, reviewCount: null })) });
+  expect(body.errors).toHaveLength(1);
+  expect(body.errors![0]!.extensions).toMatchObject({ code, serviceName: 'reviews' });
+}
+
+describe('subgraph transport', () => {
+  it('times out a body that stalls after the headers, at the per-subgraph timeout', async () => {
+    mode = 'stall-after-headers';
+    const started = Date.now();
+    const { status, body } = await postGraphQL(stack.url, { query: QUERY });
+    expect(Date.now() - started).toBeLessThan(TIMEOUT_MS + 1_500);
+    expect(status).toBe(200);
+    expectReviewsFailed(body, 'SUBGRAPH_TIMEOUT');
+  });
+
+  it('times out a body that trickles in: the timeout bounds the whole exchange, not each gap', async () => {
+    mode = 'trickle';
+    const started = Date.now();
+    const { body } = await postGraphQL(stack.url, { query: QUERY });
+    expect(Date.now() - started).toBeLessThan(TIMEOUT_MS + 1_500);
+    expectReviewsFailed(body, 'SUBGRAPH_TIMEOUT');
+  });
+
+  it('serves again after a timeout, with full data', async () => {
+    mode = 'stall-after-headers';
+    await postGraphQL(stack.url, { query: QUERY });
+    mode = 'ok';
+    expect((await postGraphQL(stack.url, { query: QUERY })).body).toEqual({ data: FULL });
+  });
+
+  it.each(Object.keys(ENCODERS) as Encoding[])('reads %s-compressed answers', async (encoding) => {
+    mode = encoding;
+    expect((await postGraphQL(stack.url, { query: QUERY })).body).toEqual({ data: FULL });
+  });
+
+  it("narrows the response's cache policy by the subgraphs' Cache-Control, as Apollo does", async () => {
+    const uncacheable = await postGraphQL(stack.url, { query: QUERY });
+    expect(uncacheable.headers.get('cache-control')).not.toMatch(/max-age=[1-9]/);
+    mode = 'cacheable';
+    const cacheable = await postGraphQL(stack.url, { query: QUERY });
+    expect(cacheable.body).toEqual({ data: FULL });
+    expect(cacheable.headers.get('cache-control')).toBe('max-age=30, public');
+  });
+
+  it('reports a 4xx answer with a GraphQL body as an HTTP error, without its message', async () => {
+    mode = 'graphql-400';
+    const { body } = await postGraphQL(stack.url, { query: QUERY });
+    expectReviewsFailed(body, 'SUBGRAPH_HTTP_ERROR');
+    expect(body.errors![0]!.extensions).toMatchObject({ httpStatus: 400 });
+    expect(JSON.stringify(body)).not.toContain('internal validation detail');
+  });
+
+  it('does not follow a redirect: the identity headers never reach another origin', async () => {
+    mode = 'redirect';
+    const { body } = await postGraphQL(stack.url, { query: QUERY });
+    expectReviewsFailed(body, 'SUBGRAPH_HTTP_ERROR');
+    expect(body.errors![0]!.extensions).toMatchObject({ httpStatus: 307 });
+    expect(elsewhereHits).toEqual([]);
+  });
+
+  it('reuses kept-alive connections for sequential calls', async () => {
+    reviewSockets.clear();
+    for (let i = 0; i < 5; i++) expect((await postGraphQL(stack.url, { query: QUERY })).body).toEqual({ data: FULL });
+    expect(reviewSockets.size).toBe(1);
+  });
+});
+
+describe('subgraph calls outside an operation', () => {
+  const healthCheck = (url: string) =>
+    ({
+      kind: 'health check',
+      request: { query: 'query __ApolloServiceHealthCheck__ { __typename }', http: { url, method: 'POST', headers: new Headers() } },
+      context: {},
+    }) as unknown as GraphQLDataSourceProcessOptions<GatewayContext>;
+  const dataSource = (client: SubgraphHttpClient, path: string, timeoutMs = 10_000) => {
+    const { port } = elsewhere.address() as AddressInfo;
+    const endpoint = client.endpoint(`http://127.0.0.1:${port}${path}`, timeoutMs);
+    return new GatewayDataSource({ name: 'elsewhere', endpoint, logger: pino({ level: 'silent' }), metrics: createMetrics() });
+  };
+
+  it('health checks and schema loading carry no caller identity', async () => {
+    const client = new SubgraphHttpClient();
+    const result = await dataSource(client, '/graphql').process(healthCheck('ignored'));
+    await client.destroy();
+    expect(result).toEqual({ data: { _entities: [] } });
+    expect(elsewhereHits).toHaveLength(1);
+    expect(elsewhereHits[0]).toMatchObject({ 'content-type': 'application/json' });
+    expect(Object.keys(elsewhereHits[0]!).filter((name) => name.startsWith('x-') || name === 'traceparent')).toEqual([]);
+  });
+
+  it('closing the client cuts calls still in flight, as SUBGRAPH_UNAVAILABLE', async () => {
+    const client = new SubgraphHttpClient();
+    const pending = dataSource(client, '/stall').process(healthCheck('ignored'));
+    const outcome = pending.then(() => 'answered', (error: { extensions?: { code?: string } }) => error.extensions?.code);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    const started = Date.now();
+    await client.destroy();
+    expect(await outcome).toBe('SUBGRAPH_UNAVAILABLE');
+    expect(Date.now() - started).toBeLessThan(1_000);
+  });
+});
