@@ -51,9 +51,9 @@ export function shopDefinitions(options: ShopOptions = {}) {
   const productByUpc = new Map(allProducts.map((p) => [p.upc, p]));
   const reviewById = new Map(data.reviews.map((r) => [r.id, r]));
   const media = [
-    { __typename: 'Book', id: 'b1', title: 'A Book', pages: 320, writerId: 'u1' },
-    { __typename: 'Movie', id: 'm1', title: 'A Movie', minutes: 95 },
-    { __typename: 'Book', id: 'b2', title: 'Unknown writer', pages: 12, writerId: 'nobody' },
+    { __typename: 'Book', id: 'b1', title: 'A Book', pages: 320, writerId: 'u1', format: 'HARDCOVER' },
+    { __typename: 'Movie', id: 'm1', title: 'A Movie', minutes: 95, released: '2024-05-01T00:00:00Z', rating: 7.5 },
+    { __typename: 'Book', id: 'b2', title: 'Unknown writer', pages: 12, writerId: 'nobody', format: 'PAPERBACK' },
   ];
   const schemaFile = (name: string) => new URL(`../fixtures/shop/${name}.graphql`, import.meta.url);
   const definitions: { name: string; schemaFile: URL; resolvers: GraphQLResolverMap<unknown> }[] = [

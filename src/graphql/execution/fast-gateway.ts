@@ -26,7 +26,7 @@ interface GatewayInternals {
   queryPlanStore: { get(key: string): Promise<QueryPlan | undefined>; set(key: string, value: QueryPlan): Promise<void> };
   queryPlanner?: QueryPlanner;
   serviceMap: Record<string, { url?: string; dataSource: GraphQLDataSource }>;
-  logger: { warn(message: string): void };
+  logger: { warn(message: string): void; debug(message: string): void };
   config: GatewayConfig;
   recursiveSelectionsLimitDisabled: boolean;
   nonLocalSelectionsLimitDisabled: boolean;
@@ -51,12 +51,18 @@ type Executor = (requestContext: GatewayGraphQLRequestContext) => Promise<Gatewa
  */
 export class FastApolloGateway extends ApolloGateway {
   private readonly compiled = new WeakMap<QueryPlan, Compilation>();
+  private readonly coverage = { compiled: 0, stock: 0 };
 
   constructor(config?: GatewayConfig) {
     super(config);
     const stock = this.executor;
     if (config?.debug || config?.__exposeQueryPlanExperimental) return;
     this.executor = (requestContext) => this.execute(requestContext, stock);
+  }
+
+  /** How many distinct plans run on the compiled executor and how many on the stock one. */
+  planCoverage(): { compiled: number; stock: number } {
+    return { ...this.coverage };
   }
 
   private get internals(): GatewayInternals {
@@ -165,6 +171,11 @@ export class FastApolloGateway extends ApolloGateway {
       compilation = { ok: false, reason: (error as Error).message };
     }
     this.compiled.set(queryPlan, compilation);
+    if (compilation.ok) this.coverage.compiled++;
+    else {
+      this.coverage.stock++;
+      this.internals.logger.debug(`query plan runs on the stock executor: ${compilation.reason}`);
+    }
     return compilation;
   }
 }

@@ -2,6 +2,7 @@ import {
   assert,
   ERRORS,
   isCompositeType,
+  isCustomScalarType,
   isListType,
   isNonNullType,
   isObjectType,
@@ -11,6 +12,9 @@ import {
   Variable,
   type CompositeType,
   type Directive,
+  type EnumType,
+  type NamedType,
+  type ScalarType,
   type Operation,
   type OperationElement,
   type OutputType,
@@ -48,9 +52,16 @@ interface FieldNode {
   readonly isTypename: boolean;
   readonly skip: Condition | undefined;
   readonly include: Condition | undefined;
-  readonly type: OutputType;
+  readonly type: TypeShape;
   readonly selectionSet: SelectionNode[] | undefined;
 }
+
+/** A field's output type unwrapped once: what `updateOutputValue` would test on every value. */
+type TypeShape =
+  | { readonly kind: 'nonNull'; readonly ofType: OutputType; readonly of: TypeShape }
+  | { readonly kind: 'list'; readonly type: OutputType; readonly of: TypeShape }
+  | { readonly kind: 'composite'; readonly type: CompositeType }
+  | { readonly kind: 'leaf'; readonly type: OutputType; readonly isValid: (value: unknown) => boolean };
 
 interface FragmentNode {
   readonly kind: 1;
@@ -90,6 +101,17 @@ export function compileResponseShaper(operation: Operation): ResponseShaper {
   const skipDirective = schema.skipDirective();
   const includeDirective = schema.includeDirective();
   const compiled = new Map<SelectionSet, SelectionNode[]>();
+  const shapes = new Map<OutputType, TypeShape>();
+  const typeShape = (type: OutputType): TypeShape => {
+    let shape = shapes.get(type);
+    if (shape) return shape;
+    if (isNonNullType(type)) shape = { kind: 'nonNull', ofType: type.ofType, of: typeShape(type.ofType) };
+    else if (isListType(type)) shape = { kind: 'list', type, of: typeShape(type.ofType) };
+    else if (isCompositeType(type)) shape = { kind: 'composite', type };
+    else shape = { kind: 'leaf', type, isValid: leafValidator(schema, type as ScalarType | EnumType) };
+    shapes.set(type, shape);
+    return shape;
+  };
 
   const condition = (element: OperationElement, directive: typeof skipDirective): Condition | undefined => {
     const applied = element.appliedDirectivesOf(directive)[0] as Directive<never, { if: boolean | Variable }> | undefined;
@@ -117,7 +139,7 @@ export function compileResponseShaper(operation: Operation): ResponseShaper {
           isTypename: field.name === typenameFieldName,
           skip,
           include,
-          type: field.definition.type!,
+          type: typeShape(field.definition.type!),
           selectionSet: selection.selectionSet ? compile(selection.selectionSet) : undefined,
         });
       } else {
@@ -134,11 +156,18 @@ export function compileResponseShaper(operation: Operation): ResponseShaper {
     return nodes;
   };
   const root = compile(operation.selectionSet);
+  const types = new Map<string, NamedType | undefined>();
+  const typeNamed = (name: string): NamedType | undefined => {
+    if (types.has(name)) return types.get(name);
+    const type = schema.type(name);
+    types.set(name, type);
+    return type;
+  };
 
   return {
     shape(input, variables) {
       if (!input) return { data: input, errors: [] };
-      const run = new ShapeRun(schema, { __proto__: null, ...defaulted, ...variables });
+      const run = new ShapeRun(typeNamed, { __proto__: null, ...defaulted, ...variables });
       const data: Record<string, unknown> = {};
       const result = run.applySelectionSet(input, root, data, rootType);
       return { data: result === NULL_BUBBLE_UP ? null : data, errors: run.errors };
@@ -169,7 +198,7 @@ class ShapeRun {
   }
 
   constructor(
-    private readonly schema: Schema,
+    private readonly typeNamed: (name: string) => NamedType | undefined,
     private readonly variables: Record<string, unknown>,
   ) {}
 
@@ -191,7 +220,7 @@ class ShapeRun {
     let applies = node.applies.get(key);
     if (applies === undefined) {
       if (typename) {
-        const type = this.schema.type(typename);
+        const type = this.typeNamed(typename);
         applies = !!type && isSubtype(typeCondition, type);
       } else {
         applies = isSubtype(typeCondition, parentType);
@@ -216,7 +245,7 @@ class ShapeRun {
         if (node.isTypename) {
           if (outputValue === undefined) {
             if (inputValue === null && responseName !== typenameFieldName) inputValue = input[typenameFieldName] ?? null;
-            const type = inputValue !== null && typeof inputValue === 'string' ? (this.schema.type(inputValue) ?? parentType) : parentType;
+            const type = inputValue !== null && typeof inputValue === 'string' ? (this.typeNamed(inputValue) ?? parentType) : parentType;
             if (!isObjectType(type)) return NULL_BUBBLE_UP;
             output[responseName] = type.name;
           }
@@ -241,7 +270,7 @@ class ShapeRun {
 
   private updateOutputValue(
     outputValue: unknown,
-    type: OutputType,
+    shape: TypeShape,
     inputValue: unknown,
     selectionSet: SelectionNode[] | undefined,
     parentType: CompositeType,
@@ -250,12 +279,12 @@ class ShapeRun {
       return this.result(outputValue, false, false);
     }
 
-    if (isNonNullType(type)) {
-      const updated = this.updateOutputValue(outputValue, type.ofType, inputValue, selectionSet, parentType);
+    if (shape.kind === 'nonNull') {
+      const updated = this.updateOutputValue(outputValue, shape.of, inputValue, selectionSet, parentType);
       if (updated === null) {
         if (!this.hasErrors) {
           this.errors.push(
-            ERRORS.INVALID_GRAPHQL.err(`Cannot return null for non-nullable ${this.lastElementDescription(type.ofType, parentType)}.`, {
+            ERRORS.INVALID_GRAPHQL.err(`Cannot return null for non-nullable ${this.lastElementDescription(shape.ofType, parentType)}.`, {
               path: Array.from(this.path),
             }),
           );
@@ -267,7 +296,8 @@ class ShapeRun {
 
     if (inputValue === null) return this.result(null, false, false);
 
-    if (isListType(type)) {
+    if (shape.kind === 'list') {
+      const type = shape.type;
       assert(Array.isArray(inputValue), () => `Invalid non-list value ${String(inputValue)} returned by subgraph for list type ${type}`);
       assert(outputValue === undefined || Array.isArray(outputValue), () => `Invalid non-list value ${String(outputValue)} returned by subgraph for list type ${type}`);
       const previous = outputValue as unknown[] | undefined;
@@ -278,7 +308,7 @@ class ShapeRun {
       let hasErrors = false;
       for (let i = 0; i < length; i++) {
         this.path.push(i);
-        updated[i] = this.updateOutputValue(previous?.[i], type.ofType, inputValue[i], selectionSet, parentType);
+        updated[i] = this.updateOutputValue(previous?.[i], shape.of, inputValue[i], selectionSet, parentType);
         this.path.pop();
         shouldNullify ||= this.isInvalid;
         hasErrors ||= this.hasErrors;
@@ -286,7 +316,8 @@ class ShapeRun {
       return this.result(shouldNullify ? null : updated, false, hasErrors);
     }
 
-    if (isCompositeType(type)) {
+    if (shape.kind === 'composite') {
+      const type = shape.type;
       assert(selectionSet, () => `Invalid empty selection set for composite type ${type}`);
       assert(typeof inputValue === 'object', () => `Invalid non-object value ${String(inputValue)} returned by subgraph for composite type ${type}`);
       assert(outputValue === undefined || typeof outputValue === 'object', () => `Invalid non-object value ${String(inputValue)} returned by subgraph for composite type ${type}`);
@@ -295,7 +326,7 @@ class ShapeRun {
       assert(inputTypename === undefined || typeof inputTypename === 'string', () => `Invalid non-string value ${String(inputTypename)} for __typename at ${this.path.join(',')}`);
       let objectType: CompositeType = type;
       if (inputTypename) {
-        const typenameType = this.schema.type(inputTypename);
+        const typenameType = this.typeNamed(inputTypename);
         if (!typenameType || !isCompositeType(typenameType)) {
           // Like the stock gateway, never name the (possibly @inaccessible) type the subgraph sent.
           this.errors.push(
@@ -312,8 +343,9 @@ class ShapeRun {
       return this.result(bubbled ? null : outputObject, false, bubbled);
     }
 
+    const type = shape.type;
     assert(outputValue === undefined, () => `Excepted output to be undefined but got ${type} for type ${type}`);
-    const isValidValue = isValidLeafValue(this.schema, inputValue, type);
+    const isValidValue = shape.isValid(inputValue);
     if (!isValidValue) {
       this.errors.push(
         ERRORS.INVALID_GRAPHQL.err(`Invalid value found for ${this.lastElementDescription(type, parentType)}.`, {
@@ -331,6 +363,20 @@ class ShapeRun {
       ? `field ${parentType}.${element}`
       : `array element of type ${currentType} at index ${element}`;
   }
+}
+
+/**
+ * `isValidLeafValue` of federation-internals for one type, with a shortcut for the values that are
+ * valid at first sight (a string for String, a boolean for Boolean, a finite number for Float);
+ * anything else still gets the full check.
+ */
+function leafValidator(schema: Schema, type: ScalarType | EnumType): (value: unknown) => boolean {
+  if (isCustomScalarType(type)) return () => true;
+  const full = (value: unknown) => isValidLeafValue(schema, value, type);
+  if (type === schema.stringType()) return (value) => typeof value === 'string' || full(value);
+  if (type === schema.booleanType()) return (value) => typeof value === 'boolean' || full(value);
+  if (type === schema.floatType()) return (value) => (typeof value === 'number' && isFinite(value)) || full(value);
+  return full;
 }
 
 function ownValue(object: Record<string, unknown>, key: string): unknown {
