@@ -1,4 +1,5 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { SeriesCounter, SeriesHistogram } from './series-metrics.js';
 
 const DURATION_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 const SIZE_BUCKETS = [100, 1_000, 10_000, 100_000, 1_000_000, 10_000_000];
@@ -15,10 +16,17 @@ export function createMetrics(registry = new Registry()) {
 
   return {
     registry,
-    requests: counter('gateway_requests_total', 'Requests by method, route template and status', ['method', 'route', 'status']),
-    requestDuration: histogram('gateway_request_duration_seconds', 'Request duration by route template', ['method', 'route'], DURATION_BUCKETS),
-    requestSize: histogram('gateway_request_size_bytes', 'Declared request body sizes', ['route'], SIZE_BUCKETS),
-    responseSize: histogram('gateway_response_size_bytes', 'Declared response body sizes', ['route'], SIZE_BUCKETS),
+    // Updated on every request: series kept by the caller (per route), see series-metrics.ts.
+    requests: new SeriesCounter({ name: 'gateway_requests_total', help: 'Requests by method, route template and status', labelNames: ['method', 'route', 'status'], registers: [registry] }),
+    requestDuration: new SeriesHistogram({
+      name: 'gateway_request_duration_seconds',
+      help: 'Request duration by route template',
+      labelNames: ['method', 'route'],
+      buckets: DURATION_BUCKETS,
+      registers: [registry],
+    }),
+    requestSize: new SeriesHistogram({ name: 'gateway_request_size_bytes', help: 'Declared request body sizes', labelNames: ['route'], buckets: SIZE_BUCKETS, registers: [registry] }),
+    responseSize: new SeriesHistogram({ name: 'gateway_response_size_bytes', help: 'Declared response body sizes', labelNames: ['route'], buckets: SIZE_BUCKETS, registers: [registry] }),
     graphqlOperations: counter('gateway_graphql_operations_total', 'GraphQL operations (names beyond the first 100 folded into "other")', [
       'operation_name',
       'operation_type',

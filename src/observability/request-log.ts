@@ -1,6 +1,7 @@
 import { pino } from 'pino';
 import { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { GatewayMetrics } from './metrics.js';
+import type { CounterSeries, HistogramSeries } from './series-metrics.js';
 import { DeferredChildLogger } from './request-logger.js';
 
 const LOG_BATCH_BYTES = 4_096;
@@ -52,16 +53,50 @@ export function routeLabel(request: FastifyRequest): string {
   return request.routeOptions.url ?? 'unmatched';
 }
 
+/** The series one route's requests of one method update: found once, then kept. */
+interface RouteSeries {
+  readonly duration: HistogramSeries;
+  readonly requestSize: HistogramSeries;
+  readonly responseSize: HistogramSeries;
+  readonly byStatus: Map<number, CounterSeries>;
+}
+
 export function installRequestMetrics(app: FastifyInstance, metrics: GatewayMetrics): void {
+  const byRoute = new Map<string, Map<string, RouteSeries>>();
+  const seriesOf = (method: string, route: string): RouteSeries => {
+    let byMethod = byRoute.get(route);
+    if (!byMethod) {
+      byMethod = new Map();
+      byRoute.set(route, byMethod);
+    }
+    let series = byMethod.get(method);
+    if (!series) {
+      series = {
+        duration: metrics.requestDuration.series({ method, route }),
+        requestSize: metrics.requestSize.series({ route }),
+        responseSize: metrics.responseSize.series({ route }),
+        byStatus: new Map(),
+      };
+      byMethod.set(method, series);
+    }
+    return series;
+  };
   // A callback hook, not an async one: no promise per response.
   app.addHook('onResponse', (request, reply, done) => {
     const route = routeLabel(request);
-    metrics.requests.inc({ method: request.method, route, status: String(reply.statusCode) });
-    metrics.requestDuration.observe({ method: request.method, route }, reply.elapsedTime / 1000);
+    const series = seriesOf(request.method, route);
+    const status = reply.statusCode;
+    let requests = series.byStatus.get(status);
+    if (!requests) {
+      requests = metrics.requests.series({ method: request.method, route, status: String(status) });
+      series.byStatus.set(status, requests);
+    }
+    requests.value++;
+    series.duration.observe(reply.elapsedTime / 1000);
     const requestLength = Number(request.headers['content-length']);
-    if (requestLength > 0) metrics.requestSize.observe({ route }, requestLength);
+    if (requestLength > 0) series.requestSize.observe(requestLength);
     const responseLength = Number(reply.getHeader('content-length'));
-    if (responseLength > 0) metrics.responseSize.observe({ route }, responseLength);
+    if (responseLength > 0) series.responseSize.observe(responseLength);
     done();
   });
 }
