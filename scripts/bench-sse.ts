@@ -17,7 +17,7 @@ import { SseClients } from './lib/sse-clients.js';
  * `POST /api/v1/alerts`). Per row: publish→receive p50/p99 over every delivery, resident memory per
  * connection (RSS after a full GC with the streams open, minus before, over the streams), events
  * delivered / expected, and the server's CPU time per delivery. With `taskset`, the server runs alone
- * on CPU 1 and the clients (this process) on CPU 0. Opens refused with 503/429 are retried (as EventSource would) and counted. BENCH_SSE_ROWS picks rows
+ * on CPU 1 and the clients (this process) on CPU 0. Opens refused with 503/429/408 are retried (as EventSource would) and counted. BENCH_SSE_ROWS picks rows
  * (bare,redis,memory); BENCH_CPU_PROF=<dir> / BENCH_HEAP_SNAPSHOT_DIR=<dir> profile the gateway.
  * BENCH_COMPARE_DIR=<another checkout, with node_modules> adds each gateway row run from there
  * before this checkout's (A/B in one run).
@@ -122,7 +122,7 @@ async function startGateway(name: string, authorization: string, extra: Record<s
   child.stderr!.on('data', (chunk) => (stderr += chunk));
   children.push(child);
   const url = `http://127.0.0.1:${port}`;
-  await waitReady(`${url}/health/ready`, child, () => `${stderr}\n${readFileSync(logFile, 'utf8').slice(-2000)}`);
+  await waitReady(`${url}/health/ready`, child, () => `${stderr}\n${readFileSync(logFile, 'utf8').slice(-2000)}`, 120_000);
   const viaRoute = async (i: number) => {
     const response = await fetch(`${url}/api/v1/alerts`, {
       method: 'POST',

@@ -11,7 +11,7 @@ const READ_BUFFER = Buffer.alloc(64 * 1024); // shared: every callback consumes 
 
 export class SseClients {
   readonly latencies: number[] = [];
-  /** Opens refused with 503 or 429 and tried again (as EventSource would after `retry:`). */
+  /** Opens refused with 503, 429 or 408 (an overloaded machine) and tried again, as EventSource would. */
   refused = 0;
   private readonly sockets = new Set<Socket>();
 
@@ -67,7 +67,7 @@ export class SseClients {
             if (head.includes('\r\n\r\n')) {
               socket.destroy();
               const status = head.slice(9, 12);
-              reject(status === '503' || status === '429' ? new Refused(status) : new Error(`stream refused: ${head.slice(0, 300)}`));
+              reject(status === '503' || status === '429' || status === '408' ? new Refused(status) : new Error(`stream refused: ${head.slice(0, 300)}`));
             }
             return true;
           }
