@@ -252,6 +252,17 @@ class ShapeRun {
           continue;
         }
 
+        // A leaf seen for the first time and valid (or null where null is allowed): the value itself,
+        // which is what updateOutputValue would return, without its path bookkeeping.
+        if (outputValue === undefined) {
+          const shape = node.type;
+          const leaf = shape.kind === 'nonNull' ? shape.of : shape;
+          if (leaf.kind === 'leaf' && (inputValue === null ? leaf === shape : leaf.isValid(inputValue))) {
+            output[responseName] = inputValue;
+            continue;
+          }
+        }
+
         this.path.push(responseName);
         output[responseName] = this.updateOutputValue(outputValue, node.type, inputValue, node.selectionSet, parentType);
         this.path.pop();
