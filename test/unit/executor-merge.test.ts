@@ -31,6 +31,30 @@ describe('executor merge: same results as @apollo/gateway', () => {
     expect(({} as Record<string, unknown>)['polluted']).toBeUndefined();
   });
 
+  it('flattenAtPath: what a recursive flatMap over the path gives, lists of lists included', () => {
+    // The definition @apollo/gateway implements: past an `@`, flatMap over the list.
+    const reference = (value: unknown, path: (string | number)[]): unknown => {
+      if (path.length === 0 || value === undefined || value === null) return value;
+      const [head, ...rest] = path;
+      if (head === '@') return (value as unknown[]).flatMap((element) => reference(element, rest));
+      if (Array.isArray(value)) throw new Error('a list where an object was expected');
+      return reference(Object.hasOwn(value as object, head as string) ? (value as Record<string, unknown>)[head as string] : undefined, rest);
+    };
+    const data = json(
+      '{"a":[{"b":[[1,[2]],null,{"c":[3]}]},null,{"b":null},{"b":[{"c":null},{"c":[[4],5]}]}],"d":{"e":[{"f":1},null]}}',
+    );
+    for (const path of [['a'], ['a', '@'], ['a', '@', 'b'], ['a', '@', 'b', '@'], ['a', '@', 'b', '@', 'c'], ['d', 'e', '@'], ['d', 'e', '@', 'f'], ['x', '@'], []]) {
+      const outcome = (flatten: () => unknown) => {
+        try {
+          return flatten();
+        } catch {
+          return 'throws';
+        }
+      };
+      expect(outcome(() => flattenAtPath(data, path))).toEqual(outcome(() => reference(data, path)));
+    }
+  });
+
   it('flattenAtPath: the objects under a path through lists, nulls kept for the caller to drop', () => {
     const data = json('{"users":[{"reviews":[{"p":{"id":1}},{"p":null}]},{"reviews":null},{"reviews":[{"p":{"id":2}}]}]}');
     expect(flattenAtPath(data, ['users', '@', 'reviews', '@', 'p'])).toEqual([{ id: 1 }, null, null, { id: 2 }]);

@@ -53,25 +53,52 @@ export function deepMerge(target: ResultMap, source: unknown): ResultMap {
 
 /**
  * The values at `path` below `value`: one value, or (past an `@`) the flattened list of them, nulls
- * included. `@apollo/gateway`'s `flattenResultsAtPath`, minus its per-step array copies.
+ * included. `@apollo/gateway`'s `flattenResultsAtPath` (recursive `flatMap`), with one output list
+ * instead of a list per level: `collect` pushes exactly what that `flatMap` would have pushed.
  */
-export function flattenAtPath(value: unknown, path: ResponsePath, from = 0): unknown {
-  if (from === path.length) return value;
-  if (value === undefined || value === null) return value;
-  const current = path[from];
-  if (current === '@') {
-    // The stock gateway calls value.flatMap here; fail the same way on a non-list.
-    if (!Array.isArray(value)) throw new TypeError('value.flatMap is not a function');
-    const out: unknown[] = [];
-    for (const element of value) {
-      const found = flattenAtPath(element, path, from + 1);
-      if (Array.isArray(found)) for (const item of found) out.push(item);
-      else out.push(found);
+export function flattenAtPath(value: unknown, path: ResponsePath): unknown {
+  let current = value;
+  for (let i = 0; i < path.length; i++) {
+    if (current === undefined || current === null) return current;
+    const step = path[i];
+    if (step === '@') {
+      const out: unknown[] = [];
+      eachElement(current, (element) => collect(element, path, i + 1, out));
+      return out;
     }
-    return out;
+    current = member(current, step);
   }
-  assert(typeof current === 'string', () => `Unexpected ${typeof current} found in path`);
-  assert(!Array.isArray(value), () => `Unexpected array in result for path element ${current}`);
+  return current;
+}
+
+/** What `flatMap` pushes for one element: the value found at the rest of the path, one list level spread. */
+function collect(value: unknown, path: ResponsePath, from: number, out: unknown[]): void {
+  let current = value;
+  for (let i = from; i < path.length; i++) {
+    if (current === undefined || current === null) {
+      out.push(current);
+      return;
+    }
+    const step = path[i];
+    if (step === '@') {
+      eachElement(current, (element) => collect(element, path, i + 1, out));
+      return;
+    }
+    current = member(current, step);
+  }
+  if (Array.isArray(current)) for (const item of current) out.push(item);
+  else out.push(current);
+}
+
+function eachElement(value: unknown, visit: (element: unknown) => void): void {
+  // The stock gateway calls value.flatMap here; fail the same way on a non-list.
+  if (!Array.isArray(value)) throw new TypeError('value.flatMap is not a function');
+  for (const element of value) visit(element);
+}
+
+function member(value: unknown, step: string | number | undefined): unknown {
+  assert(typeof step === 'string', () => `Unexpected ${typeof step} found in path`);
+  assert(!Array.isArray(value), () => `Unexpected array in result for path element ${step}`);
   const object = value as ResultMap;
-  return flattenAtPath(hasOwn(object, current) ? object[current] : undefined, path, from + 1);
+  return hasOwn(object, step) ? object[step] : undefined;
 }

@@ -252,6 +252,17 @@ class ShapeRun {
           continue;
         }
 
+        // A leaf seen for the first time and valid (or null where null is allowed): the value itself,
+        // which is what updateOutputValue would return, without its path bookkeeping.
+        if (outputValue === undefined) {
+          const shape = node.type;
+          const leaf = shape.kind === 'nonNull' ? shape.of : shape;
+          if (leaf.kind === 'leaf' && (inputValue === null ? leaf === shape : leaf.isValid(inputValue))) {
+            output[responseName] = inputValue;
+            continue;
+          }
+        }
+
         this.path.push(responseName);
         output[responseName] = this.updateOutputValue(outputValue, node.type, inputValue, node.selectionSet, parentType);
         this.path.pop();
@@ -303,12 +314,12 @@ class ShapeRun {
       const previous = outputValue as unknown[] | undefined;
       const length = previous === undefined ? inputValue.length : previous.length;
       assert(inputValue.length === length, () => `[${String(inputValue)}].length (${inputValue.length}) !== [${String(previous)}].length (${length})`);
-      const updated = new Array<unknown>(length);
+      const updated: unknown[] = []; // filled in order: a packed list, quicker to serialise than a holey one
       let shouldNullify = false;
       let hasErrors = false;
       for (let i = 0; i < length; i++) {
         this.path.push(i);
-        updated[i] = this.updateOutputValue(previous?.[i], shape.of, inputValue[i], selectionSet, parentType);
+        updated.push(this.updateOutputValue(previous?.[i], shape.of, inputValue[i], selectionSet, parentType));
         this.path.pop();
         shouldNullify ||= this.isInvalid;
         hasErrors ||= this.hasErrors;
