@@ -3,6 +3,7 @@ import { LogController, type FastifyInstance, type FastifyReply, type FastifyReq
 import type { GatewayMetrics } from './metrics.js';
 import type { CounterSeries, HistogramSeries } from './series-metrics.js';
 import { DeferredChildLogger } from './request-logger.js';
+import { routeOf } from '../pipeline/caller-context.js';
 
 const LOG_BATCH_BYTES = 4_096;
 const LOG_FLUSH_MS = 200;
@@ -50,7 +51,7 @@ export class GatewayLogController extends LogController {
 
 /** Route templates, never raw paths: ids in URLs must not explode the label set. */
 export function routeLabel(request: FastifyRequest): string {
-  return request.routeOptions.url ?? 'unmatched';
+  return routeOf(request).url ?? 'unmatched';
 }
 
 /** The series one route's requests of one method update: found once, then kept. */

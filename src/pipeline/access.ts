@@ -6,6 +6,7 @@ import type { TenantGuard } from '../auth/tenant-guard.js';
 import type { AuthFailureGuard } from '../ratelimit/auth-failures.js';
 import { GatewayError } from '../errors.js';
 import type { GatewayMetrics } from '../observability/metrics.js';
+import { routeOf } from './caller-context.js';
 
 /** Who may call a route. Every destination route declares one; routes without one skip auth. */
 export interface RoutePolicy {
@@ -69,7 +70,7 @@ interface AccessDependencies {
  */
 export function installAccessControl(app: FastifyInstance, deps: AccessDependencies): void {
   app.addHook('onRequest', async (request, reply) => {
-    const policy = request.routeOptions.config.policy;
+    const policy = routeOf(request).config.policy;
     if (!policy || policy.auth === 'public' || policy.skip?.(request)) return;
 
     const blockedFor = deps.authFailures?.blockedFor(request.ip) ?? 0;

@@ -11,7 +11,18 @@ declare module 'fastify' {
     gateway: GatewayContext;
     /** The tenant the client asked to act for (`X-Tenant-ID`), to be checked against its grants. */
     requestedTenantId: string | undefined;
+    /**
+     * `routeOptions`, read once by the pipeline: Fastify builds a fresh object on every read of
+     * `request.routeOptions`, and each stage (auth, rate limit, proxy, metrics, log) reads it.
+     * Null before the caller-context stage has run; `routeOf` falls back.
+     */
+    pipelineRoute: FastifyRequest['routeOptions'] | null;
   }
+}
+
+/** The request's route options, as read once by the pipeline (or read now, before it has run). */
+export function routeOf(request: FastifyRequest): FastifyRequest['routeOptions'] {
+  return request.pipelineRoute ?? request.routeOptions;
 }
 
 /**
@@ -23,7 +34,9 @@ export function installCallerContext(app: FastifyInstance, defaultTenantId: stri
   const anonymous = anonymousPrincipal(defaultTenantId);
   app.decorateRequest('gateway', null as unknown as GatewayContext);
   app.decorateRequest('requestedTenantId', undefined);
+  app.decorateRequest('pipelineRoute', null);
   return (request: FastifyRequest) => {
+    request.pipelineRoute = request.routeOptions;
     const headers = request.headers;
     const tenant = headers['x-tenant-id'];
     request.requestedTenantId = typeof tenant === 'string' && tenant !== '' ? tenant : undefined;

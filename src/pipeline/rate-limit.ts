@@ -4,6 +4,7 @@ import type { GatewayMetrics } from '../observability/metrics.js';
 import type { LimitScope, RateLimiter } from '../ratelimit/limiter.js';
 import { RateLimitStoreUnavailable } from '../ratelimit/resilient-store.js';
 import type { Decision } from '../ratelimit/store.js';
+import { routeOf } from './caller-context.js';
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -15,7 +16,7 @@ declare module 'fastify' {
 /** Pipeline stage after access control: one decision per request, its headers on every response. */
 export function installRateLimit(app: FastifyInstance, limiter: RateLimiter, metrics: GatewayMetrics): void {
   app.addHook('onRequest', async (request, reply) => {
-    const scope = request.routeOptions.config.rateLimit;
+    const scope = routeOf(request).config.rateLimit;
     if (!scope) return;
     let decision: Decision;
     try {

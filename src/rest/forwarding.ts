@@ -42,13 +42,30 @@ function connectionOptions(value: string | string[] | undefined): string[] {
   return values.flatMap((v) => v.split(',')).map((token) => token.trim().toLowerCase()).filter((token) => token !== '');
 }
 
+const NAMES_CLOSE: ReadonlySet<string> = new Set(['close']);
+
+/**
+ * Headers the `Connection` field names, beyond the hop-by-hop ones dropped anyway; null for none.
+ * The usual values (`keep-alive`, `close`) get no set built per message.
+ */
+function namedByConnection(value: string | string[] | undefined): ReadonlySet<string> | null {
+  if (value === undefined) return null;
+  if (typeof value === 'string') {
+    const plain = value.length <= 10 ? value.toLowerCase() : '';
+    // `keep-alive` is hop-by-hop already; `close` names only itself.
+    if (plain === 'keep-alive') return null;
+    if (plain === 'close') return NAMES_CLOSE;
+  }
+  return new Set(connectionOptions(value));
+}
+
 /**
  * Copies the headers that `keep` accepts and that are not hop-by-hop. One pass that builds a fresh
  * object, instead of spreading and then deleting: `delete` turns the object into a slow dictionary,
  * and this runs twice per proxied request.
  */
 function copyHeaders<T extends IncomingHttpHeaders>(headers: T, keep?: (name: string) => boolean): T {
-  const named = headers.connection === undefined ? null : new Set(connectionOptions(headers.connection));
+  const named = namedByConnection(headers.connection);
   const out: IncomingHttpHeaders = {};
   for (const name in headers) {
     if (!Object.prototype.hasOwnProperty.call(headers, name)) continue;

@@ -14,6 +14,7 @@ import { Exchange } from './exchange.js';
 import { UpstreamDispatcher, type UpstreamResponse } from './upstream-dispatcher.js';
 import { classifyUpstreamError, errorCodes } from './upstream-errors.js';
 import { UpstreamPool, type UpstreamInstance } from './upstream-pool.js';
+import { routeOf } from '../pipeline/caller-context.js';
 
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE']);
 /**
@@ -168,7 +169,7 @@ class Forwarder {
 
   private forward(request: FastifyRequest, reply: FastifyReply, body: BodyGuard | null): FastifyReply {
     const declared = Number(request.headers['content-length'] ?? 0);
-    if (declared > request.routeOptions.bodyLimit || body?.violation === 'too-large') throw new GatewayError('PAYLOAD_TOO_LARGE');
+    if (declared > routeOf(request).bodyLimit || body?.violation === 'too-large') throw new GatewayError('PAYLOAD_TOO_LARGE');
     if (body?.violation === 'idle') {
       reply.header('connection', 'close');
       throw new GatewayError('REQUEST_TIMEOUT', 'The request body stopped arriving');
