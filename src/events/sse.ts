@@ -61,7 +61,9 @@ export function registerEventStreams(
     tenant: sse.maxConnectionsPerTenant,
     user: sse.maxConnectionsPerUser,
   });
-  const fanout = new Fanout(bus, (count) => count > 0 && metrics.sseEventsDelivered.inc(count));
+  const fanout = new Fanout(bus, (count) => {
+    if (count > 0) metrics.sseEventsDelivered.inc(count);
+  });
   const limits: StreamLimits = {
     maxBufferedBytes: sse.maxBufferedBytes,
     delivered: () => metrics.sseEventsDelivered.inc(),
@@ -202,9 +204,9 @@ interface StreamLimits {
 }
 
 /**
- * Node builds a response head by concatenation and keeps it (`_header`) for the response's life: a
- * rope of ~100 nodes (~3 KB) per stream here, helmet's headers included. Any search flattens a
- * string in place (V8), leaving one flat string. A guarded no-op should Node change the field.
+ * Node builds a response head by concatenation and keeps it (`_header`) for the response's life, as a
+ * rope of string pieces (helmet's headers included). A search makes V8 flatten it in place: in a heap
+ * snapshot of 2,000 streams, ~0.5 KB less per stream. A guarded no-op should Node change the field.
  */
 function flattenHead(response: ServerResponse): void {
   const head: unknown = (response as unknown as { _header?: unknown })._header;
