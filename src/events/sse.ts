@@ -61,7 +61,9 @@ export function registerEventStreams(
     tenant: sse.maxConnectionsPerTenant,
     user: sse.maxConnectionsPerUser,
   });
-  const fanout = new Fanout(bus, (count) => count > 0 && metrics.sseEventsDelivered.inc(count));
+  const fanout = new Fanout(bus, (count) => {
+    if (count > 0) metrics.sseEventsDelivered.inc(count);
+  });
   const limits: StreamLimits = {
     maxBufferedBytes: sse.maxBufferedBytes,
     delivered: () => metrics.sseEventsDelivered.inc(),
@@ -172,7 +174,8 @@ export function registerEventStreams(
       'x-accel-buffering': 'no',
     });
     response.write(`retry: ${sse.retryMs}\n\n`);
-    flattenHead(response);
+    // Kept for the stream's life by Node, Fastify and the request context (see flatten).
+    flatten([(response as unknown as { _header?: unknown })._header, ...Object.values(reply.getHeaders()), ...Object.values(request.gateway)]);
     open.add(stream);
     metrics.sseConnections.inc();
     scope.defer(() => {
@@ -202,14 +205,16 @@ interface StreamLimits {
 }
 
 /**
- * Node builds a response head by concatenation and keeps it (`_header`) for the response's life: a
- * rope of ~100 nodes (~3 KB) per stream here, helmet's headers included. Any search flattens a
- * string in place (V8), leaving one flat string. A guarded no-op should Node change the field.
+ * Strings built by concatenation are ropes of pieces in V8 (32 bytes a node): the response head Node
+ * keeps (`_header`, helmet's headers included), header values such as the rate-limit ones, the
+ * request context's token and traceparent. A stream keeps them for its whole life; a search makes V8
+ * flatten each in place into one string. Measured in a heap snapshot of 2,000 streams (see README).
  */
-function flattenHead(response: ServerResponse): void {
-  const head: unknown = (response as unknown as { _header?: unknown })._header;
-  if (typeof head === 'string') head.indexOf('\n');
+function flatten(values: readonly unknown[]): void {
+  // The result is kept so that the optimising compiler cannot drop the search as unused.
+  for (const value of values) if (typeof value === 'string') searched += value.indexOf('\n');
 }
+let searched = 0;
 
 const HEARTBEAT = Buffer.from(': heartbeat\n\n');
 
