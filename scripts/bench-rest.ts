@@ -91,7 +91,8 @@ async function startGateway(upstream: string, publicKey: string, extra: Record<s
   child.stderr!.on('data', (chunk) => (stderr += chunk));
   children.push(child);
   const url = `http://127.0.0.1:${port}`;
-  await waitReady(`${url}/health/ready`, child, () => `${stderr}\n${readFileSync(logFile, 'utf8').slice(-2000)}`);
+  // Generous: on a loaded machine, tsx compiling the gateway at start can take well over 30 s.
+  await waitReady(`${url}/health/ready`, child, () => `${stderr}\n${readFileSync(logFile, 'utf8').slice(-2000)}`, 180_000);
   return { url, pid: child.pid!, child, logFile, logFd };
 }
 
