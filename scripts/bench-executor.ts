@@ -31,6 +31,7 @@ if (process.argv[2] === 'subgraphs') {
   process.send!({ supergraphSdl: shop.supergraphSdl });
 } else {
   const child = fork(new URL(import.meta.url).pathname, ['subgraphs'], { execArgv: ['--import', 'tsx'] });
+  process.on('exit', () => child.kill()); // also when a run fails: no subgraph process left behind
   const { supergraphSdl } = await new Promise<{ supergraphSdl: string }>((resolve) => child.once('message', (m) => resolve(m as { supergraphSdl: string })));
   const seconds = Number(process.env.BENCH_SECONDS ?? 5);
   const concurrency = Number(process.env.BENCH_CONCURRENCY ?? 10);

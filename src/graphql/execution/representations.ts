@@ -41,6 +41,18 @@ export function compileExtractor(schema: GraphQLSchema, selections: readonly Que
   // Plain objects are cheaper to build and serialise; a prototype-less one only when a key needs it.
   const nullPrototype = steps.some((step) => step.kind === 'field' && step.responseName === '__proto__');
 
+  // The usual `requires` is one type-conditioned fragment (`... on Product { __typename upc }`): the
+  // fragment's own result is what merging it into an empty object would give.
+  const only = steps.length === 1 ? steps[0]! : undefined;
+  if (only?.kind === 'fragment' && only.typeCondition) {
+    const typeCondition = only.typeCondition;
+    return (source) => {
+      if (source === null) return null;
+      if (!source || !isOfType(source as ResultMap, typeCondition)) return nullPrototype ? (Object.create(null) as ResultMap) : {};
+      return only.sub(source) ?? {};
+    };
+  }
+
   const extract: Extractor = (source) => {
     if (source === null) return null;
     const object = source as ResultMap;
