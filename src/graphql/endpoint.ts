@@ -67,6 +67,10 @@ export function registerGraphQL(
     },
   });
 
+  // @apollo/gateway sends anonymous usage data to Apollo over HTTPS unless APOLLO_TELEMETRY_DISABLED is
+  // set (its constructor reads only that variable). A self-hosted gateway does not call out unasked:
+  // off unless the operator sets APOLLO_TELEMETRY_DISABLED=false.
+  process.env.APOLLO_TELEMETRY_DISABLED ??= 'true';
   // Apollo's planning and plan cache, with query plans run by our compiled executor (see execution/).
   const gateway = new FastApolloGateway({
     supergraphSdl: supergraph,
