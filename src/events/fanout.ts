@@ -6,10 +6,18 @@ export interface Sink {
   deliver(event: StreamEvent, frame: Buffer): boolean;
 }
 
-/** The SSE frame of an event: `id:`, `event:` and one `data:` line per line of its data. */
+// SSE clients end a line at CRLF, a lone LF or a lone CR: anything less lets an event a service
+// XADDs directly (type or data holding a line break) write fields of its own, such as `id:`.
+const LINE_BREAK = /\r\n|\r|\n/;
+
+/**
+ * The SSE frame of an event: `id:`, `event:` and one `data:` line per line of its data (the client
+ * joins them back with LF). A type cannot span lines in SSE: its line breaks are removed.
+ */
 export function eventFrame(event: StreamEvent): Buffer {
-  const data = event.data.includes('\n') ? event.data.split('\n').join('\ndata: ') : event.data;
-  return Buffer.from(`id: ${event.id}\nevent: ${event.type}\ndata: ${data}\n\n`);
+  const data = LINE_BREAK.test(event.data) ? event.data.split(LINE_BREAK).join('\ndata: ') : event.data;
+  const type = LINE_BREAK.test(event.type) ? event.type.replace(/[\r\n]/g, '') || 'message' : event.type;
+  return Buffer.from(`id: ${event.id}\nevent: ${type}\ndata: ${data}\n\n`);
 }
 
 /** The local streams of one (channel, tenant): one bus subscription between them. */

@@ -2,6 +2,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
+import { EventSource } from 'eventsource';
 import { Redis, type Command } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { accountsSubgraph } from '../../subgraphs/accounts/index.js';
@@ -111,6 +112,41 @@ describe('a client cursor never moves or breaks the shared Redis reader', () => 
     await eventually(() => expect(partly.received.map((e) => e.data)).toEqual([{ n: 2 }, { n: 3 }]));
     await eventually(() => expect(live.received.map((e) => e.data)).toEqual([{ n: 3 }]));
     for (const client of [live, behind, partly]) client.source.close();
+  });
+});
+
+describe('events a service XADDs directly', () => {
+  it('cannot set their own id (or any other field) with a CR in the data or the type', async () => {
+    const gateway = await stack();
+    const source = new EventSource(`${gateway.url}/api/v1/alerts/stream`, {
+      fetch: async (input, init) => fetch(input, { ...init, headers: { ...init?.headers, ...(await gateway.bearer({ sub: 'u-cr', tenant_id: 'acme-cr' })) } }),
+    });
+    const received: { type: string; id: string; data: string }[] = [];
+    // The type as the client would read it with and without the line break.
+    for (const type of ['alert', 'alertid: 1-1', 'alertid: 2-2'])
+      source.addEventListener(type, (event) => received.push({ type, id: event.lastEventId, data: event.data }));
+    try {
+      await new Promise<void>((resolve, reject) => {
+        source.onopen = () => resolve();
+        source.onerror = (error) => reject(new Error(`event stream failed: ${error.message ?? ''}`));
+      });
+      const key = 'alerts:tenant:acme-cr';
+      const ids = [
+        await redis.xadd(key, '*', 'type', 'alert', 'data', '{"n":1}\rid: 1-1'),
+        await redis.xadd(key, '*', 'type', 'alert\rid: 2-2', 'data', '{"n":2}'),
+        await redis.xadd(key, '*', 'type', 'alert', 'data', '{"n":3}\r\nid: 3-3\r'),
+      ];
+      await eventually(() => expect(received).toHaveLength(3));
+      // Every event carries the id Redis gave it (what the client would send back as Last-Event-ID).
+      expect(received.map((event) => event.id)).toEqual(ids);
+      expect(received).toEqual([
+        { type: 'alert', id: ids[0], data: '{"n":1}\nid: 1-1' },
+        { type: 'alertid: 2-2', id: ids[1], data: '{"n":2}' },
+        { type: 'alert', id: ids[2], data: '{"n":3}\nid: 3-3\n' },
+      ]);
+    } finally {
+      source.close();
+    }
   });
 });
 

@@ -178,6 +178,36 @@ describe('slow consumers', () => {
       await stack.close();
     }
   });
+  it('a stalled client on a quiet tenant is dropped by the next heartbeat once it is over the cap, and its slot is freed', async () => {
+    const stack = await startStack({
+      issuer,
+      definitions: [accountsSubgraph()],
+      env: { GATEWAY_CONFIG: writeSseConfig({ maxBufferedBytes: 65_536, heartbeatSeconds: 0.05, maxConnectionsPerUser: 1 }) },
+    });
+    try {
+      const auth = await stack.bearer({ sub: 'u-stalled', tenant_id: 'quiet' });
+      const { port } = new URL(stack.url);
+      const socket = connect(Number(port), '127.0.0.1');
+      await once(socket, 'connect');
+      socket.write(`GET /api/v1/alerts/stream HTTP/1.1\r\nHost: localhost\r\nAuthorization: ${auth.authorization}\r\n\r\n`);
+      await once(socket, 'data'); // the response head and the retry hint
+      socket.pause(); // …and never read again
+      const connections = async () => (await stack.gateway.metrics.sseConnections.get()).values[0]?.value;
+      expect(await connections()).toBe(1);
+      // One event larger than the socket buffers can hold: its write is allowed (nothing was queued
+      // before it) and leaves the client far over the cap. Then the tenant goes quiet: heartbeats only.
+      await stack.gateway.events.publish('alerts', 'quiet', 'alert', JSON.stringify({ blob: 'x'.repeat(8 << 20) }));
+      await eventually(async () => expect(await connections()).toBe(0));
+      expect((await stack.gateway.metrics.sseEventsDropped.get()).values[0]?.value).toBe(1);
+      // The caller's only slot was given back.
+      const again = listen(stack.url, auth);
+      await again.opened;
+      again.source.close();
+      socket.destroy();
+    } finally {
+      await stack.close();
+    }
+  });
 });
 
 describe('heartbeats', () => {

@@ -16,6 +16,12 @@ describe('event fan-out', () => {
     expect(frame).toBe('id: 5-0\nevent: alert\ndata: {"a":1}\ndata: {"b":2}\n\n');
   });
 
+  it('treats CR, CRLF and LF alike in data, and keeps line breaks out of the type, so no field can be injected', () => {
+    const frame = eventFrame({ id: '5-0', type: 'alert\rid: 9-9', data: 'a\rid: 9-9\r\nb\nc' }).toString();
+    expect(frame).toBe('id: 5-0\nevent: alertid: 9-9\ndata: a\ndata: id: 9-9\ndata: b\ndata: c\n\n');
+    expect(eventFrame({ id: '5-0', type: '\r\n', data: '1' }).toString()).toBe('id: 5-0\nevent: message\ndata: 1\n\n');
+  });
+
   it("writes each event once to every stream of its tenant, the same bytes for all, and none to another tenant's or to a stream that left", async () => {
     const bus = new MemoryEventBus(100);
     const counts: number[] = [];
