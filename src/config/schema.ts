@@ -6,7 +6,8 @@ import { OPERATION_LIMIT_DEFAULTS, operationLimitsSchema } from '../graphql/oper
 import { RATE_LIMIT_DEFAULTS, rateLimitSchema } from '../ratelimit/policy.js';
 import { SERVICE_URL_ENV_PATTERN, routeSchema, serviceSchema, trustProxySchema } from '../rest/config-schema.js';
 
-const subgraphTimeoutMs = z.coerce.number().int().positive();
+/** Longer would make Node's timers fire at once (they take a signed 32-bit delay). */
+const subgraphTimeoutMs = z.coerce.number().int().positive().max(2_147_483_647);
 /** A subgraph answer is parsed from one string, so no more than the longest string V8 can hold. */
 const subgraphMaxResponseBytes = z.coerce.number().int().positive().max(bufferConstants.MAX_STRING_LENGTH);
 

@@ -39,7 +39,7 @@ export class SubgraphTransportError extends Error {
 }
 
 // undici's own timeout errors; any of them means the subgraph did not answer in time.
-const UNDICI_TIMEOUTS = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT']);
+const UNDICI_TIMEOUTS = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'UND_ERR_CONNECT_TIMEOUT']);
 const NO_HEADERS: IncomingHttpHeaders = Object.freeze({});
 
 /**
@@ -49,13 +49,23 @@ const NO_HEADERS: IncomingHttpHeaders = Object.freeze({});
  */
 export class SubgraphHttpClient {
   private readonly pools = new Map<string, Pool>();
+  /** Which pool each subgraph uses now, to know when a pool has no subgraph left. */
+  private readonly poolOf = new Map<string, string>();
+  /** Pools no subgraph uses any more, until they are closed. */
+  private readonly retiring = new Map<Pool, NodeJS.Timeout>();
 
   /**
-   * The fixed part of every call to `url`, built once per subgraph. The size limit is a pool option
-   * (undici's own cap on the body it reads), so subgraphs share a pool only when they share origin
-   * and limits.
+   * @param retireAfterMs how long a pool that no subgraph uses any more stays open: operations
+   * planned before a supergraph reload keep the old data sources and may still call through them.
    */
-  endpoint(url: string, limits: SubgraphLimits): SubgraphEndpoint {
+  constructor(private readonly retireAfterMs = 60_000) {}
+
+  /**
+   * The fixed part of every call from `subgraph` to `url`, built once per subgraph and again when
+   * a reload changes its URL. The limits are pool options (connect timeout, undici's own cap on the
+   * body it reads), so subgraphs share a pool only when they share origin and limits.
+   */
+  endpoint(subgraph: string, url: string, limits: SubgraphLimits): SubgraphEndpoint {
     const target = new URL(url);
     const key = `${target.origin} ${limits.timeoutMs} ${limits.maxResponseBytes}`;
     let pool = this.pools.get(key);
@@ -64,10 +74,15 @@ export class SubgraphHttpClient {
         keepAliveTimeout: 30_000,
         keepAliveMaxTimeout: 600_000,
         connections: 256,
+        // undici's default of 10 s would hold a call the exchange has already given up on.
+        connect: { timeout: limits.timeoutMs },
         maxResponseSize: limits.maxResponseBytes,
       });
       this.pools.set(key, pool);
     }
+    const previous = this.poolOf.get(subgraph);
+    this.poolOf.set(subgraph, key);
+    if (previous !== undefined && previous !== key) this.retireIfUnused(previous);
     return new SubgraphEndpoint(pool, `${target.pathname}${target.search}`, limits);
   }
 
@@ -76,7 +91,25 @@ export class SubgraphHttpClient {
    * request that was cut at the shutdown deadline, so abort it rather than wait.
    */
   async destroy(): Promise<void> {
-    await Promise.all([...this.pools.values()].map((pool) => pool.destroy()));
+    for (const timer of this.retiring.values()) clearTimeout(timer);
+    const pools = [...this.pools.values(), ...this.retiring.keys()];
+    this.pools.clear();
+    this.retiring.clear();
+    await Promise.all(pools.map((pool) => pool.destroy()));
+  }
+
+  /** A pool no subgraph uses: closed later, and then gracefully (calls in flight finish). */
+  private retireIfUnused(key: string): void {
+    for (const used of this.poolOf.values()) if (used === key) return;
+    const pool = this.pools.get(key);
+    if (!pool) return;
+    this.pools.delete(key);
+    const timer = setTimeout(() => {
+      this.retiring.delete(pool);
+      pool.close().catch(() => undefined);
+    }, this.retireAfterMs);
+    timer.unref();
+    this.retiring.set(pool, timer);
   }
 }
 
@@ -134,7 +167,9 @@ class Exchange implements Dispatcher.DispatchHandler {
     if (this.settled) return;
     const error = new SubgraphTransportError('timeout', `no complete answer within ${this.limits.timeoutMs} ms`, this.status || undefined);
     this.fail(error);
-    // Still queued in the pool: onRequestStart aborts it once it gets that far.
+    // Still queued or connecting: undici takes no cancellation before onRequestStart, which aborts
+    // it then; the pool's connect timeout (the same timeoutMs) bounds that wait, and undici offers
+    // no bound on the queue itself.
     this.controller?.abort(error);
   }
 

@@ -222,7 +222,7 @@ describe('subgraph calls outside an operation', () => {
     }) as unknown as GraphQLDataSourceProcessOptions<GatewayContext>;
   const dataSource = (client: SubgraphHttpClient, path: string, timeoutMs = 10_000) => {
     const { port } = elsewhere.address() as AddressInfo;
-    const endpoint = client.endpoint(`http://127.0.0.1:${port}${path}`, { timeoutMs, maxResponseBytes: 1_000_000 });
+    const endpoint = client.endpoint('elsewhere', `http://127.0.0.1:${port}${path}`, { timeoutMs, maxResponseBytes: 1_000_000 });
     return new GatewayDataSource({ name: 'elsewhere', endpoint, logger: pino({ level: 'silent' }), metrics: createMetrics() });
   };
 
@@ -245,5 +245,68 @@ describe('subgraph calls outside an operation', () => {
     await client.destroy();
     expect(await outcome).toBe('SUBGRAPH_UNAVAILABLE');
     expect(Date.now() - started).toBeLessThan(1_000);
+  });
+});
+
+describe('subgraph connection pools across supergraph reloads', () => {
+  const LIMITS = { timeoutMs: 2_000, maxResponseBytes: 1_000_000 };
+  const RETIRE_AFTER_MS = 100;
+  const servers: Server[] = [];
+  afterAll(() => {
+    for (const server of servers) {
+      server.closeAllConnections();
+      server.close();
+    }
+  });
+
+  /** A subgraph host that counts the connections open to it. */
+  async function subgraphHost() {
+    const sockets = new Set<unknown>();
+    const server = createServer((_request, response) => {
+      response.writeHead(200, { 'content-type': 'application/json' }).end('{"data":{}}');
+    });
+    server.on('connection', (socket) => {
+      sockets.add(socket);
+      socket.on('close', () => sockets.delete(socket));
+    });
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    servers.push(server);
+    return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/graphql`, sockets };
+  }
+  const call = (endpoint: ReturnType<SubgraphHttpClient['endpoint']>) =>
+    endpoint.post({ 'content-type': 'application/json' }, '{"query":"{__typename}"}').then(
+      (response) => response.status,
+      (error: { kind?: string }) => error.kind,
+    );
+  const waitFor = async (condition: () => boolean) => {
+    for (let i = 0; i < 50 && !condition(); i++) await new Promise((resolve) => setTimeout(resolve, 20));
+    return condition();
+  };
+
+  it('closes the connections to an origin once no subgraph routes there, after calls already planned', async () => {
+    const before = await subgraphHost();
+    const after = await subgraphHost();
+    const client = new SubgraphHttpClient(RETIRE_AFTER_MS);
+    const inventory = client.endpoint('inventory', before.url, LIMITS);
+    const orders = client.endpoint('orders', before.url, LIMITS);
+    expect([await call(inventory), await call(orders)]).toEqual([200, 200]);
+    const open = before.sockets.size;
+    expect(open).toBeGreaterThan(0);
+
+    // inventory moves; orders still uses the origin, so its connections stay.
+    expect(await call(client.endpoint('inventory', after.url, LIMITS))).toBe(200);
+    await new Promise((resolve) => setTimeout(resolve, 2 * RETIRE_AFTER_MS));
+    expect(await call(orders)).toBe(200);
+    expect(before.sockets.size).toBe(open);
+
+    // orders moves too: an operation planned before the reload can still call the old origin...
+    expect(await call(client.endpoint('orders', after.url, LIMITS))).toBe(200);
+    expect(await call(orders)).toBe(200);
+    // ...until the pool is retired, and then its connections are closed.
+    expect(await waitFor(() => before.sockets.size === 0)).toBe(true);
+    expect(await call(orders)).toBe('unavailable');
+    expect(after.sockets.size).toBeGreaterThan(0);
+    await client.destroy();
   });
 });

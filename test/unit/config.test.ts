@@ -74,6 +74,12 @@ describe('configuration', () => {
     expect(() => loadConfig({ SUBGRAPH_MAX_RESPONSE_BYTES: String(2 ** 30) })).toThrow(/subgraphMaxResponseBytes \(env SUBGRAPH_MAX_RESPONSE_BYTES\)/);
   });
 
+  it('refuses subgraph timeouts that Node timers cannot hold (they would fire at once)', () => {
+    expect(loadConfig({ SUBGRAPH_TIMEOUT_MS: '2147483647' }).subgraphTimeoutMs).toBe(2_147_483_647);
+    expect(() => loadConfig({ SUBGRAPH_TIMEOUT_MS: '2147483648' })).toThrow(/subgraphTimeoutMs \(env SUBGRAPH_TIMEOUT_MS\)/);
+    expect(() => loadConfig({ SUBGRAPH_ACCOUNTS_TIMEOUT_MS: '3000000000' })).toThrow(/subgraphs.ACCOUNTS.timeoutMs \(env SUBGRAPH_ACCOUNTS_TIMEOUT_MS\)/);
+  });
+
   it('rejects unknown keys in the config file', () => {
     const dir = mkdtempSync(join(tmpdir(), 'gw-config-'));
     const file = join(dir, 'gateway.json');
