@@ -8,6 +8,7 @@ import {
   CLAIM_ENV_PATTERN,
   CONFIG_FILE_ENV,
   ENV_KEYS,
+  SUBGRAPH_ENV_FIELDS,
   SUBGRAPH_ENV_PATTERN,
   configSchema,
   subgraphEnvName,
@@ -42,9 +43,9 @@ export function loadConfig(env: Env = process.env): GatewayConfig {
   for (const [envName, value] of Object.entries(env)) {
     const match = SUBGRAPH_ENV_PATTERN.exec(envName);
     if (!match || value === undefined || value === '') continue;
-    const [, subgraph, field] = match as unknown as [string, string, 'URL' | 'TIMEOUT_MS'];
+    const [, subgraph, field] = match as unknown as [string, string, keyof typeof SUBGRAPH_ENV_FIELDS];
     const entry = (raw.subgraphs[subgraph] ??= {});
-    entry[field === 'URL' ? 'url' : 'timeoutMs'] = value;
+    entry[SUBGRAPH_ENV_FIELDS[field]] = value;
   }
 
   for (const [envName, value] of Object.entries(env)) {
@@ -184,7 +185,8 @@ function formatIssues(issues: readonly z.core.$ZodIssue[]): string {
       source = ` (env ${path[1]!.toUpperCase().replace(/-/g, '_')}_SERVICE_URL or the config file)`;
     }
     if (path[0] === 'subgraphs' && path.length === 3) {
-      source = ` (env SUBGRAPH_${path[1]}_${path[2] === 'url' ? 'URL' : 'TIMEOUT_MS'})`;
+      const suffix = Object.entries(SUBGRAPH_ENV_FIELDS).find(([, key]) => key === path[2])?.[0];
+      if (suffix) source = ` (env SUBGRAPH_${path[1]}_${suffix})`;
     }
     return `  - ${path.join('.') || '(root)'}${source}: ${issue.message}`;
   });

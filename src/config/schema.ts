@@ -1,3 +1,4 @@
+import { constants as bufferConstants } from 'node:buffer';
 import { z } from 'zod';
 import { sseSchema, streamSchema } from '../events/sse.js';
 import { fieldRateLimitSchema } from '../graphql/field-rate-limits.js';
@@ -5,10 +6,16 @@ import { OPERATION_LIMIT_DEFAULTS, operationLimitsSchema } from '../graphql/oper
 import { RATE_LIMIT_DEFAULTS, rateLimitSchema } from '../ratelimit/policy.js';
 import { SERVICE_URL_ENV_PATTERN, routeSchema, serviceSchema, trustProxySchema } from '../rest/config-schema.js';
 
-/** Per-subgraph overrides: where to reach it and how long to wait for it. */
+/** Longer would make Node's timers fire at once (they take a signed 32-bit delay). */
+const subgraphTimeoutMs = z.coerce.number().int().positive().max(2_147_483_647);
+/** A subgraph answer is parsed from one string, so no more than the longest string V8 can hold. */
+const subgraphMaxResponseBytes = z.coerce.number().int().positive().max(bufferConstants.MAX_STRING_LENGTH);
+
+/** Per-subgraph overrides: where to reach it, how long to wait for it, how much of its answer to read. */
 const subgraphOverrideSchema = z.strictObject({
   url: z.url({ protocol: /^https?$/ }).optional(),
-  timeoutMs: z.coerce.number().int().positive().optional(),
+  timeoutMs: subgraphTimeoutMs.optional(),
+  maxResponseBytes: subgraphMaxResponseBytes.optional(),
 });
 
 const logLevels = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
@@ -72,7 +79,9 @@ export const configSchema = z.strictObject({
   tokenFreshnessOnStoreFailure: z.enum(['open', 'closed']).default('open'),
   /** Tenant given to callers that carry none (single-tenant deployments, the demo). */
   defaultTenantId: z.string().min(1).max(128).optional(),
-  subgraphTimeoutMs: z.coerce.number().int().positive().default(10_000),
+  subgraphTimeoutMs: subgraphTimeoutMs.default(10_000),
+  /** Largest subgraph answer read, before and after decompression (16 MiB) → SUBGRAPH_BAD_RESPONSE. */
+  subgraphMaxResponseBytes: subgraphMaxResponseBytes.default(16_777_216),
   shutdownTimeoutMs: z.coerce.number().int().positive().default(10_000),
   bodyLimitBytes: z.coerce.number().int().positive().default(1_048_576),
   /** The whole request, headers and body, must have arrived within this (Node `requestTimeout`) → 408. */
@@ -199,6 +208,7 @@ export const ENV_KEYS = {
   TOKEN_FRESHNESS_ON_STORE_FAILURE: 'tokenFreshnessOnStoreFailure',
   DEFAULT_TENANT_ID: 'defaultTenantId',
   SUBGRAPH_TIMEOUT_MS: 'subgraphTimeoutMs',
+  SUBGRAPH_MAX_RESPONSE_BYTES: 'subgraphMaxResponseBytes',
   SHUTDOWN_TIMEOUT_MS: 'shutdownTimeoutMs',
   BODY_LIMIT_BYTES: 'bodyLimitBytes',
   REQUEST_TIMEOUT_MS: 'requestTimeoutMs',
@@ -242,8 +252,15 @@ export const ENV_KEYS = {
   OTEL_SERVICE_NAME: 'otelServiceName',
 } as const satisfies Record<string, keyof z.input<typeof configSchema>>;
 
-/** `SUBGRAPH_<NAME>_URL` / `SUBGRAPH_<NAME>_TIMEOUT_MS`: per-subgraph overrides from the environment. */
-export const SUBGRAPH_ENV_PATTERN = /^SUBGRAPH_([A-Z0-9_]+)_(URL|TIMEOUT_MS)$/;
+/** `SUBGRAPH_<NAME>_URL` / `_TIMEOUT_MS` / `_MAX_RESPONSE_BYTES`: per-subgraph overrides from the environment. */
+export const SUBGRAPH_ENV_PATTERN = /^SUBGRAPH_([A-Z0-9_]+)_(URL|TIMEOUT_MS|MAX_RESPONSE_BYTES)$/;
+
+/** Which override each suffix of SUBGRAPH_ENV_PATTERN sets. */
+export const SUBGRAPH_ENV_FIELDS = {
+  URL: 'url',
+  TIMEOUT_MS: 'timeoutMs',
+  MAX_RESPONSE_BYTES: 'maxResponseBytes',
+} as const satisfies Record<string, keyof SubgraphOverride>;
 
 /** The file named by this variable (YAML or JSON) is read first; environment variables override it. */
 export const CONFIG_FILE_ENV = 'GATEWAY_CONFIG';

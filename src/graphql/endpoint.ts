@@ -81,7 +81,10 @@ export function registerGraphQL(
       if (!target) throw new Error(`Subgraph "${name}" has no routing URL; set SUBGRAPH_${name.toUpperCase()}_URL`);
       return new GatewayDataSource({
         name,
-        endpoint: http.endpoint(target, override.timeoutMs ?? config.subgraphTimeoutMs),
+        endpoint: http.endpoint(name, target, {
+          timeoutMs: override.timeoutMs ?? config.subgraphTimeoutMs,
+          maxResponseBytes: override.maxResponseBytes ?? config.subgraphMaxResponseBytes,
+        }),
         logger: app.log,
         metrics,
       });

@@ -1,6 +1,12 @@
 import type { IncomingHttpHeaders } from 'node:http';
-import { brotliDecompressSync, gunzipSync, inflateRawSync, inflateSync } from 'node:zlib';
+import { promisify } from 'node:util';
+import { brotliDecompress, gunzip, inflate, inflateRaw, type ZlibOptions } from 'node:zlib';
 import { Pool, type Dispatcher } from 'undici';
+
+const gunzipAsync = promisify<Buffer, ZlibOptions, Buffer>(gunzip);
+const inflateAsync = promisify<Buffer, ZlibOptions, Buffer>(inflate);
+const inflateRawAsync = promisify<Buffer, ZlibOptions, Buffer>(inflateRaw);
+const brotliAsync = promisify<Buffer, ZlibOptions, Buffer>(brotliDecompress);
 
 /** What a subgraph answered: status, headers and the whole body, decoded, as bytes. */
 export interface SubgraphResponse {
@@ -8,6 +14,12 @@ export interface SubgraphResponse {
   readonly statusText: string;
   readonly headers: IncomingHttpHeaders;
   readonly body: Buffer;
+}
+
+/** How one subgraph is called: the whole exchange within `timeoutMs`, no answer (raw or decoded) above `maxResponseBytes`. */
+export interface SubgraphLimits {
+  readonly timeoutMs: number;
+  readonly maxResponseBytes: number;
 }
 
 /**
@@ -27,7 +39,7 @@ export class SubgraphTransportError extends Error {
 }
 
 // undici's own timeout errors; any of them means the subgraph did not answer in time.
-const UNDICI_TIMEOUTS = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT']);
+const UNDICI_TIMEOUTS = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'UND_ERR_CONNECT_TIMEOUT']);
 const NO_HEADERS: IncomingHttpHeaders = Object.freeze({});
 
 /**
@@ -37,16 +49,41 @@ const NO_HEADERS: IncomingHttpHeaders = Object.freeze({});
  */
 export class SubgraphHttpClient {
   private readonly pools = new Map<string, Pool>();
+  /** Which pool each subgraph uses now, to know when a pool has no subgraph left. */
+  private readonly poolOf = new Map<string, string>();
+  /** Pools no subgraph uses any more, until they are closed. */
+  private readonly retiring = new Map<Pool, NodeJS.Timeout>();
 
-  /** The fixed part of every call to `url`, built once per subgraph. */
-  endpoint(url: string, timeoutMs: number): SubgraphEndpoint {
+  /**
+   * @param retireAfterMs how long a pool that no subgraph uses any more stays open: operations
+   * planned before a supergraph reload keep the old data sources and may still call through them.
+   */
+  constructor(private readonly retireAfterMs = 60_000) {}
+
+  /**
+   * The fixed part of every call from `subgraph` to `url`, built once per subgraph and again when
+   * a reload changes its URL. The limits are pool options (connect timeout, undici's own cap on the
+   * body it reads), so subgraphs share a pool only when they share origin and limits.
+   */
+  endpoint(subgraph: string, url: string, limits: SubgraphLimits): SubgraphEndpoint {
     const target = new URL(url);
-    let pool = this.pools.get(target.origin);
+    const key = `${target.origin} ${limits.timeoutMs} ${limits.maxResponseBytes}`;
+    let pool = this.pools.get(key);
     if (!pool) {
-      pool = new Pool(target.origin, { keepAliveTimeout: 30_000, keepAliveMaxTimeout: 600_000, connections: 256 });
-      this.pools.set(target.origin, pool);
+      pool = new Pool(target.origin, {
+        keepAliveTimeout: 30_000,
+        keepAliveMaxTimeout: 600_000,
+        connections: 256,
+        // undici's default of 10 s would hold a call the exchange has already given up on.
+        connect: { timeout: limits.timeoutMs },
+        maxResponseSize: limits.maxResponseBytes,
+      });
+      this.pools.set(key, pool);
     }
-    return new SubgraphEndpoint(pool, `${target.pathname}${target.search}`, timeoutMs);
+    const previous = this.poolOf.get(subgraph);
+    this.poolOf.set(subgraph, key);
+    if (previous !== undefined && previous !== key) this.retireIfUnused(previous);
+    return new SubgraphEndpoint(pool, `${target.pathname}${target.search}`, limits);
   }
 
   /**
@@ -54,7 +91,25 @@ export class SubgraphHttpClient {
    * request that was cut at the shutdown deadline, so abort it rather than wait.
    */
   async destroy(): Promise<void> {
-    await Promise.all([...this.pools.values()].map((pool) => pool.destroy()));
+    for (const timer of this.retiring.values()) clearTimeout(timer);
+    const pools = [...this.pools.values(), ...this.retiring.keys()];
+    this.pools.clear();
+    this.retiring.clear();
+    await Promise.all(pools.map((pool) => pool.destroy()));
+  }
+
+  /** A pool no subgraph uses: closed later, and then gracefully (calls in flight finish). */
+  private retireIfUnused(key: string): void {
+    for (const used of this.poolOf.values()) if (used === key) return;
+    const pool = this.pools.get(key);
+    if (!pool) return;
+    this.pools.delete(key);
+    const timer = setTimeout(() => {
+      this.retiring.delete(pool);
+      pool.close().catch(() => undefined);
+    }, this.retireAfterMs);
+    timer.unref();
+    this.retiring.set(pool, timer);
   }
 }
 
@@ -63,16 +118,17 @@ export class SubgraphEndpoint {
   constructor(
     private readonly pool: Pool,
     private readonly path: string,
-    readonly timeoutMs: number,
+    readonly limits: SubgraphLimits,
   ) {}
 
   post(headers: Record<string, string>, body: string): Promise<SubgraphResponse> {
     return new Promise((resolve, reject) => {
-      const exchange = new Exchange(resolve, reject, this.timeoutMs);
+      const { timeoutMs } = this.limits;
+      const exchange = new Exchange(resolve, reject, this.limits);
       // undici's headers and body timeouts report a stalled socket as its own typed errors; the
       // exchange's deadline bounds the sum, including the wait for a free connection in the pool.
       this.pool.dispatch(
-        { path: this.path, method: 'POST', headers, body, headersTimeout: this.timeoutMs, bodyTimeout: this.timeoutMs },
+        { path: this.path, method: 'POST', headers, body, headersTimeout: timeoutMs, bodyTimeout: timeoutMs },
         exchange,
       );
     });
@@ -102,16 +158,18 @@ class Exchange implements Dispatcher.DispatchHandler {
   constructor(
     private readonly resolve: (response: SubgraphResponse) => void,
     private readonly reject: (error: SubgraphTransportError) => void,
-    private readonly timeoutMs: number,
+    private readonly limits: SubgraphLimits,
   ) {
-    this.timer = setTimeout(onDeadline, timeoutMs, this);
+    this.timer = setTimeout(onDeadline, limits.timeoutMs, this);
   }
 
   expire(): void {
     if (this.settled) return;
-    const error = new SubgraphTransportError('timeout', `no complete answer within ${this.timeoutMs} ms`, this.status || undefined);
+    const error = new SubgraphTransportError('timeout', `no complete answer within ${this.limits.timeoutMs} ms`, this.status || undefined);
     this.fail(error);
-    // Still queued in the pool: onRequestStart aborts it once it gets that far.
+    // Still queued or connecting: undici takes no cancellation before onRequestStart, which aborts
+    // it then; the pool's connect timeout (the same timeoutMs) bounds that wait, and undici offers
+    // no bound on the queue itself.
     this.controller?.abort(error);
   }
 
@@ -120,13 +178,21 @@ class Exchange implements Dispatcher.DispatchHandler {
     if (this.settled) controller.abort(new SubgraphTransportError('timeout', 'timed out while queued'));
   }
 
-  onResponseStart(_controller: Dispatcher.DispatchController, status: number, headers: IncomingHttpHeaders, statusText?: string): void {
+  onResponseStart(controller: Dispatcher.DispatchController, status: number, headers: IncomingHttpHeaders, statusText?: string): void {
     this.status = status;
     this.headers = headers;
     this.statusText = statusText ?? '';
+    // Announced too large: refuse before reading a byte of it (undici would only stop at the cap).
+    const length = Number(headers['content-length']);
+    if (length > this.limits.maxResponseBytes) {
+      const error = this.tooLarge(`content-length ${length}`);
+      this.fail(error);
+      controller.abort(error);
+    }
   }
 
   onResponseData(_controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    if (this.settled) return;
     this.chunks.push(chunk);
     this.length += chunk.length;
   }
@@ -134,25 +200,45 @@ class Exchange implements Dispatcher.DispatchHandler {
   onResponseEnd(): void {
     if (this.settled) return;
     const raw = this.chunks.length === 1 ? this.chunks[0]! : Buffer.concat(this.chunks, this.length);
-    let body: Buffer;
-    try {
-      body = decode(raw, this.headers['content-encoding']);
-    } catch (error) {
-      this.fail(new SubgraphTransportError('bad-response', `undecodable body: ${(error as Error).message}`, this.status));
+    this.chunks.length = 0;
+    const encoding = this.headers['content-encoding'];
+    if (encoding === undefined || encoding === 'identity') {
+      this.succeed(raw);
       return;
     }
-    this.settled = true;
-    clearTimeout(this.timer);
-    this.resolve({ status: this.status, statusText: this.statusText, headers: this.headers, body });
+    decode(raw, encoding, this.limits.maxResponseBytes).then(
+      (body) => this.succeed(body),
+      (error: Error & { code?: string }) => {
+        if (this.settled) return;
+        this.fail(
+          error.code === 'ERR_BUFFER_TOO_LARGE'
+            ? this.tooLarge('decoded')
+            : new SubgraphTransportError('bad-response', `undecodable body: ${error.message}`, this.status),
+        );
+      },
+    );
   }
 
   onResponseError(_controller: Dispatcher.DispatchController, error: Error): void {
     if (this.settled) return;
     const code = (error as { code?: string }).code;
     if (error instanceof SubgraphTransportError) this.fail(error);
+    else if (code === 'UND_ERR_RES_EXCEEDED_MAX_SIZE') this.fail(this.tooLarge('body'));
     else if (code && UNDICI_TIMEOUTS.has(code)) this.fail(new SubgraphTransportError('timeout', error.message, this.status || undefined));
     else if (this.status) this.fail(new SubgraphTransportError('bad-response', `body broke off: ${error.message}`, this.status));
     else this.fail(new SubgraphTransportError('unavailable', error.message));
+  }
+
+  private tooLarge(detail: string): SubgraphTransportError {
+    return new SubgraphTransportError('bad-response', `answer above the limit of ${this.limits.maxResponseBytes} bytes (${detail})`, this.status);
+  }
+
+  private succeed(body: Buffer): void {
+    // The deadline may have passed while a compressed body was being decoded.
+    if (this.settled) return;
+    this.settled = true;
+    clearTimeout(this.timer);
+    this.resolve({ status: this.status, statusText: this.statusText, headers: this.headers, body });
   }
 
   private fail(error: SubgraphTransportError): void {
@@ -164,21 +250,22 @@ class Exchange implements Dispatcher.DispatchHandler {
 
 /**
  * The gateway asks for no compression (on the networks subgraphs live on it costs both sides more
- * CPU than it saves), but decodes what a subgraph compresses anyway. Bodies are whole by now, so the
- * one-shot zlib calls are cheaper than a stream per response.
+ * CPU than it saves), but decodes what a subgraph compresses anyway: on zlib's thread pool, so a
+ * large body does not hold the event loop, and never beyond `maxBytes` (a few KB of gzip can
+ * expand to gigabytes).
  */
-function decode(body: Buffer, encoding: string | string[] | undefined): Buffer {
-  if (encoding === undefined || encoding === 'identity') return body;
+function decode(body: Buffer, encoding: string | string[], maxBytes: number): Promise<Buffer> {
+  const options: ZlibOptions = { maxOutputLength: maxBytes };
   switch (typeof encoding === 'string' ? encoding.trim().toLowerCase() : encoding.join(',')) {
     case 'gzip':
     case 'x-gzip':
-      return gunzipSync(body);
+      return gunzipAsync(body, options);
     case 'deflate':
       // Meant to be zlib-wrapped, sometimes raw: a zlib header has compression method 8 in its low bits.
-      return (body[0]! & 0x0f) === 0x08 ? inflateSync(body) : inflateRawSync(body);
+      return (body[0]! & 0x0f) === 0x08 ? inflateAsync(body, options) : inflateRawAsync(body, options);
     case 'br':
-      return brotliDecompressSync(body);
+      return brotliAsync(body, options);
     default:
-      throw new Error(`unsupported content-encoding ${String(encoding)}`);
+      return Promise.reject(new Error(`unsupported content-encoding ${String(encoding)}`));
   }
 }

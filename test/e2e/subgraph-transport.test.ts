@@ -1,6 +1,7 @@
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
+import { Readable } from 'node:stream';
 import { brotliCompressSync, deflateRawSync, deflateSync, gzipSync } from 'node:zlib';
 import type { GraphQLDataSourceProcessOptions } from '@apollo/gateway';
 import type { FastifyInstance } from 'fastify';
@@ -20,7 +21,8 @@ import { reviewsSubgraph } from '../helpers/reviews-subgraph.js';
  * connections are reused, and an error status or a redirect is reported, never followed.
  */
 type Encoding = 'gzip' | 'deflate' | 'raw-deflate' | 'br';
-type Mode = 'ok' | 'stall-after-headers' | 'trickle' | Encoding | 'cacheable' | 'graphql-400' | 'redirect';
+type Oversized = 'oversized' | 'oversized-chunked' | 'gzip-bomb';
+type Mode = 'ok' | 'stall-after-headers' | 'trickle' | Encoding | 'cacheable' | 'graphql-400' | 'redirect' | Oversized;
 const ENCODERS: Record<Encoding, [string, (data: string) => Buffer]> = {
   gzip: ['gzip', gzipSync],
   deflate: ['deflate', deflateSync],
@@ -34,6 +36,12 @@ let elsewhere: Server;
 let elsewhereHits: IncomingHttpHeaders[] = [];
 const reviewSockets = new Set<unknown>();
 const TIMEOUT_MS = 400;
+// The reviews subgraph's own limit; its real answers are a few hundred bytes.
+const MAX_RESPONSE_BYTES = 1_000_000;
+// Trailing whitespace keeps an answer valid JSON: only its size can make the gateway refuse it.
+const PADDING = ' '.repeat(2 * MAX_RESPONSE_BYTES);
+// A second gzip member that inflates to 64 MB from ~64 KB (gunzip reads concatenated members).
+let bombTail: Buffer;
 const QUERY = '{ products { name reviewCount } }';
 const FULL = {
   products: [
@@ -57,6 +65,17 @@ function shapeAnswers(app: FastifyInstance) {
 /** Misbehaviours of the reviews subgraph, before it runs any GraphQL. */
 function misbehave(app: FastifyInstance) {
   shapeAnswers(app);
+  app.addHook('onSend', async (_request, reply, payload) => {
+    if (typeof payload !== 'string') return payload;
+    if (mode === 'oversized') return payload + PADDING;
+    // A stream: sent chunked, with no content-length to refuse the answer by.
+    if (mode === 'oversized-chunked') return Readable.from([payload, PADDING]);
+    if (mode === 'gzip-bomb') {
+      reply.header('content-encoding', 'gzip');
+      return Buffer.concat([gzipSync(payload), bombTail]);
+    }
+    return payload;
+  });
   app.addHook('onRequest', async (request, reply) => {
     reviewSockets.add(request.raw.socket);
     if (mode === 'stall-after-headers') {
@@ -83,6 +102,7 @@ function misbehave(app: FastifyInstance) {
 }
 
 beforeAll(async () => {
+  bombTail = gzipSync(Buffer.alloc(64 * MAX_RESPONSE_BYTES, ' '));
   elsewhere = createServer((request, response) => {
     if (request.url === '/stall') return; // never answers
     elsewhereHits.push(request.headers);
@@ -92,7 +112,11 @@ beforeAll(async () => {
   await once(elsewhere, 'listening');
   stack = await startStack({
     definitions: [catalogSubgraph(), reviewsSubgraph()],
-    env: { SUBGRAPH_REVIEWS_TIMEOUT_MS: String(TIMEOUT_MS), DEFAULT_TENANT_ID: 'acme' },
+    env: {
+      SUBGRAPH_REVIEWS_TIMEOUT_MS: String(TIMEOUT_MS),
+      SUBGRAPH_REVIEWS_MAX_RESPONSE_BYTES: String(MAX_RESPONSE_BYTES),
+      DEFAULT_TENANT_ID: 'acme',
+    },
     configure: { reviews: { configure: misbehave }, catalog: { configure: shapeAnswers } },
   });
 });
@@ -142,6 +166,21 @@ describe('subgraph transport', () => {
     expect((await postGraphQL(stack.url, { query: QUERY })).body).toEqual({ data: FULL });
   });
 
+  it.each<[Oversized, string]>([
+    ['oversized', 'a plain answer whose content-length exceeds the limit'],
+    ['oversized-chunked', 'a chunked answer that grows past the limit'],
+    ['gzip-bomb', 'a small gzip answer that inflates past the limit'],
+  ])('refuses %s (%s) as SUBGRAPH_BAD_RESPONSE, quickly, and keeps serving', async (oversized) => {
+    mode = oversized;
+    const started = Date.now();
+    const { status, body } = await postGraphQL(stack.url, { query: QUERY });
+    expect(Date.now() - started).toBeLessThan(TIMEOUT_MS);
+    expect(status).toBe(200);
+    expectReviewsFailed(body, 'SUBGRAPH_BAD_RESPONSE');
+    mode = 'ok';
+    expect((await postGraphQL(stack.url, { query: QUERY })).body).toEqual({ data: FULL });
+  });
+
   it("narrows the response's cache policy by the subgraphs' Cache-Control, as Apollo does", async () => {
     const uncacheable = await postGraphQL(stack.url, { query: QUERY });
     expect(uncacheable.headers.get('cache-control')).not.toMatch(/max-age=[1-9]/);
@@ -183,7 +222,7 @@ describe('subgraph calls outside an operation', () => {
     }) as unknown as GraphQLDataSourceProcessOptions<GatewayContext>;
   const dataSource = (client: SubgraphHttpClient, path: string, timeoutMs = 10_000) => {
     const { port } = elsewhere.address() as AddressInfo;
-    const endpoint = client.endpoint(`http://127.0.0.1:${port}${path}`, timeoutMs);
+    const endpoint = client.endpoint('elsewhere', `http://127.0.0.1:${port}${path}`, { timeoutMs, maxResponseBytes: 1_000_000 });
     return new GatewayDataSource({ name: 'elsewhere', endpoint, logger: pino({ level: 'silent' }), metrics: createMetrics() });
   };
 
@@ -206,5 +245,68 @@ describe('subgraph calls outside an operation', () => {
     await client.destroy();
     expect(await outcome).toBe('SUBGRAPH_UNAVAILABLE');
     expect(Date.now() - started).toBeLessThan(1_000);
+  });
+});
+
+describe('subgraph connection pools across supergraph reloads', () => {
+  const LIMITS = { timeoutMs: 2_000, maxResponseBytes: 1_000_000 };
+  const RETIRE_AFTER_MS = 100;
+  const servers: Server[] = [];
+  afterAll(() => {
+    for (const server of servers) {
+      server.closeAllConnections();
+      server.close();
+    }
+  });
+
+  /** A subgraph host that counts the connections open to it. */
+  async function subgraphHost() {
+    const sockets = new Set<unknown>();
+    const server = createServer((_request, response) => {
+      response.writeHead(200, { 'content-type': 'application/json' }).end('{"data":{}}');
+    });
+    server.on('connection', (socket) => {
+      sockets.add(socket);
+      socket.on('close', () => sockets.delete(socket));
+    });
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    servers.push(server);
+    return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/graphql`, sockets };
+  }
+  const call = (endpoint: ReturnType<SubgraphHttpClient['endpoint']>) =>
+    endpoint.post({ 'content-type': 'application/json' }, '{"query":"{__typename}"}').then(
+      (response) => response.status,
+      (error: { kind?: string }) => error.kind,
+    );
+  const waitFor = async (condition: () => boolean) => {
+    for (let i = 0; i < 50 && !condition(); i++) await new Promise((resolve) => setTimeout(resolve, 20));
+    return condition();
+  };
+
+  it('closes the connections to an origin once no subgraph routes there, after calls already planned', async () => {
+    const before = await subgraphHost();
+    const after = await subgraphHost();
+    const client = new SubgraphHttpClient(RETIRE_AFTER_MS);
+    const inventory = client.endpoint('inventory', before.url, LIMITS);
+    const orders = client.endpoint('orders', before.url, LIMITS);
+    expect([await call(inventory), await call(orders)]).toEqual([200, 200]);
+    const open = before.sockets.size;
+    expect(open).toBeGreaterThan(0);
+
+    // inventory moves; orders still uses the origin, so its connections stay.
+    expect(await call(client.endpoint('inventory', after.url, LIMITS))).toBe(200);
+    await new Promise((resolve) => setTimeout(resolve, 2 * RETIRE_AFTER_MS));
+    expect(await call(orders)).toBe(200);
+    expect(before.sockets.size).toBe(open);
+
+    // orders moves too: an operation planned before the reload can still call the old origin...
+    expect(await call(client.endpoint('orders', after.url, LIMITS))).toBe(200);
+    expect(await call(orders)).toBe(200);
+    // ...until the pool is retired, and then its connections are closed.
+    expect(await waitFor(() => before.sockets.size === 0)).toBe(true);
+    expect(await call(orders)).toBe('unavailable');
+    expect(after.sockets.size).toBeGreaterThan(0);
+    await client.destroy();
   });
 });

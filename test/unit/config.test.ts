@@ -19,6 +19,7 @@ describe('configuration', () => {
       logLevel: 'info',
       nodeEnv: 'development',
       subgraphTimeoutMs: 10_000,
+      subgraphMaxResponseBytes: 16_777_216,
     });
     expect(config.redisUrl).toBeUndefined();
     expect(Object.isFrozen(config)).toBe(true);
@@ -54,6 +55,29 @@ describe('configuration', () => {
 
     const fromEnv = loadConfig({ GATEWAY_CONFIG: file, SUBGRAPH_ACCOUNTS_V2_TIMEOUT_MS: '900' });
     expect(subgraphOverride(fromEnv, 'accounts-v2').timeoutMs).toBe(900);
+  });
+
+  it('limits subgraph answers globally and per subgraph, from the file or the environment', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'gw-config-'));
+    const file = join(dir, 'gateway.yaml');
+    writeFileSync(file, 'subgraphMaxResponseBytes: 2000000\nsubgraphs:\n  reviews:\n    maxResponseBytes: 500000\n');
+    const config = loadConfig({ GATEWAY_CONFIG: file });
+    expect(config.subgraphMaxResponseBytes).toBe(2_000_000);
+    expect(subgraphOverride(config, 'reviews').maxResponseBytes).toBe(500_000);
+    const fromEnv = loadConfig({ GATEWAY_CONFIG: file, SUBGRAPH_MAX_RESPONSE_BYTES: '3000', SUBGRAPH_REVIEWS_MAX_RESPONSE_BYTES: '4000' });
+    expect(fromEnv.subgraphMaxResponseBytes).toBe(3000);
+    expect(subgraphOverride(fromEnv, 'reviews')).toEqual({ maxResponseBytes: 4000 });
+    expect(() => loadConfig({ SUBGRAPH_REVIEWS_MAX_RESPONSE_BYTES: '0' })).toThrow(
+      /subgraphs.REVIEWS.maxResponseBytes \(env SUBGRAPH_REVIEWS_MAX_RESPONSE_BYTES\)/,
+    );
+    // One string must hold the answer for JSON.parse.
+    expect(() => loadConfig({ SUBGRAPH_MAX_RESPONSE_BYTES: String(2 ** 30) })).toThrow(/subgraphMaxResponseBytes \(env SUBGRAPH_MAX_RESPONSE_BYTES\)/);
+  });
+
+  it('refuses subgraph timeouts that Node timers cannot hold (they would fire at once)', () => {
+    expect(loadConfig({ SUBGRAPH_TIMEOUT_MS: '2147483647' }).subgraphTimeoutMs).toBe(2_147_483_647);
+    expect(() => loadConfig({ SUBGRAPH_TIMEOUT_MS: '2147483648' })).toThrow(/subgraphTimeoutMs \(env SUBGRAPH_TIMEOUT_MS\)/);
+    expect(() => loadConfig({ SUBGRAPH_ACCOUNTS_TIMEOUT_MS: '3000000000' })).toThrow(/subgraphs.ACCOUNTS.timeoutMs \(env SUBGRAPH_ACCOUNTS_TIMEOUT_MS\)/);
   });
 
   it('rejects unknown keys in the config file', () => {
