@@ -130,7 +130,8 @@ export function principalKey(requirements: AuthorizationRequirements, principal:
   const relevant: string[] = [];
   for (const grant of principal.permissions) if (requirements.scopes.has(grant)) relevant.push(grant);
   for (const grant of principal.roles) if (requirements.scopes.has(grant)) relevant.push(grant);
-  return `${principal.kind === 'anonymous' ? 'a' : 'u'}|${relevant.sort().join(' ')}`;
+  // JSON keeps grants apart: joined with a space, a scope `a b` would share the key of scopes `a` and `b`.
+  return `${principal.kind === 'anonymous' ? 'a' : 'u'}|${JSON.stringify([...new Set(relevant)].sort())}`;
 }
 
 /** The field guard's check for these directives: why a field is denied to this principal, or null. */
