@@ -51,6 +51,8 @@ export interface AdmissionOptions {
   readonly observeCost: (operationType: string, cost: number) => void;
   /** Documents whose analysis is remembered, per supergraph. */
   readonly cacheSize?: number;
+  /** Told when the gateway serves a schema no staged supergraph matches (its requests are refused). */
+  readonly onUnknownSchema?: (executableSdl: string) => void;
 }
 
 export interface Admission {
@@ -71,7 +73,7 @@ export function admissionStage(options: AdmissionOptions): Admission {
   const snapshots = new SupergraphSnapshots<AdmissionState>((snapshot) => ({
     snapshot,
     analyses: new LRUCache<string, DocumentAnalysis>({ max: options.cacheSize ?? 2_000 }),
-  }));
+  }), options.onUnknownSchema);
 
   const analyse = (schema: GraphQLSchema, state: AdmissionState, document: DocumentNode, operation: OperationDefinitionNode, variables: Record<string, unknown>): DocumentAnalysis => {
     const fragments = fragmentMap(document);
@@ -114,7 +116,8 @@ export function admissionStage(options: AdmissionOptions): Admission {
 
           // (3) Operation limits, then the cost: always measured, refused only over a configured maximum.
           const state = snapshots.for(schema);
-          if (!state) throw new Error('admission: no supergraph snapshot for the schema being served');
+          // Never run with another supergraph's rules: refuse (503, retryable) until the right one is bound.
+          if (!state) throw gatewayGraphQLError('SUPERGRAPH_NOT_LOADED', 'The admission rules of the served supergraph are not loaded; retry shortly');
           const variables = request.variables ?? {};
           const key = `${queryHash}\0${request.operationName ?? ''}`;
           let analysis = state.analyses.get(key);
