@@ -5,7 +5,7 @@ import { LRUCache } from 'lru-cache';
 import type { GatewayContext } from '../../context.js';
 import { gatewayGraphQLError } from '../../errors.js';
 import { authorizationCheck, principalKey } from '../field-authorization.js';
-import { applyRemovals, deniedFieldErrors, filterOperation, type FilterResult, type Removal } from '../field-guard.js';
+import { applyRemovals, deniedFieldErrors, filterOperation, withoutGuardTypenames, type FilterResult, type Removal } from '../field-guard.js';
 import { limitedOccurrences, type FieldRateLimiter, type LimitedOccurrence } from '../field-rate-limits.js';
 import {
   costRefusal,
@@ -109,6 +109,7 @@ export function admissionStage(options: AdmissionOptions): Admission {
   const plugin: ApolloServerPlugin<GatewayContext> = {
     async requestDidStart() {
       let removals: readonly Removal[] = [];
+      let typenames: FilterResult['typenames'] = [];
       let empty = false;
       return {
         async didResolveOperation(requestContext) {
@@ -166,11 +167,18 @@ export function admissionStage(options: AdmissionOptions): Admission {
             const overLimit = await rateLimiter.spend(occurrences, variables, contextValue);
             if (overLimit) {
               const limited = filterOperation(schema, base, running, overLimit);
-              if (limited) filtered = withHash({ ...limited, removals: [...(filtered?.removals ?? []), ...limited.removals] });
+              if (limited) {
+                filtered = withHash({
+                  ...limited,
+                  removals: [...(filtered?.removals ?? []), ...limited.removals],
+                  typenames: [...(filtered?.typenames ?? []), ...limited.typenames],
+                });
+              }
             }
           }
           if (!filtered) return;
           removals = filtered.removals;
+          typenames = filtered.typenames;
           empty = filtered.empty;
           // Apollo Gateway plans `document` and caches plans by `queryHash`: both must describe
           // what this caller may see, or another caller's cached plan could be reused.
@@ -194,7 +202,7 @@ export function admissionStage(options: AdmissionOptions): Admission {
           if (removals.length === 0 || result.data === undefined) return;
           const data = (result.data ?? null) as Record<string, unknown> | null;
           const denied = deniedFieldErrors(data, removals).map((error) => error.toJSON());
-          result.data = applyRemovals(data, removals);
+          result.data = withoutGuardTypenames(applyRemovals(data, removals), typenames);
           result.errors = [...denied, ...(result.errors ?? [])];
         },
       };
