@@ -47,6 +47,8 @@ export function registerGraphQL(
     limits: config.operationLimits,
     rateLimiter: new FieldRateLimiter(redis, app.log),
     observeCost: (type, cost) => metrics.graphqlOperationCost.observe({ operation_type: type }, cost),
+    onUnknownSchema: (executableSdl) =>
+      app.log.error({ sdlHash: sha256(executableSdl) }, 'the gateway serves a supergraph the admission stage never read; GraphQL requests are refused until it is reloaded'),
   });
   const supergraph = new SupergraphFile({
     path: config.supergraphPath,

@@ -1,6 +1,7 @@
 import { Kind, getNamedType, parse, print, visit, type DirectiveNode } from 'graphql';
 import type { Principal } from '../auth/principal.js';
 import type { Denial, FieldCheck } from './field-guard.js';
+import { linkedDirectiveNames } from './admission/supergraph-link.js';
 
 /**
  * The federation directives `@authenticated` and `@requiresScopes`, enforced at the gateway with
@@ -32,19 +33,10 @@ const NONE = NO_REQUIREMENTS;
 /** Reads the directives from the supergraph SDL (names follow its `@link(..., as:)` if renamed). */
 export function authorizationRequirements(supergraphSdl: string): AuthorizationRequirements {
   const document = parse(supergraphSdl);
-  const names = { authenticated: 'authenticated', requiresScopes: 'requiresScopes' };
-  let linked = false;
-  for (const definition of document.definitions) {
-    if (definition.kind !== Kind.SCHEMA_DEFINITION && definition.kind !== Kind.SCHEMA_EXTENSION) continue;
-    for (const directive of definition.directives ?? []) {
-      if (directive.name.value !== 'link') continue;
-      const url = stringArgument(directive, 'url') ?? '';
-      const as = stringArgument(directive, 'as');
-      if (url.includes('specs.apollo.dev/authenticated/')) (linked = true), as && (names.authenticated = as);
-      if (url.includes('specs.apollo.dev/requiresScopes/')) (linked = true), as && (names.requiresScopes = as);
-    }
-  }
-  if (!linked) return NONE;
+  const authenticated = linkedDirectiveNames(document, 'authenticated', ['authenticated']);
+  const requiresScopes = linkedDirectiveNames(document, 'requiresScopes', ['requiresScopes']);
+  if (!authenticated && !requiresScopes) return NONE;
+  const names = { authenticated: authenticated?.authenticated ?? 'authenticated', requiresScopes: requiresScopes?.requiresScopes ?? 'requiresScopes' };
 
   const types = new Map<string, Requirement>();
   const fields = new Map<string, Requirement>();
@@ -130,7 +122,8 @@ export function principalKey(requirements: AuthorizationRequirements, principal:
   const relevant: string[] = [];
   for (const grant of principal.permissions) if (requirements.scopes.has(grant)) relevant.push(grant);
   for (const grant of principal.roles) if (requirements.scopes.has(grant)) relevant.push(grant);
-  return `${principal.kind === 'anonymous' ? 'a' : 'u'}|${relevant.sort().join(' ')}`;
+  // JSON keeps grants apart: joined with a space, a scope `a b` would share the key of scopes `a` and `b`.
+  return `${principal.kind === 'anonymous' ? 'a' : 'u'}|${JSON.stringify([...new Set(relevant)].sort())}`;
 }
 
 /** The field guard's check for these directives: why a field is denied to this principal, or null. */

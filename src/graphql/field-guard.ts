@@ -2,6 +2,7 @@ import {
   GraphQLError,
   Kind,
   getNamedType,
+  isAbstractType,
   isInterfaceType,
   isListType,
   isNonNullType,
@@ -28,12 +29,28 @@ export interface Denial {
 /** Decides for one field occurrence; null lets it through. */
 export type FieldCheck = (parent: GraphQLCompositeType, field: GraphQLField<unknown, unknown>, node: FieldNode) => Denial | null;
 
-/** One step of a response path: its key, whether it is non-null, and (for lists) whether items are. */
+/**
+ * One step of a response path: its key, whether it is non-null, and (for lists) whether items are;
+ * `types` when the field was selected in a fragment narrower than an abstract parent (`... on Post`
+ * under a union or interface): the step holds only for objects of those types.
+ */
 interface PathStep {
   key: string;
   nonNull: boolean;
   itemsNonNull: boolean;
+  types: readonly string[] | null;
 }
+
+/**
+ * Response key of the `__typename` the guard adds under an abstract field when a removal there holds
+ * for some types only: read to tell items apart, then removed from the response.
+ */
+export const GUARD_TYPENAME = '_gatewayGuardTypename';
+const TYPENAME_FIELD: FieldNode = {
+  kind: Kind.FIELD,
+  alias: { kind: Kind.NAME, value: GUARD_TYPENAME },
+  name: { kind: Kind.NAME, value: '__typename' },
+};
 
 /** `[T!]!` → non-null, items non-null; `[T]` → neither; `T!` → non-null. */
 function nullability(type: GraphQLOutputType): { nonNull: boolean; itemsNonNull: boolean } {
@@ -51,6 +68,8 @@ export interface Removal {
 export interface FilterResult {
   document: DocumentNode;
   removals: Removal[];
+  /** Paths of the abstract fields the guard added `GUARD_TYPENAME` under (see `withoutGuardTypenames`). */
+  typenames: PathStep[][];
   /** Every root field was removed: nothing is left to execute. */
   empty: boolean;
 }
@@ -72,12 +91,22 @@ export function filterOperation(
     if (definition.kind === Kind.FRAGMENT_DEFINITION) fragments.set(definition.name.value, definition);
   }
   const removals: Removal[] = [];
+  const removed = new Set<string>();
+  const typenames: PathStep[][] = [];
+  // The same field reached through several fragments is removed (and reported) once.
+  const remove = (path: PathStep[], denial: Denial | null) => {
+    const signature = JSON.stringify([path.map((step) => [step.key, step.types]), denial?.code ?? null]);
+    if (removed.has(signature)) return;
+    removed.add(signature);
+    removals.push({ path, denial });
+  };
 
-  const filterSelections = (selectionSet: SelectionSetNode, parent: GraphQLCompositeType, path: PathStep[]): SelectionSetNode | null => {
+  // `scope` is the type of the field owning the selection set, `parent` the type condition in effect.
+  const filterSelections = (selectionSet: SelectionSetNode, parent: GraphQLCompositeType, scope: GraphQLCompositeType, path: PathStep[]): SelectionSetNode | null => {
     const kept: SelectionNode[] = [];
     for (const selection of selectionSet.selections) {
       if (selection.kind === Kind.FIELD) {
-        const field = filterField(selection, parent, path);
+        const field = filterField(selection, parent, scope, path);
         if (field) kept.push(field);
         continue;
       }
@@ -85,7 +114,7 @@ export function filterOperation(
       if (!fragment) continue;
       const condition = fragment.typeCondition ? schema.getType(fragment.typeCondition.name.value) : parent;
       if (!condition || !('getFields' in condition || 'getTypes' in condition)) continue;
-      const inner = filterSelections(fragment.selectionSet, condition as GraphQLCompositeType, path);
+      const inner = filterSelections(fragment.selectionSet, condition as GraphQLCompositeType, scope, path);
       if (inner) {
         kept.push({ kind: Kind.INLINE_FRAGMENT, typeCondition: fragment.typeCondition, directives: selection.directives, selectionSet: inner });
       }
@@ -93,30 +122,66 @@ export function filterOperation(
     return kept.length > 0 ? { ...selectionSet, selections: kept } : null;
   };
 
-  const filterField = (node: FieldNode, parent: GraphQLCompositeType, path: PathStep[]): FieldNode | null => {
+  const filterField = (node: FieldNode, parent: GraphQLCompositeType, scope: GraphQLCompositeType, path: PathStep[]): FieldNode | null => {
     const name = node.name.value;
     if (name.startsWith('__') || !(isObjectType(parent) || isInterfaceType(parent))) return node;
     const definition = parent.getFields()[name];
     if (!definition) return node;
-    const step: PathStep[] = [...path, { key: node.alias?.value ?? name, ...nullability(definition.type) }];
+    // Under an abstract field, a fragment on a narrower type selects this field for its types only.
+    const types = isAbstractType(scope) && parent !== scope ? (isObjectType(parent) ? [parent.name] : schema.getPossibleTypes(parent).map((t) => t.name)) : null;
+    const step: PathStep[] = [...path, { key: node.alias?.value ?? name, ...nullability(definition.type), types }];
     const denial = check(parent, definition, node);
     if (denial) {
-      removals.push({ path: step, denial });
+      remove(step, denial);
       return null;
     }
     if (!node.selectionSet) return node;
-    const inner = filterSelections(node.selectionSet, getNamedType(definition.type) as GraphQLCompositeType, step);
+    const before = removals.length;
+    const named = getNamedType(definition.type) as GraphQLCompositeType;
+    let inner = filterSelections(node.selectionSet, named, named, step);
     if (!inner) {
-      removals.push({ path: step, denial: null });
+      remove(step, null);
       return null;
+    }
+    // A removal below that holds for some types only needs each item's type in the response.
+    if (removals.slice(before).some((r) => r.path[step.length]?.types) && !inner.selections.some(isGuardTypename)) {
+      inner = { ...inner, selections: [...inner.selections, TYPENAME_FIELD] };
+      typenames.push(step);
     }
     return inner === node.selectionSet ? node : { ...node, selectionSet: inner };
   };
 
-  const selectionSet = filterSelections(operation.selectionSet, rootType, []);
+  const selectionSet = filterSelections(operation.selectionSet, rootType, rootType, []);
   if (removals.length === 0) return null;
   const filtered: OperationDefinitionNode = { ...operation, selectionSet: selectionSet ?? { kind: Kind.SELECTION_SET, selections: [] } };
-  return { document: { kind: Kind.DOCUMENT, definitions: [filtered] }, removals, empty: selectionSet === null };
+  return { document: { kind: Kind.DOCUMENT, definitions: [filtered] }, removals, typenames, empty: selectionSet === null };
+}
+
+function isGuardTypename(selection: SelectionNode): boolean {
+  return selection.kind === Kind.FIELD && selection.alias?.value === GUARD_TYPENAME;
+}
+
+/** Whether a removal's step applies to this object: always, unless the step is for other types. */
+function stepApplies(step: PathStep, record: Record<string, unknown>): boolean {
+  if (!step.types) return true;
+  const typename = record[GUARD_TYPENAME] ?? record.__typename;
+  return typeof typename !== 'string' || step.types.includes(typename);
+}
+
+/** Removes the `__typename` the guard added (after `deniedFieldErrors` and `applyRemovals` read it). */
+export function withoutGuardTypenames(data: Record<string, unknown> | null, paths: readonly (readonly PathStep[])[]): Record<string, unknown> | null {
+  const strip = (value: unknown, path: readonly PathStep[], index: number): void => {
+    if (value === null || typeof value !== 'object') return;
+    if (Array.isArray(value)) return value.forEach((item) => strip(item, path, index));
+    const record = value as Record<string, unknown>;
+    if (index === path.length) {
+      delete record[GUARD_TYPENAME];
+      return;
+    }
+    strip(record[path[index]!.key], path, index + 1);
+  };
+  for (const path of paths) strip(data, path, 0);
+  return data;
 }
 
 /**
@@ -139,6 +204,7 @@ function nullAt(object: unknown, path: PathStep[], index: number): boolean {
   if (object === null || typeof object !== 'object') return false;
   const record = object as Record<string, unknown>;
   const step = path[index]!;
+  if (!stepApplies(step, record)) return false;
   if (index === path.length - 1) {
     record[step.key] = null;
     return step.nonNull;
@@ -179,6 +245,9 @@ export function deniedFieldErrors(data: Record<string, unknown> | null, removals
         found.push(prefix);
         return;
       }
+      const record = value as Record<string, unknown>;
+      // An item of another type than the fragment's holds no occurrence, nor a path to one.
+      if (record !== null && typeof record === 'object' && !Array.isArray(record) && !stepApplies(path[index]!, record)) return;
       if (prefix.length > deepest.length) deepest = prefix;
       if (value === null || value === undefined) return;
       if (Array.isArray(value)) {
@@ -187,7 +256,6 @@ export function deniedFieldErrors(data: Record<string, unknown> | null, removals
       }
       if (typeof value !== 'object') return;
       const key = path[index]!.key;
-      const record = value as Record<string, unknown>;
       // The denied field itself was never fetched: its key is absent, its path still exists.
       if (index === path.length - 1) walk(null, index + 1, [...prefix, key]);
       else if (key in record) walk(record[key], index + 1, [...prefix, key]);

@@ -1,23 +1,21 @@
 import type { FastifyBaseLogger } from 'fastify';
 import { getGraphQLRateLimiter, InMemoryStore, RedisStore, type GraphQLRateLimitDirectiveArgs } from 'graphql-rate-limit';
 import {
-  Kind,
   getArgumentValues,
   parse,
-  type DirectiveNode,
   type DocumentNode,
   type FieldNode,
   type GraphQLField,
   type GraphQLResolveInfo,
   type GraphQLSchema,
   type OperationDefinitionNode,
-  type ValueNode,
 } from 'graphql';
 import type { RedisClient } from '../stores/redis.js';
 import { z } from 'zod';
 import type { GatewayContext } from '../context.js';
 import { callerIdentity } from '../ratelimit/limiter.js';
 import { filterOperation, type FieldCheck } from './field-guard.js';
+import { argument, linkedDirectiveNames, literal } from './admission/supergraph-link.js';
 
 export const fieldRateLimitSchema = z.strictObject({
   max: z.coerce.number().int().positive(),
@@ -31,29 +29,8 @@ export type FieldRateLimit = z.output<typeof fieldRateLimitSchema>;
 /** `Type.field` → its limit, from `@rateLimit` in the supergraph (exported with @composeDirective). */
 export function rateLimitDirectives(supergraphSdl: string): Map<string, FieldRateLimit> {
   const document = parse(supergraphSdl);
-  let name = 'rateLimit';
-  for (const definition of document.definitions) {
-    if (definition.kind !== Kind.SCHEMA_DEFINITION && definition.kind !== Kind.SCHEMA_EXTENSION) continue;
-    for (const link of definition.directives ?? []) {
-      const url = argument(link, 'url');
-      if (link.name.value !== 'link' || url?.kind !== Kind.STRING || !url.value.includes('/rate-limit/')) continue;
-      // Imported (`import: ["@rateLimit"]` or `{ name: "@rateLimit", as: "@x" }`) or namespaced (`<as>__rateLimit`).
-      const namespace = argument(link, 'as');
-      name = `${namespace?.kind === Kind.STRING ? namespace.value : 'rate-limit'}__rateLimit`;
-      const imports = argument(link, 'import');
-      for (const entry of imports?.kind === Kind.LIST ? imports.values : []) {
-        if (entry.kind === Kind.STRING && entry.value === '@rateLimit') name = 'rateLimit';
-        if (entry.kind === Kind.OBJECT) {
-          const field = (key: string) => entry.fields.find((f) => f.name.value === key)?.value;
-          const imported = field('name');
-          const alias = field('as');
-          if (imported?.kind === Kind.STRING && imported.value === '@rateLimit' && alias?.kind === Kind.STRING) {
-            name = alias.value.replace(/^@/, '');
-          }
-        }
-      }
-    }
-  }
+  // Linked (imported, renamed, or namespaced `<as>__rateLimit`); without a link, as `@composeDirective` exports it.
+  const name = linkedDirectiveNames(document, 'rate-limit', ['rateLimit'])?.rateLimit ?? 'rateLimit';
   const limits = new Map<string, FieldRateLimit>();
   for (const definition of document.definitions) {
     if (!('fields' in definition) || !definition.fields || !('name' in definition) || !definition.name) continue;
@@ -70,18 +47,6 @@ export function rateLimitDirectives(supergraphSdl: string): Map<string, FieldRat
     }
   }
   return limits;
-}
-
-function argument(directive: DirectiveNode, name: string): ValueNode | undefined {
-  return directive.arguments?.find((a) => a.name.value === name)?.value;
-}
-
-function literal(value: ValueNode | undefined): unknown {
-  if (!value) return undefined;
-  if (value.kind === Kind.INT) return Number(value.value);
-  if (value.kind === Kind.STRING) return value.value;
-  if (value.kind === Kind.LIST) return value.values.map(literal);
-  return undefined;
 }
 
 /** One occurrence of a limited field in an operation (per document, so computed once and cached). */

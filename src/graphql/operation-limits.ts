@@ -122,7 +122,7 @@ type ArgumentNodes = readonly { name: { value: string }; value: import('graphql'
  * Estimated cost of an operation, in the IBM/Apollo demand-control model: every object costs
  * `objectCost`, leaves `scalarCost`, unless `@cost` on the field or its type (or `fieldCosts` in the
  * configuration, which wins) says otherwise; a list multiplies what it contains by its size: the
- * slicing argument (`@listSize(slicingArguments:)`, else `first`/`last`/`limit`/`pageSize`), else
+ * slicing argument (`@listSize(slicingArguments:)`; without `@listSize`, `first`/`last`/`limit`/`pageSize`), else
  * `@listSize(assumedSize:)`, else `defaultListSize`. graphql-armor's cost rule has no per-field
  * weights or list multipliers, so this one is ours; depth, aliases and directives use graphql-armor's rules.
  */
@@ -143,7 +143,8 @@ export function operationCost(
   Object.assign(values, variables);
   let usesVariables = false;
   const listSize = (args: ArgumentNodes, rule: ListSizeRule | undefined): number => {
-    const slicing = rule?.slicingArguments ?? LIST_SIZE_ARGUMENTS;
+    // A field with `@listSize` is sliced only by the arguments it names (none if it names none).
+    const slicing = rule ? (rule.slicingArguments ?? []) : LIST_SIZE_ARGUMENTS;
     let largest = 0;
     for (const argument of args ?? []) {
       if (!slicing.includes(argument.name.value)) continue;

@@ -1,6 +1,6 @@
-import { buildSchema, parse, type OperationDefinitionNode } from 'graphql';
+import { buildSchema, parse, print, type OperationDefinitionNode } from 'graphql';
 import { describe, expect, it } from 'vitest';
-import { applyRemovals, deniedFieldErrors, filterOperation, type FieldCheck } from '../../src/graphql/field-guard.js';
+import { GUARD_TYPENAME, applyRemovals, deniedFieldErrors, filterOperation, withoutGuardTypenames, type FieldCheck } from '../../src/graphql/field-guard.js';
 
 const schema = buildSchema(`
   type Query { users: [User]!, strictUsers: [User!]!, me: User, search: [Result!]! }
@@ -100,5 +100,51 @@ describe('interface field requirements', () => {
       ['accounts', 'balance'],
     ]);
     expect(removedPaths({ ...anonymous, kind: 'user', id: 'u1', permissions: ['read:balance'] } as typeof anonymous)).toEqual([]);
+  });
+});
+
+describe('denied fields under a union or interface hold for their fragment type only', () => {
+  const abstractSchema = buildSchema(`
+    type Query { search: [Result!]!, feed: [Node] }
+    interface Node { id: ID! }
+    type User implements Node { id: ID!, title: String! }
+    type Post implements Node { id: ID!, title: String! }
+    union Result = User | Post
+  `);
+  const denyPostTitle: FieldCheck = (parent, field) => (parent.name === 'Post' && field.name === 'title' ? { code: 'UNAUTHORIZED_FIELD_OR_TYPE', message: 'no' } : null);
+  // The guard's filtered operation asks each item's type; the subgraphs answer it under the guard's alias.
+  const guarded = (query: string, data: Record<string, unknown>) => {
+    const document = parse(query);
+    const result = filterOperation(abstractSchema, document, document.definitions[0] as OperationDefinitionNode, denyPostTitle)!;
+    const input = structuredClone(data);
+    const errors = deniedFieldErrors(input, result.removals).map((error) => error.path);
+    return { printed: print(result.document), removals: result.removals.length, errors, data: withoutGuardTypenames(applyRemovals(input, result.removals), result.typenames) };
+  };
+  const user = { [GUARD_TYPENAME]: 'User', id: 'u1', title: 'Ms' };
+  const post = { [GUARD_TYPENAME]: 'Post', id: 'p1' };
+
+  it('union: a User item keeps its title, and the added __typename never reaches the client', () => {
+    const result = guarded('{ search { ... on User { id title } ... on Post { id title } } }', { search: [user] });
+    expect(result.printed).toContain(`${GUARD_TYPENAME}: __typename`);
+    expect(result.data).toEqual({ search: [{ id: 'u1', title: 'Ms' }] });
+    expect(result.errors).toEqual([['search']]); // no Post in the data: the denial is still reported
+  });
+
+  it('union: a Post item loses its non-null title, and the null bubbles as execution would', () => {
+    const result = guarded('{ search { ... on User { id title } ... on Post { id title } } }', { search: [user, post] });
+    expect(result.errors).toEqual([['search', 1, 'title']]);
+    expect(result.data).toBeNull(); // Post.title: String! → item → [Result!]! → data
+  });
+
+  it('interface: only the Post item of a nullable-item list is nulled', () => {
+    const result = guarded('{ feed { id ... on User { title } ... on Post { title } } }', { feed: [user, post] });
+    expect(result.data).toEqual({ feed: [{ id: 'u1', title: 'Ms' }, null] });
+    expect(result.errors).toEqual([['feed', 1, 'title']]);
+  });
+
+  it('the same field reached through two fragments is removed and reported once', () => {
+    const result = guarded('{ feed { ... on Post { title } ... on Post { title } } }', { feed: [post] });
+    expect(result.removals).toBe(2); // title, and feed left with nothing to select
+    expect(result.errors).toEqual([['feed', 0, 'title']]);
   });
 });

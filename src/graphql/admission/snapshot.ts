@@ -33,45 +33,45 @@ export function buildSnapshot(sdl: string, configuredFieldLimits: Readonly<Recor
 /**
  * Snapshots by the schema Apollo validates requests against. A snapshot is staged when its file is
  * read (keyed by the SDL handed to the gateway) and bound to the gateway's API schema when the gateway
- * switches to it; a request then finds the snapshot of exactly the schema it was validated with.
+ * switches to it; a request then finds the snapshot of exactly the schema it was validated with, or
+ * none: a schema without its snapshot is refused rather than run with another supergraph's rules.
  */
 export class SupergraphSnapshots<State extends { readonly snapshot: SupergraphSnapshot }> {
   private readonly staged = new Map<string, SupergraphSnapshot>();
   private readonly bySchema = new WeakMap<object, State>();
-  private active: { schema: object; executableSdl: string; state: State } | null = null;
+  /** The schema the gateway serves now (bound to a snapshot or not). */
+  private served: { schema: object; executableSdl: string } | null = null;
 
-  constructor(private readonly stateOf: (snapshot: SupergraphSnapshot) => State) {}
+  constructor(
+    private readonly stateOf: (snapshot: SupergraphSnapshot) => State,
+    private readonly onMiss: (executableSdl: string) => void = () => {},
+  ) {}
 
   /** A candidate read from the file; `executableSdl` is what the gateway will be given. */
   stage(executableSdl: string, snapshot: SupergraphSnapshot): void {
-    if (this.active && executableSdl === this.active.executableSdl) {
-      // Only what the gateway never sees changed (a requirement, a rate limit, a weight): the gateway
-      // keeps its schema and announces nothing, so the new snapshot takes over that schema now.
-      if (snapshot.hash !== this.active.state.snapshot.hash) this.bind(this.active.schema, executableSdl, snapshot);
-      return;
-    }
+    // Always staged, even when the gateway already serves this SDL: it may switch away and back.
+    this.staged.delete(executableSdl);
     this.staged.set(executableSdl, snapshot);
     // Candidates the gateway rejected are never bound: keep only the few most recent.
     if (this.staged.size > 4) this.staged.delete(this.staged.keys().next().value!);
+    if (this.served && executableSdl === this.served.executableSdl && this.bySchema.get(this.served.schema)?.snapshot.hash !== snapshot.hash) {
+      // Only what the gateway never sees changed (a requirement, a rate limit, a weight): the gateway
+      // keeps its schema and announces nothing, so the new snapshot takes over that schema now.
+      this.bySchema.set(this.served.schema, this.stateOf(snapshot));
+    }
   }
 
   /** The gateway serves `apiSchema`, built from `executableSdl`. */
   activate(apiSchema: object, executableSdl: string): void {
-    // Apollo Gateway announces the SDL it was given, so the lookup matches; should it ever not, the
-    // latest candidate is the one it just accepted.
-    const snapshot = this.staged.get(executableSdl) ?? [...this.staged.values()].at(-1);
-    if (!snapshot) return;
-    this.staged.delete(executableSdl);
-    this.bind(apiSchema, executableSdl, snapshot);
+    this.served = { schema: apiSchema, executableSdl };
+    const snapshot = this.staged.get(executableSdl);
+    // Apollo Gateway announces the SDL it was given, so this never misses; if it did, no guess:
+    // the schema stays unbound and its requests are refused until a matching candidate is staged.
+    if (!snapshot) return this.onMiss(executableSdl);
+    this.bySchema.set(apiSchema, this.stateOf(snapshot));
   }
 
   for(schema: object): State | null {
-    return this.bySchema.get(schema) ?? this.active?.state ?? null;
-  }
-
-  private bind(schema: object, executableSdl: string, snapshot: SupergraphSnapshot): void {
-    const state = this.stateOf(snapshot);
-    this.bySchema.set(schema, state);
-    this.active = { schema, executableSdl, state };
+    return this.bySchema.get(schema) ?? null;
   }
 }

@@ -1,11 +1,11 @@
 import { createHash } from 'node:crypto';
 import type { ApolloServerPlugin } from '@apollo/server';
-import { print, type DocumentNode, type GraphQLError, type FragmentDefinitionNode, type GraphQLSchema, type OperationDefinitionNode } from 'graphql';
+import { print, type DocumentNode, type GraphQLError, type GraphQLSchema, type OperationDefinitionNode } from 'graphql';
 import { LRUCache } from 'lru-cache';
 import type { GatewayContext } from '../../context.js';
 import { gatewayGraphQLError } from '../../errors.js';
 import { authorizationCheck, principalKey } from '../field-authorization.js';
-import { applyRemovals, deniedFieldErrors, filterOperation, type FilterResult, type Removal } from '../field-guard.js';
+import { applyRemovals, deniedFieldErrors, filterOperation, withoutGuardTypenames, type FilterResult, type Removal } from '../field-guard.js';
 import { limitedOccurrences, type FieldRateLimiter, type LimitedOccurrence } from '../field-rate-limits.js';
 import {
   costRefusal,
@@ -15,6 +15,7 @@ import {
   type CostEstimate,
   type OperationLimits,
 } from '../operation-limits.js';
+import { byteBoundedCache, entryBytes } from './decision-cache.js';
 import { SupergraphSnapshots, type SupergraphSnapshot } from './snapshot.js';
 
 /** The operation as one caller may run it: fields they may not see removed (null: nothing removed). */
@@ -23,34 +24,47 @@ type Filtered = (FilterResult & { readonly queryHash: string }) | null;
 /** The field guard's decision for one document and one principal key, with what is left to rate-limit. */
 interface GuardDecision {
   readonly filtered: Filtered;
-  /** Limited fields in the operation that will run (denied fields spend no tokens). */
-  readonly occurrences: readonly LimitedOccurrence[];
+  /** Rate-limited fields in the operation that will run (denied fields spend no tokens), or null. */
+  readonly limited: {
+    readonly occurrences: readonly LimitedOccurrence[];
+    /** The document and operation the occurrences' nodes belong to: over-limit fields are removed from it. */
+    readonly document: DocumentNode;
+    readonly operation: OperationDefinitionNode;
+  } | null;
+  readonly bytes: number;
 }
 
-/** Everything about one document (and operation name) that does not depend on the request. */
+/**
+ * Everything about one document (and operation name) that does not depend on the request. Holds no
+ * node of the document (refusals carry none), so it stays small whatever the query's size.
+ */
 interface DocumentAnalysis {
   readonly refusal: GraphQLError | null;
-  readonly fragments: ReadonlyMap<string, FragmentDefinitionNode>;
   /** Holds for every request unless `usesVariables`. */
   readonly cost: CostEstimate;
-  readonly guards: Map<string, GuardDecision>;
+  readonly bytes: number;
 }
 
 /** One supergraph's snapshot with the analyses of documents validated against it. */
 interface AdmissionState {
   readonly snapshot: SupergraphSnapshot;
   readonly analyses: LRUCache<string, DocumentAnalysis>;
+  /** Guard decisions by document and principal key, bounded in total across documents. */
+  readonly guards: LRUCache<string, GuardDecision>;
 }
 
-/** Distinct principal keys remembered per document (callers differing in relevant scopes). */
-const GUARD_DECISIONS_PER_DOCUMENT = 64;
+/** Memory for the analyses and for the guard decisions of one supergraph (estimated, see decision-cache.ts). */
+const ANALYSES_BYTES = 8 * 1024 * 1024;
+const GUARD_DECISIONS_BYTES = 64 * 1024 * 1024;
 
 export interface AdmissionOptions {
   readonly limits: OperationLimits;
   readonly rateLimiter: FieldRateLimiter;
   readonly observeCost: (operationType: string, cost: number) => void;
-  /** Documents whose analysis is remembered, per supergraph. */
-  readonly cacheSize?: number;
+  /** Estimated bytes of guard decisions remembered per supergraph. */
+  readonly guardCacheBytes?: number;
+  /** Told when the gateway serves a schema no staged supergraph matches (its requests are refused). */
+  readonly onUnknownSchema?: (executableSdl: string) => void;
 }
 
 export interface Admission {
@@ -70,26 +84,32 @@ export function admissionStage(options: AdmissionOptions): Admission {
   const { limits, rateLimiter } = options;
   const snapshots = new SupergraphSnapshots<AdmissionState>((snapshot) => ({
     snapshot,
-    analyses: new LRUCache<string, DocumentAnalysis>({ max: options.cacheSize ?? 2_000 }),
-  }));
+    analyses: byteBoundedCache<DocumentAnalysis>(ANALYSES_BYTES),
+    guards: byteBoundedCache<GuardDecision>(options.guardCacheBytes ?? GUARD_DECISIONS_BYTES),
+  }), options.onUnknownSchema);
 
   const analyse = (schema: GraphQLSchema, state: AdmissionState, document: DocumentNode, operation: OperationDefinitionNode, variables: Record<string, unknown>): DocumentAnalysis => {
     const fragments = fragmentMap(document);
     const refusal = structuralVerdict(schema, document, operation, fragments, limits);
     const cost = refusal ? { cost: 0, usesVariables: false } : operationCost(schema, operation, fragments, variables, limits, state.snapshot.costWeights);
-    return { refusal, fragments, cost, guards: new Map() };
+    return { refusal, cost, bytes: entryBytes(0, false) };
   };
 
-  const decide = (schema: GraphQLSchema, state: AdmissionState, document: DocumentNode, operation: OperationDefinitionNode, context: GatewayContext): GuardDecision => {
+  const decide = (schema: GraphQLSchema, state: AdmissionState, document: DocumentNode, operation: OperationDefinitionNode, context: GatewayContext, queryCharacters: number): GuardDecision => {
     const check = authorizationCheck(state.snapshot.requirements, context.principal);
     const filtered = check ? withHash(filterOperation(schema, document, operation, check)) : null;
     const running = filtered ? (filtered.document.definitions[0] as OperationDefinitionNode) : operation;
-    return { filtered, occurrences: limitedOccurrences(schema, filtered?.document ?? document, running, state.snapshot.fieldLimits) };
+    const base = filtered?.document ?? document;
+    const occurrences = limitedOccurrences(schema, base, running, state.snapshot.fieldLimits);
+    const limited = occurrences.length > 0 ? { occurrences, document: base, operation: running } : null;
+    // Without anything filtered or limited the decision keeps no node, hence no document, alive.
+    return { filtered, limited, bytes: entryBytes(queryCharacters, filtered !== null || limited !== null) };
   };
 
   const plugin: ApolloServerPlugin<GatewayContext> = {
     async requestDidStart() {
       let removals: readonly Removal[] = [];
+      let typenames: FilterResult['typenames'] = [];
       let empty = false;
       return {
         async didResolveOperation(requestContext) {
@@ -114,7 +134,8 @@ export function admissionStage(options: AdmissionOptions): Admission {
 
           // (3) Operation limits, then the cost: always measured, refused only over a configured maximum.
           const state = snapshots.for(schema);
-          if (!state) throw new Error('admission: no supergraph snapshot for the schema being served');
+          // Never run with another supergraph's rules: refuse (503, retryable) until the right one is bound.
+          if (!state) throw gatewayGraphQLError('SUPERGRAPH_NOT_LOADED', 'The admission rules of the served supergraph are not loaded; retry shortly');
           const variables = request.variables ?? {};
           const key = `${queryHash}\0${request.operationName ?? ''}`;
           let analysis = state.analyses.get(key);
@@ -124,7 +145,7 @@ export function admissionStage(options: AdmissionOptions): Admission {
           }
           if (analysis.refusal) throw analysis.refusal;
           const cost = analysis.cost.usesVariables
-            ? operationCost(schema, operation, analysis.fragments, variables, limits, state.snapshot.costWeights).cost
+            ? operationCost(schema, operation, fragmentMap(document), variables, limits, state.snapshot.costWeights).cost
             : analysis.cost.cost;
           contextValue.graphql.estimatedCost = cost;
           options.observeCost(operation.operation, cost);
@@ -132,26 +153,32 @@ export function admissionStage(options: AdmissionOptions): Admission {
           if (tooComplex) throw tooComplex;
 
           // (4) The field guard, decided once per document and principal key.
-          const principal = principalKey(state.snapshot.requirements, contextValue.principal);
-          let decision = analysis.guards.get(principal);
+          const guardKey = `${key}\0${principalKey(state.snapshot.requirements, contextValue.principal)}`;
+          let decision = state.guards.get(guardKey);
           if (!decision) {
-            decision = decide(schema, state, document, operation, contextValue);
-            if (analysis.guards.size >= GUARD_DECISIONS_PER_DOCUMENT) analysis.guards.delete(analysis.guards.keys().next().value!);
-            analysis.guards.set(principal, decision);
+            decision = decide(schema, state, document, operation, contextValue, requestContext.source?.length ?? document.loc?.end ?? 0);
+            state.guards.set(guardKey, decision);
           }
 
           // (5) Field rate limits on what is left to run.
           let filtered = decision.filtered;
-          if (decision.occurrences.length > 0) {
-            const overLimit = await rateLimiter.spend(decision.occurrences, variables, contextValue);
+          if (decision.limited) {
+            const { occurrences, document: base, operation: running } = decision.limited;
+            const overLimit = await rateLimiter.spend(occurrences, variables, contextValue);
             if (overLimit) {
-              const base = filtered?.document ?? document;
-              const limited = filterOperation(schema, base, base === document ? operation : (base.definitions[0] as OperationDefinitionNode), overLimit);
-              if (limited) filtered = withHash({ ...limited, removals: [...(filtered?.removals ?? []), ...limited.removals] });
+              const limited = filterOperation(schema, base, running, overLimit);
+              if (limited) {
+                filtered = withHash({
+                  ...limited,
+                  removals: [...(filtered?.removals ?? []), ...limited.removals],
+                  typenames: [...(filtered?.typenames ?? []), ...limited.typenames],
+                });
+              }
             }
           }
           if (!filtered) return;
           removals = filtered.removals;
+          typenames = filtered.typenames;
           empty = filtered.empty;
           // Apollo Gateway plans `document` and caches plans by `queryHash`: both must describe
           // what this caller may see, or another caller's cached plan could be reused.
@@ -175,7 +202,7 @@ export function admissionStage(options: AdmissionOptions): Admission {
           if (removals.length === 0 || result.data === undefined) return;
           const data = (result.data ?? null) as Record<string, unknown> | null;
           const denied = deniedFieldErrors(data, removals).map((error) => error.toJSON());
-          result.data = applyRemovals(data, removals);
+          result.data = withoutGuardTypenames(applyRemovals(data, removals), typenames);
           result.errors = [...denied, ...(result.errors ?? [])];
         },
       };
