@@ -174,6 +174,11 @@ class Forwarder {
       reply.header('connection', 'close');
       throw new GatewayError('REQUEST_TIMEOUT', 'The request body stopped arriving');
     }
+    // The client left while an async hook ran: nobody to answer, and nothing must be taken for it.
+    if (reply.raw.destroyed) {
+      closeIfBodyPending(request, reply, body);
+      return reply;
+    }
     const path = this.upstreamPath(request);
     assertValidHost(request);
     const exchange = new Exchange(reply);
