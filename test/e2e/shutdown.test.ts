@@ -57,6 +57,7 @@ describe('graceful shutdown (SIGTERM), as a separate process', () => {
       const refused = await postGraphQL(gateway.url, { query: '{ __typename }' });
       expect(refused.status).toBe(503);
       expect(refused.headers.get('connection')).toBe('close');
+      expect(refused.headers.get('x-content-type-options')).toBe('nosniff');
       expect(refused.body.errors?.[0]?.extensions).toMatchObject({ code: 'SHUTTING_DOWN', requestId: refused.headers.get('x-request-id') });
 
       hold.release();
