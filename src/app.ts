@@ -24,7 +24,7 @@ import { registerEventStreams } from './events/sse.js';
 import { metricsPolicy, registerMetricsRoute } from './observability/metrics-route.js';
 import { deferredChildLogger } from './observability/request-logger.js';
 import { installTracing } from './observability/tracing.js';
-import { GatewayLogController, gatewayLogDestination, installRequestMetrics } from './observability/request-log.js';
+import { GatewayLogController, flushLogDestination, gatewayLogDestination, installRequestMetrics } from './observability/request-log.js';
 import { installProblemErrors } from './pipeline/error-handler.js';
 import { installCors } from './pipeline/cors.js';
 import { installDrain } from './pipeline/drain.js';
@@ -88,12 +88,15 @@ export async function buildGateway(config: GatewayConfig, options: BuildOptions 
   // helmet's set (a JSON API serves no HTML, so no CSP to maintain), on every answer: refusals included.
   const helmetHeaders = await securityHeaders({ contentSecurityPolicy: false });
   const withSecurityHeaders = setSecurityHeaders(helmetHeaders);
+  const logDestination = options.logger === undefined ? gatewayLogDestination() : null;
   const app = Fastify({
-    logger: options.logger ?? {
-      level: config.logLevel,
-      redact: { paths: ['req.headers.authorization', 'req.headers["x-api-key"]', 'req.headers.cookie'], remove: true },
-      stream: gatewayLogDestination(),
-    },
+    logger: logDestination
+      ? {
+          level: config.logLevel,
+          redact: { paths: ['req.headers.authorization', 'req.headers["x-api-key"]', 'req.headers.cookie'], remove: true },
+          stream: logDestination,
+        }
+      : options.logger,
     // The per-request child logger is made only when the request logs more than its completion line.
     childLoggerFactory: deferredChildLogger,
     genReqId: requestIdFor,
@@ -173,6 +176,8 @@ export async function buildGateway(config: GatewayConfig, options: BuildOptions 
 
   installProblemErrors(app);
   const drain = installDrain(app, config.shutdownTimeoutMs);
+  // The lines batched so far (the "shutting down" one included) must survive a SIGKILL mid-drain.
+  if (logDestination) drain.onDrain(() => flushLogDestination(logDestination));
   installRequestMetrics(app, metrics);
   // The synchronous entry of the pipeline, one hook: request id and security headers on every
   // answer (the refusals below included) → refusal while draining → path guard → caller context
