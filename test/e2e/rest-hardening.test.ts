@@ -522,6 +522,57 @@ describe('review 2, item 1: clients that leave while auth is pending hold nothin
   });
 });
 
+describe('review 2, item 2: an upstream body that fails before its first byte', () => {
+  let stack: Stack;
+  let service: ReturnType<typeof createServer>;
+  const REPRESENTATION = {
+    'content-type': 'application/octet-stream',
+    'content-length': '100',
+    'content-encoding': 'gzip',
+    'content-disposition': 'attachment; filename="report.bin"',
+    etag: '"v7"',
+    'cache-control': 'public, max-age=3600',
+  };
+
+  beforeAll(async () => {
+    // Sends its headers at once, then resets (/reset) or never sends the body (/stall).
+    service = createServer((req, res) => {
+      res.writeHead(200, REPRESENTATION);
+      res.flushHeaders();
+      if (req.url?.startsWith('/files/reset')) setTimeout(() => req.socket.destroy(), 20);
+    });
+    service.listen(0, '127.0.0.1');
+    await once(service, 'listening');
+    const { port } = service.address() as { port: number };
+    stack = await gatewayWith({
+      services: {
+        files: { upstreams: [{ url: `http://127.0.0.1:${port}` }], timeoutMs: 300, retries: 0, circuitBreaker: { failureThreshold: 2 } },
+      },
+      routes: [{ prefix: '/api/v1/files', service: 'files', rewritePrefix: '/files', auth: 'public' }],
+    });
+  });
+  afterAll(async () => {
+    await stack.close();
+    service.closeAllConnections();
+    service.close();
+  });
+
+  it('answers 502/504 problem+json without the upstream headers, and counts against the service', async () => {
+    const reset = await rawRequest(stack.url, '/api/v1/files/reset');
+    expect(reset.status).toBe(502);
+    expect(problem(reset).code).toBe('UPSTREAM_UNAVAILABLE');
+    const stalled = await rawRequest(stack.url, '/api/v1/files/stall');
+    expect(stalled.status).toBe(504);
+    expect(problem(stalled).code).toBe('UPSTREAM_TIMEOUT');
+    for (const response of [reset, stalled]) {
+      expect(response.headers['content-type']).toMatch(/application\/problem\+json/);
+      for (const name of ['content-encoding', 'content-disposition', 'etag', 'cache-control']) expect(response.headers[name]).toBeUndefined();
+      expect(response.headers['x-content-type-options']).toBe('nosniff');
+    }
+    expect(stack.gateway.rest.breakers.get('files')!.state).toBe('open');
+  });
+});
+
 describe('finding 8: TRUST_PROXY, one parser with Fastify semantics', () => {
   // The test client connects from 127.0.0.1 and claims to come through 10.1.2.3 from 6.6.6.6.
   const claimed = { 'x-forwarded-for': '6.6.6.6, 10.1.2.3', 'x-forwarded-proto': 'https', 'x-forwarded-host': 'public.example' };
