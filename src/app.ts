@@ -24,7 +24,7 @@ import { registerEventStreams } from './events/sse.js';
 import { metricsPolicy, registerMetricsRoute } from './observability/metrics-route.js';
 import { deferredChildLogger } from './observability/request-logger.js';
 import { installTracing } from './observability/tracing.js';
-import { GatewayLogController, gatewayLogDestination, installRequestMetrics } from './observability/request-log.js';
+import { GatewayLogController, flushLogDestination, gatewayLogDestination, installRequestMetrics } from './observability/request-log.js';
 import { installProblemErrors } from './pipeline/error-handler.js';
 import { installCors } from './pipeline/cors.js';
 import { installDrain } from './pipeline/drain.js';
@@ -80,17 +80,23 @@ export interface Gateway {
 
 /**
  * Builds the gateway. The pipeline is registered here, in request order:
- * request id → drain → path guard → security headers → caller context (identity headers stripped)
+ * request id → security headers → drain → path guard → caller context (identity headers stripped)
  * → CORS → auth → tenant checks → route policy → rate limits → destinations (GraphQL, REST
  * passthrough, event streams).
  */
 export async function buildGateway(config: GatewayConfig, options: BuildOptions = {}): Promise<Gateway> {
+  // helmet's set (a JSON API serves no HTML, so no CSP to maintain), on every answer: refusals included.
+  const helmetHeaders = await securityHeaders({ contentSecurityPolicy: false });
+  const withSecurityHeaders = setSecurityHeaders(helmetHeaders);
+  const logDestination = options.logger === undefined ? gatewayLogDestination() : null;
   const app = Fastify({
-    logger: options.logger ?? {
-      level: config.logLevel,
-      redact: { paths: ['req.headers.authorization', 'req.headers["x-api-key"]', 'req.headers.cookie'], remove: true },
-      stream: gatewayLogDestination(),
-    },
+    logger: logDestination
+      ? {
+          level: config.logLevel,
+          redact: { paths: ['req.headers.authorization', 'req.headers["x-api-key"]', 'req.headers.cookie'], remove: true },
+          stream: logDestination,
+        }
+      : options.logger,
     // The per-request child logger is made only when the request logs more than its completion line.
     childLoggerFactory: deferredChildLogger,
     genReqId: requestIdFor,
@@ -105,6 +111,7 @@ export async function buildGateway(config: GatewayConfig, options: BuildOptions 
     // Malformed URLs (bad percent-encoding) are refused by Fastify before any hook runs.
     frameworkErrors: (error, request, reply) => {
       const gatewayError = error.code === 'FST_ERR_BAD_URL' ? new GatewayError('PATH_NOT_ALLOWED') : GatewayError.from(error);
+      withSecurityHeaders(request, reply as FastifyReply);
       void (reply as FastifyReply).code(gatewayError.status).type(PROBLEM_CONTENT_TYPE).send(problemDetails(gatewayError, request.id));
     },
   });
@@ -169,15 +176,17 @@ export async function buildGateway(config: GatewayConfig, options: BuildOptions 
 
   installProblemErrors(app);
   const drain = installDrain(app, config.shutdownTimeoutMs);
+  // The lines batched so far (the "shutting down" one included) must survive a SIGKILL mid-drain.
+  if (logDestination) drain.onDrain(() => flushLogDestination(logDestination));
   installRequestMetrics(app, metrics);
-  // The synchronous entry of the pipeline, one hook: request id on every answer → refusal while
-  // draining → path guard → security headers (helmet's set; a JSON API serves no HTML, so no CSP to
-  // maintain) → caller context (identity headers stripped, the anonymous context started).
+  // The synchronous entry of the pipeline, one hook: request id and security headers on every
+  // answer (the refusals below included) → refusal while draining → path guard → caller context
+  // (identity headers stripped, the anonymous context started).
   installSyncStages(app, [
     echoRequestId,
+    withSecurityHeaders,
     drain.admit,
     guardPath,
-    setSecurityHeaders(await securityHeaders({ contentSecurityPolicy: false })),
     installCallerContext(app, config.defaultTenantId ?? null),
   ]);
   await installCors(app, config);

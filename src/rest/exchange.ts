@@ -29,13 +29,25 @@ export class Exchange {
   responding = false;
   private answered = false;
   private clientGone = false;
+  /** The response is over: cleanups registered from now on run at once. */
+  private closed = false;
   private readonly controller = new UpstreamAbort();
   private readonly cleanups: (() => void)[] = [];
 
   constructor(private readonly reply: FastifyReply) {
+    // Fastify runs the handler even when the client left during an async hook (auth fetching a
+    // JWKS, a Redis rate limit): 'close' has then been emitted already and would never reach a
+    // listener, and every share taken after it would be held for ever.
+    if (reply.raw.destroyed) {
+      this.closed = true;
+      this.clientGone = !reply.raw.writableFinished;
+      if (this.clientGone) this.controller.abort();
+      return;
+    }
     // One listener for everything held by this request (connection shares, breaker permit, instance
     // counts), rather than one each: retries would otherwise pile listeners onto the response.
     reply.raw.once('close', () => {
+      this.closed = true;
       if (!reply.raw.writableFinished) {
         this.clientGone = true;
         if (!this.responding) this.controller.abort();
@@ -44,9 +56,10 @@ export class Exchange {
     });
   }
 
-  /** Runs `cleanup` once the response is over, finished or not. */
+  /** Runs `cleanup` once the response is over, finished or not (at once if it is over already). */
   onEnd(cleanup: () => void): void {
-    this.cleanups.push(cleanup);
+    if (this.closed) cleanup();
+    else this.cleanups.push(cleanup);
   }
 
   /** The signal to pass undici (an EventEmitter it listens to for `abort`). */

@@ -12,11 +12,30 @@ import { installExpectContinue } from './expect-continue.js';
 import { assertValidHost, forwardedRequestHeaders, withoutHopByHop } from './forwarding.js';
 import { Exchange } from './exchange.js';
 import { UpstreamDispatcher, type UpstreamResponse } from './upstream-dispatcher.js';
-import { classifyUpstreamError, errorCodes } from './upstream-errors.js';
+import { answerUpstreamError, classifyUpstreamError, errorCodes } from './upstream-errors.js';
 import { UpstreamPool, type UpstreamInstance } from './upstream-pool.js';
 import { routeOf } from '../pipeline/caller-context.js';
 
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE']);
+/** What an upstream said about the body it failed to send: wrong on the problem+json that replaces it. */
+const REPRESENTATION_HEADERS = [
+  'content-type',
+  'content-length',
+  'content-encoding',
+  'content-language',
+  'content-location',
+  'content-range',
+  'content-disposition',
+  'etag',
+  'last-modified',
+  'expires',
+  'cache-control',
+  'age',
+  'accept-ranges',
+  'set-cookie',
+  'location',
+  'trailer',
+];
 /**
  * Characters a path may carry to the upstream as they are; anything else goes through the WHATWG
  * URL parser first, which percent-encodes what undici would refuse (as the URL the proxy used to
@@ -174,6 +193,11 @@ class Forwarder {
       reply.header('connection', 'close');
       throw new GatewayError('REQUEST_TIMEOUT', 'The request body stopped arriving');
     }
+    // The client left while an async hook ran: nobody to answer, and nothing must be taken for it.
+    if (reply.raw.destroyed) {
+      closeIfBodyPending(request, reply, body);
+      return reply;
+    }
     const path = this.upstreamPath(request);
     assertValidHost(request);
     const exchange = new Exchange(reply);
@@ -291,9 +315,36 @@ class Forwarder {
     else this.breaker.recordSuccess(permit);
     const headers = withoutHopByHop(response.headers);
     for (const name in headers) reply.header(name, headers[name]);
+    // Before send(): this listener must run before Fastify's, which passes the error on to the error handler.
+    response.body.once('error', (error: Error) => this.bodyFailed(request, reply, exchange, permit, instance, error));
     // An HTTP/1 connection cannot carry another request until this one's body has been read.
     if (!request.raw.complete) reply.header('connection', 'close');
     reply.code(response.statusCode).send(response.body);
+  }
+
+  /**
+   * The upstream's body failed (reset, stalled past the timeout) before the client got a byte of it:
+   * the answer is still the gateway's to give, a 502/504 for the upstream's failure, without the
+   * upstream's description of a body that never came. Once bytes are out, Fastify cuts the response.
+   */
+  private bodyFailed(request: FastifyRequest, reply: FastifyReply, exchange: Exchange, permit: Permit, instance: UpstreamInstance, error: Error): void {
+    if (exchange.cancelled || reply.raw.headersSent) return;
+    const failure = classifyUpstreamError(error);
+    if (failure === 'timeout' || failure === 'upstream') {
+      this.pool.recordFailure(instance);
+      this.breaker.recordFailure(permit);
+    }
+    const answer =
+      failure === 'timeout'
+        ? new GatewayError('UPSTREAM_TIMEOUT', `${this.route.service} did not send its response within ${this.service.timeoutMs} ms`)
+        : new GatewayError('UPSTREAM_UNAVAILABLE', `${this.route.service} failed while sending its response`);
+    // Fastify has copied the headers onto the raw response already (setHeader, to be sent with the first byte).
+    for (const name of REPRESENTATION_HEADERS) {
+      reply.removeHeader(name);
+      reply.raw.removeHeader(name);
+    }
+    request.log.warn({ service: this.route.service, instance: instance.url, causes: errorCodes(error), code: answer.code }, 'upstream response body failed');
+    answerUpstreamError(error, answer);
   }
 
   private failed(

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { once } from 'node:events';
 import { mkdtempSync, writeFileSync } from 'node:fs';
-import { request as httpRequest } from 'node:http';
+import { createServer, request as httpRequest, type ServerResponse } from 'node:http';
 import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,6 +11,7 @@ import { accountsSubgraph } from '../../subgraphs/accounts/index.js';
 import { loadConfig } from '../../src/config/load.js';
 import { serviceSchema } from '../../src/rest/config-schema.js';
 import { eventually } from '../helpers/eventually.js';
+import { TestIssuer } from '../helpers/issuer.js';
 import { startStack, type Stack } from '../helpers/stack.js';
 import { rawRequest, startUpstream, type RawResponse, type Upstream } from '../helpers/upstream.js';
 
@@ -458,6 +459,117 @@ describe('finding 3: connection bounds per caller, tenant and instance', () => {
     expect(() => load({ maxConnections: 4, maxConnectionsPerTenant: 4 })).toThrow(/services\.s\.maxConnectionsPerTenant/);
     expect(() => load({ maxConnectionsPerCaller: 10, maxConnectionsPerTenant: 5 })).toThrow(/services\.s\.maxConnectionsPerCaller/);
     expect(load({}).services.s).toMatchObject({ maxConnections: 128, maxConnectionsPerCaller: 32, maxConnectionsPerTenant: 64 });
+  });
+});
+
+describe('review 2, item 1: clients that leave while auth is pending hold nothing', () => {
+  let stack: Stack;
+  let upstream: Upstream;
+  let jwksServer: ReturnType<typeof createServer>;
+  /** JWKS requests the identity provider is holding (it answers when the test says). */
+  const pending: ServerResponse[] = [];
+  let issuer: TestIssuer;
+
+  beforeAll(async () => {
+    issuer = await TestIssuer.create();
+    jwksServer = createServer((_req, res) => pending.push(res));
+    jwksServer.listen(0, '127.0.0.1');
+    await once(jwksServer, 'listening');
+    const { port } = jwksServer.address() as { port: number };
+    upstream = await startUpstream('capped');
+    stack = await startStack({
+      definitions: [accountsSubgraph()],
+      issuer,
+      env: {
+        NODE_ENV: 'production',
+        JWT_JWKS_URL: `http://127.0.0.1:${port}/jwks.json`,
+        GATEWAY_CONFIG: configFile({
+          services: { capped: { upstreams: [{ url: upstream.url }], maxConnections: 4, maxConnectionsPerCaller: 1, maxConnectionsPerTenant: 2 } },
+          routes: [{ prefix: '/api/v1/capped', service: 'capped', rewritePrefix: '/api/v1/users' }],
+        }),
+      },
+    });
+  });
+  afterAll(async () => {
+    await stack.close();
+    await upstream.close();
+    jwksServer.closeAllConnections();
+    jwksServer.close();
+  });
+
+  it('after more aborts than the per-caller cap, during a slow JWKS fetch, the caller is still served', async () => {
+    const clients: RawClient[] = [];
+    for (let i = 0; i < 3; i++) {
+      const client = await RawClient.open(stack.url);
+      const authorization = `Bearer ${await issuer.mint({ sub: 'u-acme-1', jti: `abort-${i}` })}`;
+      client.write(requestHead('GET', '/api/v1/capped/1', { host: 'gw.test', authorization }));
+      clients.push(client);
+    }
+    // The gateway is waiting for the identity provider; the clients give up.
+    await eventually(() => expect(pending.length).toBeGreaterThan(0));
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    clients.forEach((client) => client.destroy());
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    const jwks = JSON.stringify(await issuer.jwks());
+    for (const res of pending.splice(0)) res.writeHead(200, { 'content-type': 'application/json' }).end(jwks);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+
+    expect(upstream.hits).toBe(0);
+    const served = await rawRequest(stack.url, '/api/v1/capped/1', { headers: { authorization: (await stack.bearer({ sub: 'u-acme-1' })).authorization } });
+    expect(served.status).toBe(200);
+    expect(stack.gateway.rest.breakers.get('capped')!.state).toBe('closed');
+    expect(stack.gateway.rest.pools.get('capped')!.instances[0]!.active).toBe(0);
+  });
+});
+
+describe('review 2, item 2: an upstream body that fails before its first byte', () => {
+  let stack: Stack;
+  let service: ReturnType<typeof createServer>;
+  const REPRESENTATION = {
+    'content-type': 'application/octet-stream',
+    'content-length': '100',
+    'content-encoding': 'gzip',
+    'content-disposition': 'attachment; filename="report.bin"',
+    etag: '"v7"',
+    'cache-control': 'public, max-age=3600',
+  };
+
+  beforeAll(async () => {
+    // Sends its headers at once, then resets (/reset) or never sends the body (/stall).
+    service = createServer((req, res) => {
+      res.writeHead(200, REPRESENTATION);
+      res.flushHeaders();
+      if (req.url?.startsWith('/files/reset')) setTimeout(() => req.socket.destroy(), 20);
+    });
+    service.listen(0, '127.0.0.1');
+    await once(service, 'listening');
+    const { port } = service.address() as { port: number };
+    stack = await gatewayWith({
+      services: {
+        files: { upstreams: [{ url: `http://127.0.0.1:${port}` }], timeoutMs: 300, retries: 0, circuitBreaker: { failureThreshold: 2 } },
+      },
+      routes: [{ prefix: '/api/v1/files', service: 'files', rewritePrefix: '/files', auth: 'public' }],
+    });
+  });
+  afterAll(async () => {
+    await stack.close();
+    service.closeAllConnections();
+    service.close();
+  });
+
+  it('answers 502/504 problem+json without the upstream headers, and counts against the service', async () => {
+    const reset = await rawRequest(stack.url, '/api/v1/files/reset');
+    expect(reset.status).toBe(502);
+    expect(problem(reset).code).toBe('UPSTREAM_UNAVAILABLE');
+    const stalled = await rawRequest(stack.url, '/api/v1/files/stall');
+    expect(stalled.status).toBe(504);
+    expect(problem(stalled).code).toBe('UPSTREAM_TIMEOUT');
+    for (const response of [reset, stalled]) {
+      expect(response.headers['content-type']).toMatch(/application\/problem\+json/);
+      for (const name of ['content-encoding', 'content-disposition', 'etag', 'cache-control']) expect(response.headers[name]).toBeUndefined();
+      expect(response.headers['x-content-type-options']).toBe('nosniff');
+    }
+    expect(stack.gateway.rest.breakers.get('files')!.state).toBe('open');
   });
 });
 

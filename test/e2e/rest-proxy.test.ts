@@ -285,6 +285,9 @@ describe('safety', () => {
       const response = await rawRequest(stack.url, path, { headers: { authorization: token } });
       expect(response.status).toBe(400);
       expect(JSON.parse(response.body.toString())).toMatchObject({ code: 'PATH_NOT_ALLOWED' });
+      // A refusal is a response like any other: helmet's headers too.
+      expect(response.headers['x-content-type-options']).toBe('nosniff');
+      expect(response.headers['x-frame-options']).toBe('SAMEORIGIN');
       expect(up.legacy!.hits).toBe(before);
     });
   }

@@ -57,6 +57,7 @@ describe('graceful shutdown (SIGTERM), as a separate process', () => {
       const refused = await postGraphQL(gateway.url, { query: '{ __typename }' });
       expect(refused.status).toBe(503);
       expect(refused.headers.get('connection')).toBe('close');
+      expect(refused.headers.get('x-content-type-options')).toBe('nosniff');
       expect(refused.body.errors?.[0]?.extensions).toMatchObject({ code: 'SHUTTING_DOWN', requestId: refused.headers.get('x-request-id') });
 
       hold.release();
@@ -86,6 +87,32 @@ describe('graceful shutdown (SIGTERM), as a separate process', () => {
       // Half a second of drain, plus process exit on a loaded machine; far below "never".
       expect(Date.now() - signalledAt).toBeLessThan(DEADLINE_MS / 3);
       expect(await inFlight).toBeInstanceOf(Error);
+    } finally {
+      hold.release();
+      hold = null;
+    }
+  });
+});
+
+describe('logs when the drain is cut by SIGKILL', () => {
+  it('the last request line and the "shutting down" line are written when the drain starts, not held in the batch', async () => {
+    const gateway = await spawnGateway({ ...ENV, SUPERGRAPH_PATH: supergraphPath });
+    keys.setUrl(gateway.url);
+    hold = new Hold(); // keeps the drain going until the kill
+    try {
+      const inFlight = postGraphQL(gateway.url, { query: '{ latestReview { body } }' }).catch((error: Error) => error);
+      await hold.arrived;
+      const last = await fetch(`${gateway.url}/health`);
+      const lastId = last.headers.get('x-request-id');
+      gateway.child.kill('SIGTERM');
+      await eventually(async () => expect((await fetch(`${gateway.url}/health/ready`)).status).toBe(503), DEADLINE_MS, 5);
+      // An orchestrator's grace period can end here; the batch (up to 200 ms of lines) goes with it.
+      gateway.child.kill('SIGKILL');
+      await gateway.exited;
+      await new Promise((resolve) => setTimeout(resolve, 50)); // the pipe's last lines reach the reader
+      expect(gateway.logs.some((entry) => entry.msg === 'shutting down: draining in-flight requests')).toBe(true);
+      expect(gateway.logs.some((entry) => entry.reqId === lastId && entry.msg === 'request completed')).toBe(true);
+      await inFlight;
     } finally {
       hold.release();
       hold = null;
