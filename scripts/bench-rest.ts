@@ -3,7 +3,8 @@ import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, statSync } from
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import autocannon from 'autocannon';
-import { SignJWT, exportSPKI, generateKeyPair } from 'jose';
+import { exportSPKI, generateKeyPair } from 'jose';
+import { BENCH_AUDIENCE, BENCH_ISSUER, mintBenchToken } from './lib/bench-tokens.js';
 import { cpuMicros, freePort, hasTaskset, pinProcess, spawnPinned, stop, waitReady } from './lib/bench-procs.js';
 
 /**
@@ -79,8 +80,8 @@ async function startGateway(upstream: string, publicKey: string, extra: Record<s
     USERS_SERVICE_URL: upstream,
     JWT_PUBLIC_KEY: publicKey,
     JWT_ALGORITHMS: 'RS256',
-    JWT_ISSUER: 'https://idp.bench.example',
-    JWT_AUDIENCE: 'bench-api',
+    JWT_ISSUER: BENCH_ISSUER,
+    JWT_AUDIENCE: BENCH_AUDIENCE,
     RATE_LIMIT_ENABLED: 'true',
     RATE_LIMIT_REQUESTS: '1000000000',
     RATE_LIMIT_WINDOW_SECONDS: '60',
@@ -100,22 +101,7 @@ async function startGateway(upstream: string, publicKey: string, extra: Record<s
 async function mintTokens(): Promise<{ tokens: string[]; publicKey: string }> {
   const { privateKey, publicKey } = await generateKeyPair('RS256');
   const tokens = await Promise.all(
-    Array.from({ length: 500 }, (_, i) =>
-      new SignJWT({
-        tenant_id: `t${i % 10}`,
-        roles: ['viewer'],
-        permissions: ['users:read'],
-        tenant_access: [{ tenant_id: `t${i % 10}`, role: 'viewer' }],
-        subscription: { tier: 'pro', status: 'active' },
-      })
-        .setProtectedHeader({ alg: 'RS256', typ: 'JWT' })
-        .setSubject(`u-${i}`)
-        .setIssuer('https://idp.bench.example')
-        .setAudience('bench-api')
-        .setIssuedAt()
-        .setExpirationTime('2h')
-        .sign(privateKey),
-    ),
+    Array.from({ length: 500 }, (_, i) => mintBenchToken(privateKey, i, 'users:read')),
   );
   return { tokens, publicKey: await exportSPKI(publicKey) };
 }

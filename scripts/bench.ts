@@ -3,7 +3,8 @@ import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, statSync, write
 import { tmpdir } from 'node:os';
 import { join, resolve as resolvePath } from 'node:path';
 import autocannon from 'autocannon';
-import { SignJWT, exportSPKI, generateKeyPair } from 'jose';
+import { exportSPKI, generateKeyPair } from 'jose';
+import { BENCH_AUDIENCE, BENCH_ISSUER, mintBenchToken } from './lib/bench-tokens.js';
 import { composeSubgraphs } from '../src/composition/compose.js';
 import { cpuMicros, freePort, hasTaskset, pinProcess, spawnPinned, stop, waitReady } from './lib/bench-procs.js';
 import { HEAVY_QUERY } from './lib/guild-bench/query.js';
@@ -39,8 +40,6 @@ const gatewayEnv = parseEnvList(process.env.BENCH_GATEWAY_ENV ?? '');
 const checkOnly = process.env.BENCH_CHECK_ONLY === '1';
 const LOAD_CPU = 0;
 const SUT_CPU = 1;
-const ISSUER = 'https://idp.bench.example';
-const AUDIENCE = 'bench-api';
 const work = mkdtempSync(join(tmpdir(), 'gw-bench-gql-'));
 const children: ChildProcess[] = [];
 const baseEnv = { PATH: process.env.PATH ?? '' };
@@ -138,8 +137,8 @@ async function startOurs(supergraphPath: string, publicKey: string, token: strin
     SUPERGRAPH_PATH: supergraphPath,
     JWT_PUBLIC_KEY: publicKey,
     JWT_ALGORITHMS: 'RS256',
-    JWT_ISSUER: ISSUER,
-    JWT_AUDIENCE: AUDIENCE,
+    JWT_ISSUER: BENCH_ISSUER,
+    JWT_AUDIENCE: BENCH_AUDIENCE,
     RATE_LIMIT_ENABLED: 'true',
     RATE_LIMIT_REQUESTS: '1000000000',
     RATE_LIMIT_WINDOW_SECONDS: '60',
@@ -168,21 +167,7 @@ async function stopGateway(gateway: Gateway): Promise<void> {
  */
 async function startMinting(): Promise<{ tokens: string[]; publicKey: string; done: Promise<void> }> {
   const { privateKey, publicKey } = await generateKeyPair('RS256');
-  const mint = (i: number) =>
-    new SignJWT({
-      tenant_id: `t${i % 10}`,
-      roles: ['viewer'],
-      permissions: ['reviews:read'],
-      tenant_access: [{ tenant_id: `t${i % 10}`, role: 'viewer' }],
-      subscription: { tier: 'pro', status: 'active' },
-    })
-      .setProtectedHeader({ alg: 'RS256', typ: 'JWT' })
-      .setSubject(`u-${i}`)
-      .setIssuer(ISSUER)
-      .setAudience(AUDIENCE)
-      .setIssuedAt()
-      .setExpirationTime('2h')
-      .sign(privateKey);
+  const mint = (i: number) => mintBenchToken(privateKey, i, 'reviews:read');
   // The first two are needed at once: readiness probe and the answer check.
   const tokens = [await mint(0), await mint(1)];
   const done = (async () => {
