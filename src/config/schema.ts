@@ -1,6 +1,6 @@
 import { constants as bufferConstants } from 'node:buffer';
 import { z } from 'zod';
-import { sseSchema, streamSchema } from '../events/sse.js';
+import { sseSchema, streamSchema } from '../events/config-schema.js';
 import { fieldRateLimitSchema } from '../graphql/field-rate-limits.js';
 import { OPERATION_LIMIT_DEFAULTS, operationLimitsSchema } from '../graphql/operation-limits.js';
 import { RATE_LIMIT_DEFAULTS, rateLimitSchema } from '../ratelimit/policy.js';
