@@ -4,8 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import autocannon from 'autocannon';
 import { exportSPKI, generateKeyPair } from 'jose';
-import { BENCH_AUDIENCE, BENCH_ISSUER, mintBenchToken } from './lib/bench-tokens.js';
-import { cpuMicros, freePort, hasTaskset, pinProcess, spawnPinned, stop, waitReady } from './lib/bench-procs.js';
+import { benchVerifierEnv, mintBenchToken } from './lib/bench-tokens.js';
+import { UNREACHED_RATE_LIMITS, baseEnv, cpuMicros, cpuProfArgs, freePort, hasTaskset, pinProcess, productionGatewayEnv, spawnPinned, stop, waitReady } from './lib/bench-procs.js';
 
 /**
  * `npm run bench:rest`: REST passthrough, `GET /api/v1/users/<id>` (ids cycling over 1000, small
@@ -26,7 +26,6 @@ const SUT_CPU = 1;
 const work = mkdtempSync(join(tmpdir(), 'gw-bench-rest-'));
 const children: ChildProcess[] = [];
 const node = (script: string) => ['--import', 'tsx', script];
-const baseEnv = { PATH: process.env.PATH ?? '' };
 
 pinProcess(process.pid, LOAD_CPU);
 
@@ -68,23 +67,13 @@ async function startGateway(upstream: string, publicKey: string, extra: Record<s
   const port = await freePort();
   const logFile = join(work, `${name}.log`);
   const logFd = openSync(logFile, 'w');
-  const profDir = process.env.BENCH_CPU_PROF;
-  const args = [...(profDir ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : []), ...node('src/main.ts')];
+  const args = [...cpuProfArgs(process.env.BENCH_CPU_PROF), ...node('src/main.ts')];
   const env = {
-    ...baseEnv,
-    NODE_ENV: 'production',
-    HOST: '127.0.0.1',
-    PORT: String(port),
-    LOG_LEVEL: 'info',
+    ...productionGatewayEnv(port),
     SUPERGRAPH_PATH: 'supergraph/supergraph.graphql',
     USERS_SERVICE_URL: upstream,
-    JWT_PUBLIC_KEY: publicKey,
-    JWT_ALGORITHMS: 'RS256',
-    JWT_ISSUER: BENCH_ISSUER,
-    JWT_AUDIENCE: BENCH_AUDIENCE,
-    RATE_LIMIT_ENABLED: 'true',
-    RATE_LIMIT_REQUESTS: '1000000000',
-    RATE_LIMIT_WINDOW_SECONDS: '60',
+    ...benchVerifierEnv(publicKey),
+    ...UNREACHED_RATE_LIMITS,
     ...extra,
   };
   let stderr = '';

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import { hs256Bearer } from '../test/helpers/hs256.js';
-import { cpuMicros, freePort, hasTaskset, pinProcess, spawnPinned, stop, waitReady } from './lib/bench-procs.js';
+import { baseEnv, cpuMicros, cpuProfArgs, freePort, hasTaskset, pinProcess, productionGatewayEnv, spawnPinned, stop, waitReady } from './lib/bench-procs.js';
 import { SseClients } from './lib/sse-clients.js';
 
 /**
@@ -35,7 +35,6 @@ const WARMUP = Math.min(200, Math.ceil(clients / 10));
 const secret = 'bench-secret-0123456789abcdef0123456789';
 const work = mkdtempSync(join(tmpdir(), 'gw-bench-sse-'));
 const children: ChildProcess[] = [];
-const baseEnv = { PATH: process.env.PATH ?? '' };
 const preload = ['--expose-gc', '--import', 'tsx', '--import', fileURLToPath(new URL('./lib/bench-gc-signal.ts', import.meta.url))];
 
 // Every stream is a socket in this process and in the server: both need that many descriptors.
@@ -102,14 +101,9 @@ async function startGateway(name: string, authorization: string, extra: Record<s
     }),
   );
   const logFile = join(work, `${name}.log`);
-  const profDir = process.env.BENCH_CPU_PROF;
-  const args = [...(profDir ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : []), ...preload, 'src/main.ts'];
+  const args = [...cpuProfArgs(process.env.BENCH_CPU_PROF), ...preload, 'src/main.ts'];
   const env = {
-    ...baseEnv,
-    NODE_ENV: 'production',
-    HOST: '127.0.0.1',
-    PORT: String(port),
-    LOG_LEVEL: 'info',
+    ...productionGatewayEnv(port),
     SUPERGRAPH_PATH: 'supergraph/supergraph.graphql',
     JWT_SECRET: secret,
     JWT_ALGORITHMS: 'HS256',

@@ -4,9 +4,9 @@ import { tmpdir } from 'node:os';
 import { join, resolve as resolvePath } from 'node:path';
 import autocannon from 'autocannon';
 import { exportSPKI, generateKeyPair } from 'jose';
-import { BENCH_AUDIENCE, BENCH_ISSUER, mintBenchToken } from './lib/bench-tokens.js';
+import { benchVerifierEnv, mintBenchToken } from './lib/bench-tokens.js';
 import { composeSubgraphs } from '../src/composition/compose.js';
-import { cpuMicros, freePort, hasTaskset, pinProcess, spawnPinned, stop, waitReady } from './lib/bench-procs.js';
+import { UNREACHED_RATE_LIMITS, baseEnv, cpuMicros, cpuProfArgs, freePort, hasTaskset, pinProcess, productionGatewayEnv, spawnPinned, stop, waitReady } from './lib/bench-procs.js';
 import { HEAVY_QUERY } from './lib/guild-bench/query.js';
 import { SUBGRAPH_NAMES, subgraphSdl } from './lib/guild-bench/schemas.js';
 
@@ -42,7 +42,6 @@ const LOAD_CPU = 0;
 const SUT_CPU = 1;
 const work = mkdtempSync(join(tmpdir(), 'gw-bench-gql-'));
 const children: ChildProcess[] = [];
-const baseEnv = { PATH: process.env.PATH ?? '' };
 const body = JSON.stringify({ query: HEAVY_QUERY, operationName: 'TestQuery' });
 let processCount = 0;
 
@@ -61,7 +60,7 @@ function parseEnvList(text: string): Record<string, string> {
  * writes one profile per thread (tsx's loader has its own; the largest is the main thread's).
  */
 function nodeArgs(script: string, label: string): string[] {
-  const prof = profDir ? ['--cpu-prof', `--cpu-prof-dir=${join(profDir, `${label}-${++processCount}`)}`] : [];
+  const prof = cpuProfArgs(profDir && join(profDir, `${label}-${++processCount}`));
   return [...prof, ...(script.endsWith('.ts') ? ['--import', 'tsx'] : []), script];
 }
 
@@ -129,19 +128,10 @@ async function startOurs(supergraphPath: string, publicKey: string, token: strin
   const logFile = join(work, `${name}.log`);
   const logFd = openSync(logFile, 'w');
   const env = {
-    ...baseEnv,
-    NODE_ENV: 'production',
-    HOST: '127.0.0.1',
-    PORT: String(port),
-    LOG_LEVEL: 'info',
+    ...productionGatewayEnv(port),
     SUPERGRAPH_PATH: supergraphPath,
-    JWT_PUBLIC_KEY: publicKey,
-    JWT_ALGORITHMS: 'RS256',
-    JWT_ISSUER: BENCH_ISSUER,
-    JWT_AUDIENCE: BENCH_AUDIENCE,
-    RATE_LIMIT_ENABLED: 'true',
-    RATE_LIMIT_REQUESTS: '1000000000',
-    RATE_LIMIT_WINDOW_SECONDS: '60',
+    ...benchVerifierEnv(publicKey),
+    ...UNREACHED_RATE_LIMITS,
     ...gatewayEnv,
   };
   let stderr = '';

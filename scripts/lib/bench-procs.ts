@@ -4,6 +4,22 @@ import { readFileSync } from 'node:fs';
 
 /** Helpers for benchmarks that run each system under test as its own, CPU-pinned process. */
 
+/** Every child starts from this: nothing of the caller's environment but PATH leaks into a measurement. */
+export const baseEnv = { PATH: process.env.PATH ?? '' };
+
+/** Our gateway as production starts it, on loopback at `port`, with an info log line per request. */
+export function productionGatewayEnv(port: number): Record<string, string> {
+  return { ...baseEnv, NODE_ENV: 'production', HOST: '127.0.0.1', PORT: String(port), LOG_LEVEL: 'info' };
+}
+
+/** Rate limits on with a limit no run reaches: the limiter's work is measured, never a refusal. */
+export const UNREACHED_RATE_LIMITS = { RATE_LIMIT_ENABLED: 'true', RATE_LIMIT_REQUESTS: '1000000000', RATE_LIMIT_WINDOW_SECONDS: '60' };
+
+/** `--cpu-prof` into `dir` when profiling was asked for (BENCH_CPU_PROF), else nothing. */
+export function cpuProfArgs(dir: string | undefined): string[] {
+  return dir ? ['--cpu-prof', `--cpu-prof-dir=${dir}`] : [];
+}
+
 // The project's one free-port helper (dev tooling only, like these scripts).
 export { freePort } from '../../test/helpers/ports.js';
 

@@ -24,3 +24,8 @@ export function mintBenchToken(privateKey: CryptoKey, i: number, permission: str
     .setExpirationTime('2h')
     .sign(privateKey);
 }
+
+/** The gateway settings that verify `mintBenchToken`'s tokens against `publicKey` (SPKI PEM). */
+export function benchVerifierEnv(publicKey: string): Record<string, string> {
+  return { JWT_PUBLIC_KEY: publicKey, JWT_ALGORITHMS: 'RS256', JWT_ISSUER: BENCH_ISSUER, JWT_AUDIENCE: BENCH_AUDIENCE };
+}
