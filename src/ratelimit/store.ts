@@ -1,4 +1,5 @@
 import { LRUCache } from 'lru-cache';
+import type { MaybePromise } from '../pipeline/maybe-async.js';
 import type { BucketCheck } from './policy.js';
 
 export interface BucketState {
@@ -24,7 +25,8 @@ export interface Decision {
  * admits only if every bucket has a token, and then takes one from each — all or nothing.
  */
 export interface RateLimitStore {
-  consume(checks: readonly BucketCheck[]): Promise<Decision>;
+  /** The decision at once from memory, later from a shared store. */
+  consume(checks: readonly BucketCheck[]): MaybePromise<Decision>;
 }
 
 interface Bucket {
@@ -46,7 +48,7 @@ export class MemoryRateLimitStore implements RateLimitStore {
     private readonly now: () => number = Date.now,
   ) {}
 
-  async consume(checks: readonly BucketCheck[]): Promise<Decision> {
+  consume(checks: readonly BucketCheck[]): Decision {
     const now = this.now();
     const levels = checks.map((check) => {
       const capacity = Math.max(1, Math.floor(check.policy.requests * this.scale));
