@@ -59,7 +59,7 @@ export function rateLimit(limiter: RateLimiter, metrics: GatewayMetrics): Stage 
  */
 function setRateLimitHeaders(reply: FastifyReply, decision: Decision): void {
   const tightest = decision.buckets.reduce((a, b) => (b.remaining < a.remaining ? b : a));
-  reply.header('ratelimit-policy', decision.buckets.map((b) => `"${b.name}";q=${b.limit};w=${b.windowSeconds}`).join(', '));
+  reply.header('ratelimit-policy', decision.policy);
   reply.header('ratelimit', `"${tightest.name}";r=${tightest.remaining};t=${tightest.resetSeconds}`);
   reply.header('x-ratelimit-limit', String(tightest.limit));
   reply.header('x-ratelimit-remaining', String(tightest.remaining));

@@ -40,7 +40,11 @@ export class RateLimiter {
 
       // The tenant bucket lives under the tenant's own hash tag, so it is a second (atomic) call.
       const tenantCheck = { name: 'tenant', key: `rl:{tenant:${principal.tenantId}}:tenant`, policy: tenantPolicy };
-      return andThen(this.store.consume([tenantCheck]), (tenant) => ({ ...tenant, buckets: [...decision.buckets, ...tenant.buckets] }));
+      return andThen(this.store.consume([tenantCheck]), (tenant) => ({
+        ...tenant,
+        buckets: [...decision.buckets, ...tenant.buckets],
+        policy: `${decision.policy}, ${tenant.policy}`,
+      }));
     });
   }
 
