@@ -22,7 +22,7 @@ import { MemoryEventBus, type EventBus } from './events/bus.js';
 import { RedisEventBus } from './events/redis-bus.js';
 import { registerEventStreams } from './events/sse.js';
 import { metricsPolicy, registerMetricsRoute } from './observability/metrics-route.js';
-import { REQUEST_ID_LOG_LABEL, deferredChildLogger } from './observability/request-logger.js';
+import { deferredChildLogger } from './observability/request-logger.js';
 import { installTracing } from './observability/tracing.js';
 import { GatewayLogController, flushLogDestination, gatewayLogDestination, installRequestMetrics } from './observability/request-log.js';
 import { installProblemErrors } from './pipeline/error-handler.js';
@@ -99,8 +99,6 @@ export async function buildGateway(config: GatewayConfig, options: BuildOptions 
       : options.logger,
     // The per-request child logger is made only when the request logs more than its completion line.
     childLoggerFactory: deferredChildLogger,
-    // The request log line writes this field itself when it skips the child (request-log.ts).
-    requestIdLogLabel: REQUEST_ID_LOG_LABEL,
     genReqId: requestIdFor,
     requestIdHeader: false,
     logController: new GatewayLogController(),

@@ -40,6 +40,11 @@ export function flushLogDestination(destination: LogDestination): void {
  * timings of a GraphQL request. Headers and bodies are never logged.
  */
 export class GatewayLogController extends LogController {
+  constructor() {
+    // The request log line writes this field itself when it skips the child logger (below).
+    super({ requestIdLogLabel: REQUEST_ID_LOG_LABEL });
+  }
+
   override incomingRequest(): void {}
 
   override requestCompleted(error: Error | null | undefined, request: FastifyRequest, reply: FastifyReply): void {
