@@ -24,7 +24,8 @@ import { registerEventStreams } from './events/sse.js';
 import { metricsPolicy, registerMetricsRoute } from './observability/metrics-route.js';
 import { deferredChildLogger } from './observability/request-logger.js';
 import { installTracing } from './observability/tracing.js';
-import { GatewayLogController, flushLogDestination, gatewayLogDestination, installRequestMetrics } from './observability/request-log.js';
+import { LogDestination } from './observability/log-destination.js';
+import { GatewayLogController, installRequestMetrics } from './observability/request-log.js';
 import { installProblemErrors } from './pipeline/error-handler.js';
 import { installCors } from './pipeline/cors.js';
 import { installDrain } from './pipeline/drain.js';
@@ -88,7 +89,7 @@ export async function buildGateway(config: GatewayConfig, options: BuildOptions 
   // helmet's set (a JSON API serves no HTML, so no CSP to maintain), on every answer: refusals included.
   const helmetHeaders = await securityHeaders({ contentSecurityPolicy: false });
   const withSecurityHeaders = setSecurityHeaders(helmetHeaders);
-  const logDestination = options.logger === undefined ? gatewayLogDestination() : null;
+  const logDestination = options.logger === undefined ? new LogDestination() : null;
   const app = Fastify({
     logger: logDestination
       ? {
@@ -177,7 +178,10 @@ export async function buildGateway(config: GatewayConfig, options: BuildOptions 
   installProblemErrors(app);
   const drain = installDrain(app, config.shutdownTimeoutMs);
   // The lines batched so far (the "shutting down" one included) must survive a SIGKILL mid-drain.
-  if (logDestination) drain.onDrain(() => flushLogDestination(logDestination));
+  if (logDestination) {
+    drain.onDrain(() => logDestination.flushSync());
+    app.addHook('onClose', async () => logDestination.close());
+  }
   installRequestMetrics(app, metrics);
   // The synchronous entry of the pipeline, one hook: request id and security headers on every
   // answer (the refusals below included) → refusal while draining → path guard → caller context

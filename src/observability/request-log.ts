@@ -1,39 +1,9 @@
-import { pino } from 'pino';
 import { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { GatewayMetrics } from './metrics.js';
 import type { CounterSeries, HistogramSeries } from './series-metrics.js';
 import { DeferredChildLogger, REQUEST_ID_LOG_LABEL } from './request-logger.js';
 import { routeOf } from '../pipeline/caller-context.js';
 
-const LOG_BATCH_BYTES = 4_096;
-const LOG_FLUSH_MS = 200;
-
-/**
- * Where the gateway's JSON lines go: stdout through an asynchronous pino destination. A synchronous
- * write per request blocked the event loop on every line (slow pipes and log collectors included);
- * this one writes lines in batches of at least LOG_BATCH_BYTES (one `write` per ~15 request lines
- * under load instead of one each: ~4% of a proxied request), and at least every LOG_FLUSH_MS when
- * traffic is light, so a line is never held longer than that. It is flushed synchronously when a
- * drain starts (flushLogDestination), on process exit (main.ts exits after the drain) and on a crash.
- */
-export type LogDestination = ReturnType<typeof pino.destination>;
-
-export function gatewayLogDestination(): LogDestination {
-  return pino.destination({ dest: 1, sync: false, minLength: LOG_BATCH_BYTES, periodicFlush: LOG_FLUSH_MS });
-}
-
-/**
- * Writes out what the destination holds, synchronously. Called when a drain starts: an orchestrator
- * may SIGKILL the process mid-drain, and the "shutting down" line and the last request lines would
- * otherwise die in the batch. Lines logged during the drain are exposed for LOG_FLUSH_MS, as always.
- */
-export function flushLogDestination(destination: LogDestination): void {
-  try {
-    destination.flushSync();
-  } catch {
-    // Not open yet or already closed: nothing to write, and pino's exit handler flushes again.
-  }
-}
 /**
  * One log line per request, at completion: request id, method, route template, path (never the
  * query string: tokens and tickets travel there), status, duration, tenant, user and the subgraph
