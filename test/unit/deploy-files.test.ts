@@ -249,8 +249,8 @@ describe('Kubernetes manifests', () => {
   });
   const byKind = (kind: string) => documents.find((d) => d.kind === kind)!;
 
-  it('has a Deployment, Service, HorizontalPodAutoscaler, PodDisruptionBudget, ConfigMap and Secret', () => {
-    expect(documents.map((d) => d.kind).sort()).toEqual(['ConfigMap', 'Deployment', 'HorizontalPodAutoscaler', 'PodDisruptionBudget', 'Secret', 'Service']);
+  it('has a Deployment, Service, HorizontalPodAutoscaler, PodDisruptionBudget, ConfigMaps (settings, route table) and Secret', () => {
+    expect(documents.map((d) => d.kind).sort()).toEqual(['ConfigMap', 'ConfigMap', 'Deployment', 'HorizontalPodAutoscaler', 'PodDisruptionBudget', 'Secret', 'Service']);
   });
 
   it('configures the gateway only with names it understands', () => {
