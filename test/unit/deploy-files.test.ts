@@ -203,7 +203,10 @@ describe('Dockerfile', () => {
   it('is multi-stage and runs the built gateway as a non-root user', () => {
     expect(dockerfile.match(/^FROM /gm)?.length).toBeGreaterThanOrEqual(2);
     expect(dockerfile).toMatch(/^USER node$/m);
-    expect(dockerfile).toMatch(/CMD \["node", "dist\/src\/main.js"\]/);
+    expect(dockerfile).toMatch(/CMD \["node", "--max-semi-space-size=32", "dist\/src\/main.js"\]/);
+    // …with the same V8 flag as `npm run gateway`.
+    const scripts = (JSON.parse(readFileSync('package.json', 'utf8')) as { scripts: Record<string, string> }).scripts;
+    expect(scripts.gateway).toMatch(/^node --max-semi-space-size=32 /);
   });
 
   it('stays on Node 20, as package.json does', () => {
