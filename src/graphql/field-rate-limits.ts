@@ -139,11 +139,11 @@ export class FieldRateLimiter {
           this.sharedAnswered();
         } catch (error) {
           this.sharedFailed(error as Error);
+          this.availability?.fellBack('fieldRateLimits'); // once per request, as other features count
           shared = false;
         }
       }
       if (!shared) {
-        this.availability?.fellBack('fieldRateLimits');
         if (!this.local) {
           denied.set(node, { code: 'RATE_LIMIT_UNAVAILABLE', message: `${key}: ${ERRORS.RATE_LIMIT_UNAVAILABLE.title}` });
           continue;

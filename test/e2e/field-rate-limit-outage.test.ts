@@ -85,7 +85,7 @@ describe('field rate limits while Redis hangs, fail-open (the default)', () => {
       const readiness = await fetch(`${stack.url}/health/ready`);
       expect(await readiness.json()).toMatchObject({ dependencies: { redis: { status: 'down', policies: { fieldRateLimits: 'open' } } } });
       const fallbacks = (await stack.gateway.metrics.registry.getSingleMetric('gateway_redis_fallbacks_total')!.get()).values;
-      expect(fallbacks.find((v) => v.labels.feature === 'fieldRateLimits')?.value).toBeGreaterThanOrEqual(6);
+      expect(fallbacks.find((v) => v.labels.feature === 'fieldRateLimits')?.value).toBe(3); // one per request
     } finally {
       resume();
     }
