@@ -18,7 +18,8 @@ import { SseClients } from './lib/sse-clients.js';
  * connection (RSS after a full GC with the streams open, minus before, over the streams), events
  * delivered / expected, and the server's CPU time per delivery. With `taskset`, the server runs alone
  * on CPU 1 and the clients (this process) on CPU 0. Opens refused with 503/429/408 are retried (as EventSource would) and counted. BENCH_SSE_ROWS picks rows
- * (bare,redis,memory); BENCH_CPU_PROF=<dir> / BENCH_HEAP_SNAPSHOT_DIR=<dir> profile the gateway.
+ * (bare,redis,memory); BENCH_CPU_PROF=<dir> / BENCH_HEAP_SNAPSHOT_DIR=<dir> profile the gateway
+ * (heap snapshots of the bare server too).
  * BENCH_COMPARE_DIR=<another checkout, with node_modules> adds each gateway row run from there
  * before this checkout's (A/B in one run).
  */
@@ -35,6 +36,8 @@ const WARMUP = Math.min(200, Math.ceil(clients / 10));
 const secret = 'bench-secret-0123456789abcdef0123456789';
 const work = mkdtempSync(join(tmpdir(), 'gw-bench-sse-'));
 const children: ChildProcess[] = [];
+// Heap snapshots of every server, the bare one included: per-stream bytes are compared class by class.
+const heapSnapshotEnv = process.env.BENCH_HEAP_SNAPSHOT_DIR ? { BENCH_HEAP_SNAPSHOT_DIR: process.env.BENCH_HEAP_SNAPSHOT_DIR } : {};
 const preload = ['--expose-gc', '--import', 'tsx', '--import', fileURLToPath(new URL('./lib/bench-gc-signal.ts', import.meta.url))];
 
 // Every stream is a socket in this process and in the server: both need that many descriptors.
@@ -79,7 +82,7 @@ const xadd = (redis: Redis) => async (i: number) => {
 
 async function startBare(redisUrl: string, redis: Redis): Promise<Server> {
   const port = await freePort();
-  const env = { ...baseEnv, NODE_ENV: 'production', PORT: String(port), REDIS_URL: redisUrl, STREAM_KEY };
+  const env = { ...baseEnv, NODE_ENV: 'production', PORT: String(port), REDIS_URL: redisUrl, STREAM_KEY, ...heapSnapshotEnv };
   const child = spawnPinned(SUT_CPU, process.execPath, [...preload, 'scripts/lib/bench-sse-bare.ts'], env, 'inherit');
   children.push(child);
   await waitReady(`http://127.0.0.1:${port}/health`, child, () => 'bare server');
@@ -108,7 +111,7 @@ async function startGateway(name: string, authorization: string, extra: Record<s
     JWT_SECRET: secret,
     JWT_ALGORITHMS: 'HS256',
     GATEWAY_CONFIG: config,
-    ...(process.env.BENCH_HEAP_SNAPSHOT_DIR ? { BENCH_HEAP_SNAPSHOT_DIR: process.env.BENCH_HEAP_SNAPSHOT_DIR } : {}),
+    ...heapSnapshotEnv,
     ...extra,
   };
   let stderr = '';
