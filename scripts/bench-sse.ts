@@ -54,6 +54,8 @@ interface Server {
   child: ChildProcess;
   /** Publishes event `i`, stamped with the time it is sent. */
   publish(i: number): Promise<void>;
+  /** Where the server appends `process.memoryUsage()` after each forced GC (bench-gc-signal.ts). */
+  memoryFile: string;
 }
 
 async function startRedis(): Promise<{ url: string; client: Redis }> {
@@ -82,11 +84,12 @@ const xadd = (redis: Redis) => async (i: number) => {
 
 async function startBare(redisUrl: string, redis: Redis): Promise<Server> {
   const port = await freePort();
-  const env = { ...baseEnv, NODE_ENV: 'production', PORT: String(port), REDIS_URL: redisUrl, STREAM_KEY, ...heapSnapshotEnv };
+  const memoryFile = join(work, 'bare.mem');
+  const env = { ...baseEnv, NODE_ENV: 'production', PORT: String(port), REDIS_URL: redisUrl, STREAM_KEY, BENCH_MEMORY_FILE: memoryFile, ...heapSnapshotEnv };
   const child = spawnPinned(SUT_CPU, process.execPath, [...preload, 'scripts/lib/bench-sse-bare.ts'], env, 'inherit');
   children.push(child);
   await waitReady(`http://127.0.0.1:${port}/health`, child, () => 'bare server');
-  return { port, child, publish: xadd(redis) };
+  return { port, child, publish: xadd(redis), memoryFile };
 }
 
 async function startGateway(name: string, authorization: string, extra: Record<string, string>, publish: 'xadd' | 'route', redis: Redis, cwd?: string): Promise<Server> {
@@ -104,6 +107,7 @@ async function startGateway(name: string, authorization: string, extra: Record<s
     }),
   );
   const logFile = join(work, `${name}.log`);
+  const memoryFile = join(work, `${name}.mem`);
   const args = [...cpuProfArgs(process.env.BENCH_CPU_PROF), ...preload, 'src/main.ts'];
   const env = {
     ...productionGatewayEnv(port),
@@ -111,6 +115,7 @@ async function startGateway(name: string, authorization: string, extra: Record<s
     JWT_SECRET: secret,
     JWT_ALGORITHMS: 'HS256',
     GATEWAY_CONFIG: config,
+    BENCH_MEMORY_FILE: memoryFile,
     ...heapSnapshotEnv,
     ...extra,
   };
@@ -128,14 +133,16 @@ async function startGateway(name: string, authorization: string, extra: Record<s
     });
     if (response.status !== 201) throw new Error(`publish answered ${response.status}: ${await response.text()}`);
   };
-  return { port, child, publish: publish === 'xadd' ? xadd(redis) : viaRoute };
+  return { port, child, publish: publish === 'xadd' ? xadd(redis) : viaRoute, memoryFile };
 }
 
-/** Resident memory after a full GC (the server preloads bench-gc-signal.ts). */
-async function rssAfterGc(pid: number): Promise<number> {
-  process.kill(pid, 'SIGUSR2');
+/** Resident memory after a full GC, and the server's own account of it (the server preloads bench-gc-signal.ts). */
+async function memoryAfterGc(server: Server): Promise<{ rss: number; heapUsed: number; heapTotal: number; external: number }> {
+  process.kill(server.child.pid!, 'SIGUSR2');
   await sleep(process.env.BENCH_HEAP_SNAPSHOT_DIR ? 15_000 : 1_000);
-  return Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) * 1024;
+  const rss = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${server.child.pid}/status`, 'utf8'))![1]) * 1024;
+  const usage = JSON.parse(readFileSync(server.memoryFile, 'utf8').trim().split('\n').at(-1)!) as { heapUsed: number; heapTotal: number; external: number };
+  return { rss, heapUsed: usage.heapUsed, heapTotal: usage.heapTotal, external: usage.external };
 }
 
 async function measure(name: string, server: Server, headers: Record<string, string>) {
@@ -144,13 +151,14 @@ async function measure(name: string, server: Server, headers: Record<string, str
   await warm.open(WARMUP, 64);
   warm.closeAll();
   await sleep(500);
-  const before = await rssAfterGc(server.child.pid!);
+  const before = await memoryAfterGc(server);
   const streams = new SseClients(server.port, path, headers);
   const openedAt = Date.now();
   await streams.open(clients, 64);
   const openSeconds = (Date.now() - openedAt) / 1000;
   await sleep(500);
-  const after = await rssAfterGc(server.child.pid!);
+  const after = await memoryAfterGc(server);
+  const perStream = (key: keyof typeof after) => Number(((after[key] - before[key]) / clients / 1024).toFixed(1));
   const cpuBefore = cpuMicros(server.child.pid!);
   for (let i = 0; i < events; i++) {
     await server.publish(i);
@@ -167,7 +175,11 @@ async function measure(name: string, server: Server, headers: Record<string, str
     'system under test': name,
     streams: clients,
     'open (s)': Number(openSeconds.toFixed(1)),
-    'KiB/conn': Number(((after - before) / clients / 1024).toFixed(1)),
+    'KiB/conn': perStream('rss'),
+    // Where the resident bytes are: live V8 heap, V8 heap committed (live + free pages kept), outside V8.
+    'heap used': perStream('heapUsed'),
+    'heap committed': perStream('heapTotal'),
+    external: perStream('external'),
     delivered: `${streams.received} / ${expected}`,
     'opens retried': streams.refused + warm.refused,
     'p50 (ms)': pct(50),
