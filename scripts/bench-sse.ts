@@ -1,6 +1,6 @@
 import type { ChildProcess } from 'node:child_process';
 import { execFileSync, spawn } from 'node:child_process';
-import { mkdtempSync, openSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -138,10 +138,16 @@ async function startGateway(name: string, authorization: string, extra: Record<s
 
 /** Resident memory after a full GC, and the server's own account of it (the server preloads bench-gc-signal.ts). */
 async function memoryAfterGc(server: Server): Promise<{ rss: number; heapUsed: number; heapTotal: number; external: number }> {
+  const lines = () => (existsSync(server.memoryFile) ? readFileSync(server.memoryFile, 'utf8').trim().split('\n').filter(Boolean) : []);
+  const seen = lines().length;
   process.kill(server.child.pid!, 'SIGUSR2');
-  await sleep(process.env.BENCH_HEAP_SNAPSHOT_DIR ? 15_000 : 1_000);
+  // Read once the server has written its line: a full GC of 10,000 streams on a busy core can take seconds.
+  const deadline = Date.now() + 60_000;
+  while (lines().length === seen && Date.now() < deadline) await sleep(100);
+  if (process.env.BENCH_HEAP_SNAPSHOT_DIR) await sleep(15_000);
+  await sleep(200);
   const rss = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${server.child.pid}/status`, 'utf8'))![1]) * 1024;
-  const usage = JSON.parse(readFileSync(server.memoryFile, 'utf8').trim().split('\n').at(-1)!) as { heapUsed: number; heapTotal: number; external: number };
+  const usage = JSON.parse(lines().at(-1)!) as { heapUsed: number; heapTotal: number; external: number };
   return { rss, heapUsed: usage.heapUsed, heapTotal: usage.heapTotal, external: usage.external };
 }
 
