@@ -1,12 +1,11 @@
 import type { Socket } from 'node:net';
-import type { FastifyBaseLogger, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { ContextSigner } from '../auth/context-signer.js';
 import { GatewayError } from '../errors.js';
 import type { Drain } from '../pipeline/drain.js';
 import type { GatewayMetrics } from '../observability/metrics.js';
 import type { EventBus, StreamEvent } from './bus.js';
 import type { SseConfig, StreamConfig } from './config-schema.js';
-import { ConnectionScope } from './connection-scope.js';
 import { eventFrame, Fanout, type Sink } from './fanout.js';
 import { streamHead } from './stream-head.js';
 import { compareIds, parseEventId } from './event-id.js';
@@ -39,12 +38,23 @@ export function registerEventStreams(
   const fanout = new Fanout(bus, (count) => {
     if (count > 0) metrics.sseEventsDelivered.inc(count);
   });
-  const limits: StreamLimits = {
+  const host: StreamHost = {
+    fanout,
     maxBufferedBytes: sse.maxBufferedBytes,
     delivered: () => metrics.sseEventsDelivered.inc(),
+    opened: (stream) => {
+      open.add(stream);
+      metrics.sseConnections.inc();
+    },
+    closed: (stream) => {
+      open.delete(stream);
+      metrics.sseConnections.dec();
+      // The stream's own completion line: Fastify's comes with a finished response, which a stream never has.
+      stream.reply.log.info({ tenant: stream.tenant, durationMs: Math.round(stream.reply.elapsedTime) }, 'event stream closed');
+    },
     tooSlow: (stream) => {
       metrics.sseEventsDropped.inc();
-      stream.log.warn({ tenant: stream.tenant }, 'closing a slow event stream consumer');
+      stream.reply.log.warn({ tenant: stream.tenant }, 'closing a slow event stream consumer');
     },
   };
 
@@ -110,32 +120,33 @@ export function registerEventStreams(
     const { principal } = request.gateway;
     const tenant = principal.tenantId;
     if (!tenant) throw new GatewayError('TENANT_ACCESS_DENIED', 'Event streams are per tenant; this caller has none');
-    // Check and take the slot in one step, before the first await: concurrent opens cannot overshoot.
-    // The user key is scoped to the tenant: subjects of different tenants never share a budget.
     // A HEAD request gets the stream's head and no stream (nothing can follow it on the connection).
     if (request.method === 'HEAD') return void reply.headers(HEAD_ONLY).send();
+    // Check and take the slot in one step, before the first await: concurrent opens cannot overshoot.
+    // The user key is scoped to the tenant: subjects of different tenants never share a budget.
     const slot = slots.take({ instance: '', tenant, user: `${tenant}\u0000${callerIdentity(principal, request.ip)}` });
     if (typeof slot !== 'function') {
       reply.header('retry-after', '5');
       throw new GatewayError('TOO_MANY_STREAMS', REFUSALS[slot]);
     }
+    const stream = new EventStream(reply, config.channel, tenant, host, slot);
+    // The client may leave during any await below: the stream gives back whatever it holds by then.
     const response = reply.raw;
-    const scope = new ConnectionScope(response);
-    scope.defer(slot);
+    if (response.destroyed) stream.close();
+    else response.on('close', () => stream.close());
 
-    // Joined first, so nothing published from here on is missed; held back until the replay is out.
-    const stream = new EventStream(tenant, request.log, limits);
     let start: string;
     let latest: string;
     try {
-      scope.defer(await fanout.join(config.channel, tenant, stream));
+      // Joined first, so nothing published from here on is missed; held back until the replay is out.
+      await stream.join();
       // A client's id only picks what it is replayed; one the stream cannot have produced (beyond its
       // newest, or not an id at all) means "from now", exactly like a first connection.
       latest = await bus.latestId(config.channel, tenant);
       const requested = parseEventId(request.headers['last-event-id'] ?? (request.query as { lastEventId?: unknown }).lastEventId);
       start = requested !== null && compareIds(requested, latest) <= 0 ? requested : latest;
     } catch (error) {
-      scope.close();
+      stream.close();
       request.log.info({ tenant, reason: (error as Error).message }, 'event stream could not be opened');
       reply.header('retry-after', '5');
       throw new GatewayError('EVENTS_UNAVAILABLE');
@@ -143,19 +154,11 @@ export function registerEventStreams(
 
     reply.hijack();
     const socket = response.socket;
-    if (scope.closed || !socket) return; // the client left during setup: everything it held is released already
+    if (stream.closed || !socket) return; // the client left during setup: everything it held is released already
     // The head and every frame go straight to the socket (see streamHead): the response is never
     // written through, and the connection closing is the end of the stream.
     socket.write(streamHead(reply.getHeaders(), sse.retryMs));
     stream.attach(socket);
-    open.add(stream);
-    metrics.sseConnections.inc();
-    scope.defer(() => {
-      open.delete(stream);
-      metrics.sseConnections.dec();
-      // The stream's own completion line: Fastify's comes with a finished response, which a stream never has.
-      request.log.info({ tenant, durationMs: Math.round(reply.elapsedTime) }, 'event stream closed');
-    });
 
     let missed: StreamEvent[] = [];
     // From the newest id, the live subscription (in place before it was read) brings everything.
@@ -170,10 +173,16 @@ export function registerEventStreams(
   }
 }
 
-interface StreamLimits {
+/** What every stream of one registration shares (one object, referenced by each stream). */
+interface StreamHost {
+  readonly fanout: Fanout;
   readonly maxBufferedBytes: number;
   /** Counts one event written outside the fan-out (replay). */
   delivered(): void;
+  /** A stream is on the air: it gets heartbeats, is counted, and is ended on shutdown. */
+  opened(stream: EventStream): void;
+  /** The stream's connection closed after it went on the air. */
+  closed(stream: EventStream): void;
   /** Accounts for a client disconnected for being too far behind. */
   tooSlow(stream: EventStream): void;
 }
@@ -181,26 +190,49 @@ interface StreamLimits {
 const HEARTBEAT = Buffer.from(': heartbeat\n\n');
 
 /**
- * One client's stream: what a connection holds beyond Node's own objects is this object (no
- * closures, no timer). Until it goes live, events from the fan-out wait in `pending`; then the
- * replay and those are written in id order without repeats, and live events follow. Frames are
- * written to the connection's socket: no chunk framing, no `ServerResponse` bookkeeping per write.
+ * One client's stream, and everything a connection holds beyond Node's and Fastify's own objects:
+ * no closures (but the one `close` listener), no timer, no clean-up list. Until it goes live,
+ * events from the fan-out wait in `pending`; then the replay and those are written in id order
+ * without repeats, and live events follow. Frames are written to the connection's socket: no chunk
+ * framing, no `ServerResponse` bookkeeping per write. Whatever it holds (its slot, its place in the
+ * fan-out, its place on the air) is given back exactly once, on `close`, whenever that comes.
  */
 class EventStream implements Sink {
   private socket: Socket | null = null;
   private pending: StreamEvent[] | null = [];
   /** The last id written while catching up; null once a live event has passed it (the bus delivers in order). */
   private after: string | null = null;
+  private joined = false;
+  closed = false;
 
   constructor(
+    readonly reply: FastifyReply,
+    private readonly channel: string,
     readonly tenant: string,
-    readonly log: FastifyBaseLogger,
-    private readonly limits: StreamLimits,
+    private readonly host: StreamHost,
+    private readonly releaseSlot: () => void,
   ) {}
 
-  /** The connection to write to, once the head is on it. */
+  /** Joins the tenant's fan-out (rejects if the stream cannot be followed now). */
+  async join(): Promise<void> {
+    await this.host.fanout.join(this.channel, this.tenant, this);
+    this.joined = true;
+    if (this.closed) this.host.fanout.leave(this.channel, this.tenant, this);
+  }
+
+  /** The connection to write to, once the head is on it: the stream is on the air. */
   attach(socket: Socket): void {
     this.socket = socket;
+    this.host.opened(this);
+  }
+
+  /** Gives back everything the stream holds; runs once, when the connection closes or setup fails. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.releaseSlot();
+    if (this.joined) this.host.fanout.leave(this.channel, this.tenant, this);
+    if (this.socket) this.host.closed(this);
   }
 
   deliver(event: StreamEvent, frame: Buffer): boolean {
@@ -224,7 +256,7 @@ class EventStream implements Sink {
       if (compareIds(event.id, this.after) <= 0) continue;
       if (!this.write(eventFrame(event))) return;
       this.after = event.id;
-      this.limits.delivered();
+      this.host.delivered();
     }
   }
 
@@ -242,8 +274,8 @@ class EventStream implements Sink {
   private write(frame: Buffer): boolean {
     const socket = this.socket;
     if (!socket || !socket.writable) return false;
-    if (socket.writableLength > this.limits.maxBufferedBytes) {
-      this.limits.tooSlow(this);
+    if (socket.writableLength > this.host.maxBufferedBytes) {
+      this.host.tooSlow(this);
       socket.destroy();
       return false;
     }
