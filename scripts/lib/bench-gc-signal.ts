@@ -1,5 +1,5 @@
 import { appendFileSync } from 'node:fs';
-import { writeHeapSnapshot } from 'node:v8';
+import { getHeapSpaceStatistics, writeHeapSnapshot } from 'node:v8';
 import { join } from 'node:path';
 
 /**
@@ -14,7 +14,10 @@ let snapshots = 0;
 process.on('SIGUSR2', () => {
   gc?.();
   gc?.();
-  if (process.env.BENCH_MEMORY_FILE) appendFileSync(process.env.BENCH_MEMORY_FILE, `${JSON.stringify(process.memoryUsage())}\n`);
+  if (process.env.BENCH_MEMORY_FILE) {
+    const spaces = Object.fromEntries(getHeapSpaceStatistics().map((space) => [space.space_name, { committed: space.space_size, used: space.space_used_size }]));
+    appendFileSync(process.env.BENCH_MEMORY_FILE, `${JSON.stringify({ ...process.memoryUsage(), spaces })}\n`);
+  }
   const dir = process.env.BENCH_HEAP_SNAPSHOT_DIR;
   if (dir && snapshots++ < 2) writeHeapSnapshot(join(dir, `sse-${process.pid}-${snapshots}.heapsnapshot`));
 });

@@ -141,9 +141,12 @@ export function registerEventStreams(
       // Joined first, so nothing published from here on is missed; held back until the replay is out.
       await stream.join();
       // A client's id only picks what it is replayed; one the stream cannot have produced (beyond its
-      // newest, or not an id at all) means "from now", exactly like a first connection.
-      latest = await bus.latestId(config.channel, tenant);
+      // newest, or not an id at all) means "from now", exactly like a first connection. "Now" is the
+      // bus's live position (everything after it reaches this stream) without a store round trip;
+      // only an id beyond it needs the store's newest, to tell one not delivered yet from a future one.
       const requested = parseEventId(request.headers['last-event-id'] ?? (request.query as { lastEventId?: unknown }).lastEventId);
+      const live = bus.livePosition(config.channel, tenant);
+      latest = live !== null && (requested === null || compareIds(requested, live) <= 0) ? live : await bus.latestId(config.channel, tenant);
       start = requested !== null && compareIds(requested, latest) <= 0 ? requested : latest;
     } catch (error) {
       stream.close();
