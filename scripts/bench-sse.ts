@@ -21,7 +21,8 @@ import { SseClients } from './lib/sse-clients.js';
  * (bare,redis,memory); BENCH_CPU_PROF=<dir> / BENCH_HEAP_SNAPSHOT_DIR=<dir> profile the gateway
  * (heap snapshots of the bare server too).
  * BENCH_COMPARE_DIR=<another checkout, with node_modules> adds each gateway row run from there
- * before this checkout's (A/B in one run).
+ * before this checkout's (A/B in one run). BENCH_SSE_NODE_FLAGS='--flag …' adds Node flags to every
+ * gateway row (e.g. production's --max-semi-space-size=32).
  */
 const clients = Number(process.env.BENCH_SSE_CLIENTS ?? 10_000);
 const events = Number(process.env.BENCH_SSE_EVENTS ?? 10);
@@ -108,7 +109,7 @@ async function startGateway(name: string, authorization: string, extra: Record<s
   );
   const logFile = join(work, `${name}.log`);
   const memoryFile = join(work, `${name}.mem`);
-  const args = [...cpuProfArgs(process.env.BENCH_CPU_PROF), ...preload, 'src/main.ts'];
+  const args = [...(process.env.BENCH_SSE_NODE_FLAGS ?? '').split(' ').filter(Boolean), ...cpuProfArgs(process.env.BENCH_CPU_PROF), ...preload, 'src/main.ts'];
   const env = {
     ...productionGatewayEnv(port),
     SUPERGRAPH_PATH: 'supergraph/supergraph.graphql',
