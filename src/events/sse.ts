@@ -155,12 +155,20 @@ export function registerEventStreams(
       throw new GatewayError('EVENTS_UNAVAILABLE');
     }
 
+    let head: Buffer;
+    try {
+      head = streamHead(reply.getHeaders(), sse.retryMs);
+    } catch (error) {
+      // A header value Node would refuse too: answered as a server error, before the stream takes over.
+      stream.close();
+      throw error;
+    }
     reply.hijack();
     const socket = response.socket;
-    if (stream.closed || !socket) return; // the client left during setup: everything it held is released already
+    if (stream.closed || !socket?.writable) return; // the client left during setup: what it held is (being) released
     // The head and every frame go straight to the socket (see streamHead): the response is never
     // written through, and the connection closing is the end of the stream.
-    socket.write(streamHead(reply.getHeaders(), sse.retryMs));
+    socket.write(head);
     stream.attach(socket);
 
     let missed: StreamEvent[] = [];
