@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import { hs256Bearer } from '../test/helpers/hs256.js';
-import { baseEnv, cpuMicros, cpuProfArgs, freePort, hasTaskset, pinProcess, productionGatewayEnv, spawnPinned, stop, waitReady } from './lib/bench-procs.js';
+import { baseEnv, cpuMicros, cpuProfArgs, freePort, hasTaskset, pinProcess, productionGatewayArgs, productionGatewayEnv, spawnPinned, stop, waitReady } from './lib/bench-procs.js';
 import { SseClients } from './lib/sse-clients.js';
 
 /**
@@ -22,7 +22,7 @@ import { SseClients } from './lib/sse-clients.js';
  * (heap snapshots of the bare server too).
  * BENCH_COMPARE_DIR=<another checkout, with node_modules> adds each gateway row run from there
  * before this checkout's (A/B in one run). BENCH_SSE_NODE_FLAGS='--flag …' adds Node flags to every
- * gateway row (e.g. production's --max-semi-space-size=32).
+ * gateway row; each runs as production does (built `dist/`, the Dockerfile's Node flags).
  */
 const clients = Number(process.env.BENCH_SSE_CLIENTS ?? 10_000);
 const events = Number(process.env.BENCH_SSE_EVENTS ?? 10);
@@ -109,7 +109,7 @@ async function startGateway(name: string, authorization: string, extra: Record<s
   );
   const logFile = join(work, `${name}.log`);
   const memoryFile = join(work, `${name}.mem`);
-  const args = [...(process.env.BENCH_SSE_NODE_FLAGS ?? '').split(' ').filter(Boolean), ...cpuProfArgs(process.env.BENCH_CPU_PROF), ...preload, 'src/main.ts'];
+  const args = productionGatewayArgs(cwd, [...(process.env.BENCH_SSE_NODE_FLAGS ?? '').split(' ').filter(Boolean), ...cpuProfArgs(process.env.BENCH_CPU_PROF), ...preload]);
   const env = {
     ...productionGatewayEnv(port),
     SUPERGRAPH_PATH: 'supergraph/supergraph.graphql',
