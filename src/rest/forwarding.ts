@@ -33,7 +33,7 @@ const GATEWAY_OWNED = [
   'x-http-method',
 ];
 
-const HOP_BY_HOP_SET = new Set(HOP_BY_HOP);
+export const HOP_BY_HOP_SET: ReadonlySet<string> = new Set(HOP_BY_HOP);
 const GATEWAY_OWNED_SET = new Set(GATEWAY_OWNED);
 
 /** The headers named by `Connection`, lower-cased (RFC 9110 §7.6.1: they belong to this hop only). */
@@ -48,7 +48,7 @@ const NAMES_CLOSE: ReadonlySet<string> = new Set(['close']);
  * Headers the `Connection` field names, beyond the hop-by-hop ones dropped anyway; null for none.
  * The usual values (`keep-alive`, `close`) get no set built per message.
  */
-function namedByConnection(value: string | string[] | undefined): ReadonlySet<string> | null {
+export function namedByConnection(value: string | string[] | undefined): ReadonlySet<string> | null {
   if (value === undefined) return null;
   if (typeof value === 'string') {
     const plain = value.length <= 10 ? value.toLowerCase() : '';
@@ -75,11 +75,6 @@ function copyHeaders<T extends IncomingHttpHeaders>(headers: T, keep?: (name: st
     else out[name] = headers[name];
   }
   return out as T;
-}
-
-/** A copy without the hop-by-hop fields, including those `Connection` names. Both directions use it. */
-export function withoutHopByHop<T extends IncomingHttpHeaders>(headers: T): T {
-  return copyHeaders(headers);
 }
 
 /** Request fields the client may pass on: not the gateway's own (GATEWAY_OWNED, every `x-forwarded-*`). */
