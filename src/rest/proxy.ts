@@ -92,7 +92,9 @@ export async function registerRestRoutes(app: FastifyInstance, config: GatewayCo
             exposeHeadRoute: false,
             bodyLimit: route.bodyLimitBytes ?? config.bodyLimitBytes,
             config: routeConfig(route),
-            handler: (request: FastifyRequest, reply: FastifyReply) => forwarder.handle(request, reply),
+            // Returns nothing: a returned reply is a thenable, which Fastify awaits with an
+            // end-of-stream watch on the response (listeners and closures per request).
+            handler: (request: FastifyRequest, reply: FastifyReply): void => forwarder.handle(request, reply),
           };
           serviceScope.route({ ...options, url: route.prefix });
           serviceScope.route({ ...options, url: `${route.prefix}/*` });
@@ -161,17 +163,17 @@ class Forwarder implements ExchangeOwner {
     private readonly dispatcher: UpstreamDispatcher,
   ) {}
 
-  handle(request: FastifyRequest, reply: FastifyReply): FastifyReply {
+  handle(request: FastifyRequest, reply: FastifyReply): void {
     const body = request.body instanceof BodyGuard ? request.body : null;
     try {
-      return this.forward(request, reply, body);
+      this.forward(request, reply, body);
     } catch (error) {
       closeIfBodyPending(request, reply, body);
       throw error;
     }
   }
 
-  private forward(request: FastifyRequest, reply: FastifyReply, body: BodyGuard | null): FastifyReply {
+  private forward(request: FastifyRequest, reply: FastifyReply, body: BodyGuard | null): void {
     const declared = Number(request.headers['content-length'] ?? 0);
     if (declared > routeOf(request).bodyLimit || body?.violation === 'too-large') throw new GatewayError('PAYLOAD_TOO_LARGE');
     if (body?.violation === 'idle') {
@@ -181,7 +183,7 @@ class Forwarder implements ExchangeOwner {
     // The client left while an async hook ran: nobody to answer, and nothing must be taken for it.
     if (reply.raw.destroyed) {
       closeIfBodyPending(request, reply, body);
-      return reply;
+      return;
     }
     const rawUrl = request.raw.url ?? '/';
     const path = this.upstreamPath(rawUrl);
@@ -203,14 +205,13 @@ class Forwarder implements ExchangeOwner {
         reply.header('retry-after', '1');
         closeIfBodyPending(request, reply, body);
         sendProblem(request, reply, new GatewayError('UPSTREAM_BUSY', `Every connection to ${this.route.service} is in use; retry shortly`));
-        return reply;
+        return;
       }
       this.breaker.recordFailure(permit);
       throw new GatewayError('NO_HEALTHY_UPSTREAM', `No healthy instance of ${this.route.service}`);
     }
     body?.once('violation', (violation: BodyViolation) => this.refuseBody(exchange, violation));
     this.attempt(exchange, instance);
-    return reply;
   }
 
   /**
