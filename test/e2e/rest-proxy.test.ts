@@ -55,7 +55,7 @@ beforeAll(async () => {
     },
     routes: [
       { prefix: '/api/v1/echo', service: 'legacy' },
-      ...['status', 'files', 'cookies', 'redirect'].map((p) => ({ prefix: `/api/v1/${p}`, service: 'legacy', auth: 'public' })),
+      ...['status', 'files', 'cookies', 'redirect', 'spoofing'].map((p) => ({ prefix: `/api/v1/${p}`, service: 'legacy', auth: 'public' })),
       { prefix: '/api/v1/upload', service: 'legacy', auth: 'public', bodyLimitBytes: 200 * 1024 * 1024 },
       { prefix: '/api/v1/small', service: 'legacy', auth: 'public', rewritePrefix: '/api/v1/upload', bodyLimitBytes: 1024 },
       { prefix: '/api/v1/readonly', service: 'legacy', auth: 'public', methods: ['GET', 'HEAD'] },
@@ -166,6 +166,29 @@ describe('unchanged traffic: the same request straight to the upstream and throu
     const through = await rawRequest(stack.url, '/api/v1/files/chunked');
     expect(through.headers['transfer-encoding']).toBe('chunked');
     expect(through.body.toString()).toBe('chunk-0\nchunk-1\nchunk-2\nchunk-3\nchunk-4\n');
+  });
+});
+
+describe("the gateway's response fields win over the upstream's", () => {
+  it('security headers, request id and CORS stay the gateway’s; Vary lists both', async () => {
+    const direct = await rawRequest(up.legacy!.url, '/api/v1/spoofing');
+    expect(direct.headers['x-frame-options']).toBe('ALLOWALL');
+    // The gateway's own values, from a response whose upstream says nothing about them.
+    const plain = await rawRequest(stack.url, '/api/v1/status/200', { headers: { origin: 'https://app.example.com' } });
+    const through = await rawRequest(stack.url, '/api/v1/spoofing', { headers: { origin: 'https://app.example.com' } });
+    expect(through.status).toBe(200);
+    expect(through.body.toString()).toBe('spoofing');
+    for (const name of ['x-frame-options', 'x-content-type-options', 'strict-transport-security', 'referrer-policy', 'cross-origin-resource-policy']) {
+      expect(plain.headers[name], name).toBeTruthy();
+      expect(through.headers[name], name).toBe(plain.headers[name]);
+    }
+    expect(through.headers['x-request-id']).toMatch(/^[\w-]+$/);
+    expect(through.headers['x-request-id']).not.toContain('chosen-by-the-upstream');
+    expect(through.headers['access-control-allow-origin']).toBe('https://app.example.com');
+    expect(through.headers.vary!.split(/\s*,\s*/).sort()).toEqual(['Accept-Encoding', 'Origin']);
+    // Fields the gateway does not own still pass unchanged.
+    expect(through.headers['x-instance']).toBe('legacy');
+    expect(through.headers['content-type']).toBe('text/plain');
   });
 });
 
