@@ -3,6 +3,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { accountsSubgraph } from '../../subgraphs/accounts/index.js';
@@ -15,6 +16,15 @@ const up: Record<string, Upstream> = {};
 /** The gateway's view of one instance of a service (health as its checks last saw it). */
 const instance = (service: string, url: string) => stack.gateway.rest.pools.get(service)!.instances.find((i) => i.url === url)!;
 let token: string;
+const METRICS_TOKEN = 'rest-scrape-secret-0123456789';
+/** The gateway's log lines, parsed. */
+const logLines: Record<string, unknown>[] = [];
+const logStream = new Writable({
+  write(chunk, _encoding, done) {
+    for (const line of String(chunk).split('\n').filter(Boolean)) logLines.push(JSON.parse(line) as Record<string, unknown>);
+    done();
+  },
+});
 
 async function closedPort(): Promise<number> {
   const server = createServer().listen(0, '127.0.0.1');
@@ -73,7 +83,8 @@ beforeAll(async () => {
   writeFileSync(file, stringify(config));
   stack = await startStack({
     definitions: [accountsSubgraph()],
-    env: { GATEWAY_CONFIG: file, CORS_ORIGINS: 'https://app.example.com', CORS_CREDENTIALS: 'true' },
+    env: { GATEWAY_CONFIG: file, CORS_ORIGINS: 'https://app.example.com', CORS_CREDENTIALS: 'true', METRICS_TOKEN },
+    logger: { level: 'info', stream: logStream },
   });
   token = (await stack.bearer({ roles: ['admin'] })).authorization;
 });
@@ -166,6 +177,39 @@ describe('unchanged traffic: the same request straight to the upstream and throu
     const through = await rawRequest(stack.url, '/api/v1/files/chunked');
     expect(through.headers['transfer-encoding']).toBe('chunked');
     expect(through.body.toString()).toBe('chunk-0\nchunk-1\nchunk-2\nchunk-3\nchunk-4\n');
+  });
+});
+
+describe('every proxied response is logged and counted once', () => {
+  const scrape = async () =>
+    (await fetch(`${stack.url}/metrics`, { headers: { authorization: `Bearer ${METRICS_TOKEN}` } })).text();
+  const value = (text: string, prefix: string) => Number(text.split('\n').find((line) => line.startsWith(prefix))?.split(' ').pop() ?? 0);
+
+  it('small, streamed, bodiless and HEAD responses: one request line each, and the request and size series move', async () => {
+    const before = await scrape();
+    const cases: [string, string, number][] = [
+      ['GET', '/api/v1/status/200', 200],
+      ['GET', '/api/v1/files/chunked', 200],
+      ['GET', '/api/v1/files/binary', 200],
+      ['GET', '/api/v1/status/204', 204],
+      ['HEAD', '/api/v1/status/200', 200],
+    ];
+    for (const [method, path, status] of cases) {
+      const response = await rawRequest(stack.url, path, { method });
+      expect(response.status).toBe(status);
+      const id = response.headers['x-request-id'];
+      await eventually(() => expect(logLines.filter((line) => line.reqId === id && line.msg === 'request completed')).toHaveLength(1));
+      expect(logLines.find((line) => line.reqId === id && line.msg === 'request completed')).toMatchObject({ method, path, status });
+    }
+    const after = await scrape();
+    const series = (route: string, status: string, method = 'GET') => `gateway_requests_total{method="${method}",route="${route}",status="${status}"}`;
+    expect(value(after, series('/api/v1/status/*', '200')) - value(before, series('/api/v1/status/*', '200'))).toBe(1);
+    expect(value(after, series('/api/v1/status/*', '204')) - value(before, series('/api/v1/status/*', '204'))).toBe(1);
+    expect(value(after, series('/api/v1/status/*', '200', 'HEAD')) - value(before, series('/api/v1/status/*', '200', 'HEAD'))).toBe(1);
+    expect(value(after, series('/api/v1/files/*', '200')) - value(before, series('/api/v1/files/*', '200'))).toBe(2);
+    // Sizes come from Content-Length: the binary file and the HEAD's announced length; the chunked one has none.
+    const sizes = 'gateway_response_size_bytes_count{route="/api/v1/files/*"}';
+    expect(value(after, sizes) - value(before, sizes)).toBe(1);
   });
 });
 
