@@ -1,5 +1,7 @@
 import { createHash } from 'node:crypto';
 import { mkdtempSync, writeFileSync } from 'node:fs';
+import { once } from 'node:events';
+import { createServer as createHttpServer, get as httpGet, type ServerResponse } from 'node:http';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -34,7 +36,31 @@ async function closedPort(): Promise<number> {
   return port;
 }
 
+/**
+ * A service streaming LARGE_BYTES of a known pattern, honouring backpressure, and noting how far it
+ * got and whether its response closed before it finished.
+ */
+const LARGE_BYTES = 48 * 1024 * 1024;
+const large = { written: 0, finished: false, cutShort: false, url: '' };
+const largeServer = createHttpServer((_request, response: ServerResponse) => {
+  Object.assign(large, { written: 0, finished: false, cutShort: false });
+  response.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': LARGE_BYTES });
+  response.once('close', () => (large.cutShort = !response.writableFinished));
+  const chunk = Buffer.alloc(64 * 1024, 7);
+  const pump = () => {
+    while (large.written < LARGE_BYTES) {
+      large.written += chunk.length;
+      if (!response.write(chunk)) return void response.once('drain', pump);
+    }
+    response.end(() => (large.finished = true));
+  };
+  pump();
+});
+
 beforeAll(async () => {
+  largeServer.listen(0, '127.0.0.1');
+  await once(largeServer, 'listening');
+  large.url = `http://127.0.0.1:${(largeServer.address() as { port: number }).port}`;
   for (const name of ['legacy', 'v2', 'slow', 'flaky', 'pairA', 'pairB', 'postA', 'postB', 'w1', 'w2', 'c1', 'c2']) {
     up[name] = await startUpstream(name);
   }
@@ -62,6 +88,7 @@ beforeAll(async () => {
         loadBalancing: 'weighted',
       },
       checked: service(['c1', 'c2'], { healthCheck: { path: '/health', intervalMs: 100, timeoutMs: 500 } }),
+      large: { upstreams: [{ url: large.url }] },
     },
     routes: [
       { prefix: '/api/v1/echo', service: 'legacy' },
@@ -77,6 +104,7 @@ beforeAll(async () => {
       { prefix: '/api/v1/posting', service: 'posting', auth: 'public' },
       { prefix: '/api/v1/weighted', service: 'weighted', auth: 'public' },
       { prefix: '/api/v1/checked', service: 'checked', auth: 'public' },
+      { prefix: '/api/v1/large', service: 'large', auth: 'public' },
     ],
   };
   const file = join(mkdtempSync(join(tmpdir(), 'gw-rest-')), 'gateway.yaml');
@@ -91,6 +119,8 @@ beforeAll(async () => {
 afterAll(async () => {
   await stack.close();
   await Promise.all(Object.values(up).map((u) => u.close()));
+  largeServer.closeAllConnections();
+  largeServer.close();
 });
 
 /** Response headers the gateway adds or owns; everything else must be what the upstream sent. */
@@ -177,6 +207,41 @@ describe('unchanged traffic: the same request straight to the upstream and throu
     const through = await rawRequest(stack.url, '/api/v1/files/chunked');
     expect(through.headers['transfer-encoding']).toBe('chunked');
     expect(through.body.toString()).toBe('chunk-0\nchunk-1\nchunk-2\nchunk-3\nchunk-4\n');
+  });
+});
+
+describe('large responses and slow clients', () => {
+  it('a client that stops reading holds the upstream back (no buffering in the gateway), then gets every byte', async () => {
+    const response = await new Promise<import('node:http').IncomingMessage>((resolve, reject) =>
+      httpGet(`${stack.url}/api/v1/large/file`, { agent: false }, resolve).on('error', reject),
+    );
+    expect(response.statusCode).toBe(200);
+    response.pause();
+    // Socket buffers on three hops take some megabytes; the rest must wait for the client.
+    await eventually(() => expect(large.written).toBeGreaterThan(0));
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    expect(large.finished).toBe(false);
+    expect(large.written).toBeLessThan(LARGE_BYTES / 2);
+    let received = 0;
+    let wrong = 0;
+    response.on('data', (chunk: Buffer) => {
+      received += chunk.length;
+      for (const byte of chunk) if (byte !== 7) wrong++;
+    });
+    response.resume();
+    await once(response, 'end');
+    expect(received).toBe(LARGE_BYTES);
+    expect(wrong).toBe(0);
+  });
+
+  it('a client that leaves mid-body cuts the upstream response short (its connection is not drained for nobody)', async () => {
+    const response = await new Promise<import('node:http').IncomingMessage>((resolve, reject) =>
+      httpGet(`${stack.url}/api/v1/large/file`, { agent: false }, resolve).on('error', reject),
+    );
+    await once(response, 'data');
+    response.destroy();
+    await eventually(() => expect(large.cutShort).toBe(true));
+    expect(large.finished).toBe(false);
   });
 });
 
