@@ -80,6 +80,8 @@ export class Exchange implements Dispatcher.DispatchHandler {
     /** Path (prefix rewritten) and query, as they go upstream after the instance's base path. */
     readonly path: string,
     readonly query: string,
+    /** The Host the client asked for, validated ('' for none). */
+    readonly host: string,
   ) {
     this.raw = reply.raw;
     // Fastify runs the handler even when the client left during an async hook (auth fetching a

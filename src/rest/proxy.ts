@@ -9,7 +9,7 @@ import { CircuitBreaker } from './circuit-breaker.js';
 import { ConcurrentShares } from '../ratelimit/concurrent-shares.js';
 import type { RouteConfig, ServiceConfig } from './config-schema.js';
 import { installExpectContinue } from './expect-continue.js';
-import { assertValidHost, forwardedRequestHeaders } from './forwarding.js';
+import { assertValidHost, forwardedHeaderList, forwardedRequestHeaders } from './forwarding.js';
 import { Exchange, type ExchangeOwner } from './exchange.js';
 import { UpstreamDispatcher } from './upstream-dispatcher.js';
 import { classifyUpstreamError, errorCodes } from './upstream-errors.js';
@@ -187,8 +187,8 @@ class Forwarder implements ExchangeOwner {
     }
     const rawUrl = request.raw.url ?? '/';
     const path = this.upstreamPath(rawUrl);
-    assertValidHost(request);
-    const exchange = new Exchange(this, request, reply, path, queryOf(rawUrl));
+    const host = assertValidHost(request);
+    const exchange = new Exchange(this, request, reply, path, queryOf(rawUrl), host);
     this.admit(request, reply, exchange);
     const permit = this.breaker.tryAcquire();
     if (!permit) {
@@ -254,8 +254,7 @@ class Forwarder implements ExchangeOwner {
     exchange.begin(instance);
     const { request } = exchange;
     const target = targetOf(instance);
-    const headers = forwardedRequestHeaders(request, request.headers);
-    headers.host = target.host;
+    const headers = forwardedHeaderList(request, request.headers, exchange.host, target.host);
     const upstreamPath = target.basePath + exchange.path;
     this.dispatcher.dispatch(
       {

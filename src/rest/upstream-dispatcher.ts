@@ -1,4 +1,3 @@
-import type { IncomingHttpHeaders } from 'node:http';
 import type { Readable } from 'node:stream';
 import { Agent, type Dispatcher } from 'undici';
 
@@ -7,7 +6,8 @@ export interface UpstreamRequest {
   /** Path and query, exactly as they go on the request line. */
   readonly path: string;
   readonly method: string;
-  readonly headers: IncomingHttpHeaders;
+  /** Flat `[name, value, …]`, as undici takes them. */
+  readonly headers: readonly string[];
   /** The client's body, streamed; null for a request without one. */
   readonly body: Readable | null;
   /** Both the wait for the response headers and any pause between body chunks. */
@@ -39,7 +39,7 @@ export class UpstreamDispatcher {
         origin: request.origin,
         path: request.path,
         method: request.method as Dispatcher.HttpMethod,
-        headers: request.headers,
+        headers: request.headers as string[],
         body: request.body,
         headersTimeout: request.timeoutMs,
         bodyTimeout: request.timeoutMs,
