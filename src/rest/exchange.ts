@@ -42,8 +42,10 @@ const CANCELLED = Object.assign(new Error('The exchange was cancelled'), { name:
  * service.
  */
 export class Exchange implements Dispatcher.DispatchHandler {
-  /** The breaker's permit, released (if still held) when the response is over. */
+  /** The breaker's permit: what the outcome is recorded against. */
   permit: Permit | null = null;
+  /** No outcome recorded for the permit yet: released when the response is over (a probe must not stay taken). */
+  permitHeld = false;
   /** The caller's and tenant's connection share, given back when the response is over. */
   releaseShare: (() => void) | null = null;
   /** The instance of the current attempt; counted in its `active` until settled. */

@@ -196,10 +196,12 @@ class Forwarder implements ExchangeOwner {
       throw new GatewayError('CIRCUIT_OPEN', `The ${this.route.service} service is failing; requests are paused`);
     }
     exchange.permit = permit;
+    exchange.permitHeld = true;
     const instance = this.pool.pick();
     if (!instance) {
       if (this.pool.isSaturated()) {
         // Full, not failing: refuse at once (a queued request would wait with no timeout running).
+        exchange.permitHeld = false;
         this.breaker.release(permit);
         request.log.warn({ service: this.route.service, code: 'UPSTREAM_BUSY' }, 'every upstream connection is in use');
         reply.header('retry-after', '1');
@@ -207,6 +209,7 @@ class Forwarder implements ExchangeOwner {
         sendProblem(request, reply, new GatewayError('UPSTREAM_BUSY', `Every connection to ${this.route.service} is in use; retry shortly`));
         return;
       }
+      exchange.permitHeld = false;
       this.breaker.recordFailure(permit);
       throw new GatewayError('NO_HEALTHY_UPSTREAM', `No healthy instance of ${this.route.service}`);
     }
@@ -272,6 +275,7 @@ class Forwarder implements ExchangeOwner {
   /** The upstream answered: 5xx counts against the instance and the breaker, anything else for them. */
   responded(exchange: Exchange, status: number): void {
     const instance = exchange.instance!;
+    exchange.permitHeld = false;
     if (status >= 500) {
       this.pool.recordFailure(instance);
       this.breaker.recordFailure(exchange.permit!);
@@ -315,7 +319,8 @@ class Forwarder implements ExchangeOwner {
 
   ended(exchange: Exchange): void {
     exchange.settle();
-    if (exchange.permit) this.breaker.release(exchange.permit);
+    if (exchange.permitHeld) this.breaker.release(exchange.permit!);
+    exchange.permitHeld = false;
     exchange.releaseShare?.();
   }
 
@@ -328,6 +333,7 @@ class Forwarder implements ExchangeOwner {
     const log = { service: this.route.service, instance: instance.url, causes: errorCodes(error) };
     if (failure === 'rejected' || failure === 'gateway') {
       // Not the upstream's doing: neither the breaker nor passive health hear of it.
+      exchange.permitHeld = false;
       this.breaker.release(permit);
       if (failure === 'rejected') {
         request.log.info({ ...log, code: 'BAD_REQUEST' }, 'request cannot be forwarded as sent');
@@ -364,6 +370,7 @@ class Forwarder implements ExchangeOwner {
       }, backoff);
       return;
     }
+    exchange.permitHeld = false;
     this.breaker.recordFailure(permit);
     const gatewayError = timedOut
       ? new GatewayError('UPSTREAM_TIMEOUT', `${this.route.service} did not answer within ${this.service.timeoutMs} ms`)
