@@ -42,7 +42,17 @@ async function closedPort(): Promise<number> {
  */
 const LARGE_BYTES = 48 * 1024 * 1024;
 const large = { written: 0, finished: false, cutShort: false, url: '' };
-const largeServer = createHttpServer((_request, response: ServerResponse) => {
+/** Ends the trickling response the service holds open (see /trickle below). */
+let releaseTrickle: (() => void) | null = null;
+const largeServer = createHttpServer((request, response: ServerResponse) => {
+  if (request.url?.startsWith('/api/v1/large/trickle')) {
+    // The first bytes now, the rest only when the test says so.
+    const length = request.url.endsWith('/sized') ? { 'content-length': 10 } : {};
+    response.writeHead(200, { 'content-type': 'text/plain', ...length });
+    response.write('first');
+    releaseTrickle = () => response.end('rest!');
+    return;
+  }
   Object.assign(large, { written: 0, finished: false, cutShort: false });
   response.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': LARGE_BYTES });
   response.once('close', () => (large.cutShort = !response.writableFinished));
@@ -211,6 +221,27 @@ describe('unchanged traffic: the same request straight to the upstream and throu
 });
 
 describe('large responses and slow clients', () => {
+  for (const framing of ['chunked', 'sized']) {
+    it(`a ${framing} body is relayed as it arrives: the client has the first bytes while the upstream still holds the rest`, async () => {
+      releaseTrickle = null;
+      const response = await new Promise<import('node:http').IncomingMessage>((resolve, reject) =>
+        httpGet(`${stack.url}/api/v1/large/trickle/${framing}`, { agent: false }, resolve).on('error', reject),
+      );
+      expect(response.statusCode).toBe(200);
+      const first = await Promise.race([
+        once(response, 'data').then(([chunk]) => String(chunk)),
+        new Promise((resolve) => setTimeout(() => resolve('nothing within 5 s'), 5_000)),
+      ]);
+      expect(first).toBe('first');
+      expect(releaseTrickle).not.toBeNull();
+      let rest = '';
+      response.on('data', (chunk: Buffer) => (rest += String(chunk)));
+      releaseTrickle!();
+      await once(response, 'end');
+      expect(rest).toBe('rest!');
+    });
+  }
+
   it('a client that stops reading holds the upstream back (no buffering in the gateway), then gets every byte', async () => {
     const response = await new Promise<import('node:http').IncomingMessage>((resolve, reject) =>
       httpGet(`${stack.url}/api/v1/large/file`, { agent: false }, resolve).on('error', reject),
