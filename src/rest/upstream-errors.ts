@@ -41,12 +41,17 @@ const UPSTREAM = new Set([
 
 const REJECTED = new Set(['UND_ERR_INVALID_ARG', 'UND_ERR_NOT_SUPPORTED', 'UND_ERR_REQ_CONTENT_LENGTH_MISMATCH']);
 
+const UNREPORTED_PARSER_ERROR = 'HPE_UNREPORTED';
+
 /** Error codes along the cause chain: undici's error may wrap a socket error. */
 export function errorCodes(error: unknown): string[] {
   const codes: string[] = [];
   for (let current = error, depth = 0; current instanceof Error && depth < 5; current = current.cause, depth++) {
     const code = (current as { code?: unknown }).code;
     if (typeof code === 'string') codes.push(code);
+    // undici 7 looks its parser error's code up by number in a table keyed by name, so the code is
+    // always missing: the name still says the upstream's response was not valid HTTP.
+    else if (current.name === 'HTTPParserError') codes.push(UNREPORTED_PARSER_ERROR);
   }
   return codes;
 }

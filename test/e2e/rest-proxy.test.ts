@@ -67,7 +67,13 @@ const largeServer = createHttpServer((request, response: ServerResponse) => {
   pump();
 });
 
+/** A service that answers with something that is not HTTP. */
+const garbledServer = createServer((socket) => socket.once('data', () => socket.end('NOT HTTP AT ALL\r\n\r\n')));
+
 beforeAll(async () => {
+  garbledServer.listen(0, '127.0.0.1');
+  await once(garbledServer, 'listening');
+  const garbledUrl = `http://127.0.0.1:${(garbledServer.address() as { port: number }).port}`;
   largeServer.listen(0, '127.0.0.1');
   await once(largeServer, 'listening');
   large.url = `http://127.0.0.1:${(largeServer.address() as { port: number }).port}`;
@@ -99,6 +105,7 @@ beforeAll(async () => {
       },
       checked: service(['c1', 'c2'], { healthCheck: { path: '/health', intervalMs: 100, timeoutMs: 500 } }),
       large: { upstreams: [{ url: large.url }] },
+      garbled: { upstreams: [{ url: garbledUrl }], retries: 0, circuitBreaker: { failureThreshold: 2, windowMs: 10_000, resetTimeoutMs: 60_000 } },
     },
     routes: [
       { prefix: '/api/v1/echo', service: 'legacy' },
@@ -115,6 +122,7 @@ beforeAll(async () => {
       { prefix: '/api/v1/weighted', service: 'weighted', auth: 'public' },
       { prefix: '/api/v1/checked', service: 'checked', auth: 'public' },
       { prefix: '/api/v1/large', service: 'large', auth: 'public' },
+      { prefix: '/api/v1/garbled', service: 'garbled', auth: 'public' },
     ],
   };
   const file = join(mkdtempSync(join(tmpdir(), 'gw-rest-')), 'gateway.yaml');
@@ -131,6 +139,7 @@ afterAll(async () => {
   await Promise.all(Object.values(up).map((u) => u.close()));
   largeServer.closeAllConnections();
   largeServer.close();
+  garbledServer.close();
 });
 
 /** Response headers the gateway adds or owns; everything else must be what the upstream sent. */
@@ -565,6 +574,18 @@ describe('resilience', () => {
     expect((await rawRequest(stack.url, '/api/v1/flaky/x')).status).toBe(200);
     expect(stack.gateway.rest.breakers.get('flaky')!.state).toBe('closed');
     expect((await rawRequest(stack.url, '/api/v1/flaky/x')).status).toBe(200);
+  });
+
+  it('an upstream that does not speak HTTP gets 502 and counts against the service (its breaker opens)', async () => {
+    for (let i = 0; i < 2; i++) {
+      const failed = await rawRequest(stack.url, '/api/v1/garbled/x');
+      expect(failed.status).toBe(502);
+      expect(JSON.parse(failed.body.toString())).toMatchObject({ code: 'UPSTREAM_UNAVAILABLE' });
+    }
+    expect(stack.gateway.rest.breakers.get('garbled')!.state).toBe('open');
+    const open = await rawRequest(stack.url, '/api/v1/garbled/x');
+    expect(open.status).toBe(503);
+    expect(JSON.parse(open.body.toString())).toMatchObject({ code: 'CIRCUIT_OPEN' });
   });
 
   it('weighted balancing splits traffic 3:1 (tolerance ±2%)', async () => {
