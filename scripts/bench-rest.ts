@@ -16,10 +16,16 @@ import { UNREACHED_RATE_LIMITS, baseEnv, cpuMicros, cpuProfArgs, freePort, hasTa
  * BENCH_SECONDS (default 10) per row, BENCH_CONNECTIONS (default 50); BENCH_REDIS=0 skips the row
  * with rate limits in a redis-server the bench starts itself; BENCH_CPU_PROF=<dir> writes a CPU
  * profile of the gateway there. BENCH_COMPARE_DIR=<another checkout, with node_modules> adds rows
- * for the gateway run from there, alternated with this one's (A/B on a noisy machine).
+ * for the gateway run from there, alternated with this one's (A/B on a noisy machine), BENCH_AB_ROUNDS
+ * (default 2) pairs of them. BENCH_RATE=<req/s> holds every row at that overall request rate instead
+ * of as fast as it goes: CPU µs per request is then compared at the same load (batching in the
+ * event loop makes a request cheaper the busier the process is), which keeps A/B rows honest when
+ * other work on the machine slows one of them down.
  */
 const seconds = Number(process.env.BENCH_SECONDS ?? 10);
 const connections = Number(process.env.BENCH_CONNECTIONS ?? 50);
+const abRounds = Number(process.env.BENCH_AB_ROUNDS ?? 2);
+const rate = process.env.BENCH_RATE ? Number(process.env.BENCH_RATE) : undefined;
 const warmupSeconds = Math.min(3, Math.max(1, Math.round(seconds / 4)));
 const LOAD_CPU = 0;
 const SUT_CPU = 1;
@@ -110,6 +116,7 @@ async function load(url: string, tokens: string[] | null, duration: number) {
     url,
     connections,
     duration,
+    ...(rate ? { overallRate: rate } : {}),
     requests: [
       {
         method: 'GET',
@@ -167,7 +174,8 @@ try {
 
   const compareDir = process.env.BENCH_COMPARE_DIR;
   if (compareDir) {
-    for (const [label, cwd] of [['other checkout', compareDir], ['this checkout', undefined], ['other checkout', compareDir], ['this checkout', undefined]] as const) {
+    const pair = [['other checkout', compareDir], ['this checkout', undefined]] as const;
+    for (const [label, cwd] of Array.from({ length: abRounds }, () => pair).flat()) {
       const gw = await startGateway(upstream, publicKey, {}, 'compare', cwd);
       rows.push(await measure(`gateway, ${label}`, gw.url, gw.pid, tokens));
       await stop(gw.child);
@@ -185,7 +193,7 @@ try {
 
   const direct = rows[0]!['req/s'];
   const bareRps = rows[1]!['req/s'];
-  console.log(`\n${connections} connections, ${seconds} s per row (after ${warmupSeconds} s warm-up); system under test on CPU ${SUT_CPU}, upstream + load on CPU ${LOAD_CPU}\n`);
+  console.log(`\n${connections} connections${rate ? `, ${rate} req/s overall` : ''}, ${seconds} s per row (after ${warmupSeconds} s warm-up); system under test on CPU ${SUT_CPU}, upstream + load on CPU ${LOAD_CPU}\n`);
   console.log('| System under test | req/s | p50 | p99 | CPU µs/req | × direct | × bare proxy | errors |');
   console.log('|---|---|---|---|---|---|---|---|');
   for (const row of rows) {
