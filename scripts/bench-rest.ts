@@ -5,12 +5,13 @@ import { join } from 'node:path';
 import autocannon from 'autocannon';
 import { exportSPKI, generateKeyPair } from 'jose';
 import { benchVerifierEnv, mintBenchToken } from './lib/bench-tokens.js';
-import { UNREACHED_RATE_LIMITS, baseEnv, cpuMicros, cpuProfArgs, freePort, hasTaskset, pinProcess, productionGatewayEnv, spawnPinned, stop, waitReady } from './lib/bench-procs.js';
+import { UNREACHED_RATE_LIMITS, baseEnv, cpuMicros, cpuProfArgs, freePort, hasTaskset, pinProcess, productionGatewayArgs, productionGatewayEnv, spawnPinned, stop, waitReady } from './lib/bench-procs.js';
 
 /**
  * `npm run bench:rest`: REST passthrough, `GET /api/v1/users/<id>` (ids cycling over 1000, small
  * JSON answers), in one run against three systems under test: the upstream itself, a bare
- * @fastify/http-proxy, and the gateway as production runs it (NODE_ENV=production, RS256 JWTs — 500
+ * @fastify/http-proxy, and the gateway as production runs it (built `dist/` with the Dockerfile's Node
+ * flags, NODE_ENV=production, RS256 JWTs — 500
  * distinct tokens cycled —, rate limits on, metrics, an info log line per request into a file).
  * The system under test runs alone on CPU 1; the upstream and the load generator share CPU 0.
  * BENCH_SECONDS (default 10) per row, BENCH_CONNECTIONS (default 50); BENCH_REDIS=0 skips the row
@@ -73,7 +74,7 @@ async function startGateway(upstream: string, publicKey: string, extra: Record<s
   const port = await freePort();
   const logFile = join(work, `${name}.log`);
   const logFd = openSync(logFile, 'w');
-  const args = [...cpuProfArgs(process.env.BENCH_CPU_PROF), ...node('src/main.ts')];
+  const args = productionGatewayArgs(cwd, cpuProfArgs(process.env.BENCH_CPU_PROF));
   const env = {
     ...productionGatewayEnv(port),
     SUPERGRAPH_PATH: 'supergraph/supergraph.graphql',
@@ -87,7 +88,7 @@ async function startGateway(upstream: string, publicKey: string, extra: Record<s
   child.stderr!.on('data', (chunk) => (stderr += chunk));
   children.push(child);
   const url = `http://127.0.0.1:${port}`;
-  // Generous: on a loaded machine, tsx compiling the gateway at start can take well over 30 s.
+  // Generous: on a loaded machine, loading the gateway and its dependencies can take well over 30 s.
   await waitReady(`${url}/health/ready`, child, () => `${stderr}\n${readFileSync(logFile, 'utf8').slice(-2000)}`, 180_000);
   return { url, pid: child.pid!, child, logFile, logFd };
 }
