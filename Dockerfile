@@ -29,4 +29,7 @@ EXPOSE 4000
 # gives each service its own check in this same form (path as the argument).
 HEALTHCHECK --interval=10s --timeout=3s --start-period=10s \
   CMD ["node", "-e", "fetch('http://127.0.0.1:'+process.env.PORT+process.argv[1]).then(r=>process.exit(r.ok?0:1),()=>process.exit(1))", "/health/ready"]
-CMD ["node", "dist/src/main.js"]
+# A 32 MiB semi-space (young generation) instead of V8's 16 MiB: the gateway makes many short-lived
+# objects per request, and fewer scavenges cut its CPU per GraphQL request (README, "Running the
+# gateway alone"). Costs at most ~48 MiB more heap per process.
+CMD ["node", "--max-semi-space-size=32", "dist/src/main.js"]

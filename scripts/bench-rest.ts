@@ -5,21 +5,28 @@ import { join } from 'node:path';
 import autocannon from 'autocannon';
 import { exportSPKI, generateKeyPair } from 'jose';
 import { benchVerifierEnv, mintBenchToken } from './lib/bench-tokens.js';
-import { UNREACHED_RATE_LIMITS, baseEnv, cpuMicros, cpuProfArgs, freePort, hasTaskset, pinProcess, productionGatewayEnv, spawnPinned, stop, waitReady } from './lib/bench-procs.js';
+import { UNREACHED_RATE_LIMITS, baseEnv, cpuMicros, cpuProfArgs, freePort, hasTaskset, pinProcess, productionGatewayArgs, productionGatewayEnv, spawnPinned, stop, waitReady } from './lib/bench-procs.js';
 
 /**
  * `npm run bench:rest`: REST passthrough, `GET /api/v1/users/<id>` (ids cycling over 1000, small
  * JSON answers), in one run against three systems under test: the upstream itself, a bare
- * @fastify/http-proxy, and the gateway as production runs it (NODE_ENV=production, RS256 JWTs — 500
+ * @fastify/http-proxy, and the gateway as production runs it (built `dist/` with the Dockerfile's Node
+ * flags, NODE_ENV=production, RS256 JWTs — 500
  * distinct tokens cycled —, rate limits on, metrics, an info log line per request into a file).
  * The system under test runs alone on CPU 1; the upstream and the load generator share CPU 0.
  * BENCH_SECONDS (default 10) per row, BENCH_CONNECTIONS (default 50); BENCH_REDIS=0 skips the row
  * with rate limits in a redis-server the bench starts itself; BENCH_CPU_PROF=<dir> writes a CPU
  * profile of the gateway there. BENCH_COMPARE_DIR=<another checkout, with node_modules> adds rows
- * for the gateway run from there, alternated with this one's (A/B on a noisy machine).
+ * for the gateway run from there, alternated with this one's (A/B on a noisy machine), BENCH_AB_ROUNDS
+ * (default 2) pairs of them. BENCH_RATE=<req/s> holds every row at that overall request rate instead
+ * of as fast as it goes: CPU µs per request is then compared at the same load (batching in the
+ * event loop makes a request cheaper the busier the process is), which keeps A/B rows honest when
+ * other work on the machine slows one of them down.
  */
 const seconds = Number(process.env.BENCH_SECONDS ?? 10);
 const connections = Number(process.env.BENCH_CONNECTIONS ?? 50);
+const abRounds = Number(process.env.BENCH_AB_ROUNDS ?? 2);
+const rate = process.env.BENCH_RATE ? Number(process.env.BENCH_RATE) : undefined;
 const warmupSeconds = Math.min(3, Math.max(1, Math.round(seconds / 4)));
 const LOAD_CPU = 0;
 const SUT_CPU = 1;
@@ -67,7 +74,7 @@ async function startGateway(upstream: string, publicKey: string, extra: Record<s
   const port = await freePort();
   const logFile = join(work, `${name}.log`);
   const logFd = openSync(logFile, 'w');
-  const args = [...cpuProfArgs(process.env.BENCH_CPU_PROF), ...node('src/main.ts')];
+  const args = productionGatewayArgs(cwd, cpuProfArgs(process.env.BENCH_CPU_PROF));
   const env = {
     ...productionGatewayEnv(port),
     SUPERGRAPH_PATH: 'supergraph/supergraph.graphql',
@@ -81,7 +88,7 @@ async function startGateway(upstream: string, publicKey: string, extra: Record<s
   child.stderr!.on('data', (chunk) => (stderr += chunk));
   children.push(child);
   const url = `http://127.0.0.1:${port}`;
-  // Generous: on a loaded machine, tsx compiling the gateway at start can take well over 30 s.
+  // Generous: on a loaded machine, loading the gateway and its dependencies can take well over 30 s.
   await waitReady(`${url}/health/ready`, child, () => `${stderr}\n${readFileSync(logFile, 'utf8').slice(-2000)}`, 180_000);
   return { url, pid: child.pid!, child, logFile, logFd };
 }
@@ -110,6 +117,7 @@ async function load(url: string, tokens: string[] | null, duration: number) {
     url,
     connections,
     duration,
+    ...(rate ? { overallRate: rate } : {}),
     requests: [
       {
         method: 'GET',
@@ -167,7 +175,8 @@ try {
 
   const compareDir = process.env.BENCH_COMPARE_DIR;
   if (compareDir) {
-    for (const [label, cwd] of [['other checkout', compareDir], ['this checkout', undefined], ['other checkout', compareDir], ['this checkout', undefined]] as const) {
+    const pair = [['other checkout', compareDir], ['this checkout', undefined]] as const;
+    for (const [label, cwd] of Array.from({ length: abRounds }, () => pair).flat()) {
       const gw = await startGateway(upstream, publicKey, {}, 'compare', cwd);
       rows.push(await measure(`gateway, ${label}`, gw.url, gw.pid, tokens));
       await stop(gw.child);
@@ -185,7 +194,7 @@ try {
 
   const direct = rows[0]!['req/s'];
   const bareRps = rows[1]!['req/s'];
-  console.log(`\n${connections} connections, ${seconds} s per row (after ${warmupSeconds} s warm-up); system under test on CPU ${SUT_CPU}, upstream + load on CPU ${LOAD_CPU}\n`);
+  console.log(`\n${connections} connections${rate ? `, ${rate} req/s overall` : ''}, ${seconds} s per row (after ${warmupSeconds} s warm-up); system under test on CPU ${SUT_CPU}, upstream + load on CPU ${LOAD_CPU}\n`);
   console.log('| System under test | req/s | p50 | p99 | CPU µs/req | × direct | × bare proxy | errors |');
   console.log('|---|---|---|---|---|---|---|---|');
   for (const row of rows) {

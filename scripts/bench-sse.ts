@@ -1,12 +1,12 @@
 import type { ChildProcess } from 'node:child_process';
 import { execFileSync, spawn } from 'node:child_process';
-import { mkdtempSync, openSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import { hs256Bearer } from '../test/helpers/hs256.js';
-import { baseEnv, cpuMicros, cpuProfArgs, freePort, hasTaskset, pinProcess, productionGatewayEnv, spawnPinned, stop, waitReady } from './lib/bench-procs.js';
+import { baseEnv, cpuMicros, cpuProfArgs, freePort, hasTaskset, pinProcess, productionGatewayArgs, productionGatewayEnv, spawnPinned, stop, waitReady } from './lib/bench-procs.js';
 import { SseClients } from './lib/sse-clients.js';
 
 /**
@@ -18,9 +18,11 @@ import { SseClients } from './lib/sse-clients.js';
  * connection (RSS after a full GC with the streams open, minus before, over the streams), events
  * delivered / expected, and the server's CPU time per delivery. With `taskset`, the server runs alone
  * on CPU 1 and the clients (this process) on CPU 0. Opens refused with 503/429/408 are retried (as EventSource would) and counted. BENCH_SSE_ROWS picks rows
- * (bare,redis,memory); BENCH_CPU_PROF=<dir> / BENCH_HEAP_SNAPSHOT_DIR=<dir> profile the gateway.
+ * (bare,redis,memory); BENCH_CPU_PROF=<dir> / BENCH_HEAP_SNAPSHOT_DIR=<dir> profile the gateway
+ * (heap snapshots of the bare server too).
  * BENCH_COMPARE_DIR=<another checkout, with node_modules> adds each gateway row run from there
- * before this checkout's (A/B in one run).
+ * before this checkout's (A/B in one run). BENCH_SSE_NODE_FLAGS='--flag …' adds Node flags to every
+ * gateway row; each runs as production does (built `dist/`, the Dockerfile's Node flags).
  */
 const clients = Number(process.env.BENCH_SSE_CLIENTS ?? 10_000);
 const events = Number(process.env.BENCH_SSE_EVENTS ?? 10);
@@ -35,6 +37,8 @@ const WARMUP = Math.min(200, Math.ceil(clients / 10));
 const secret = 'bench-secret-0123456789abcdef0123456789';
 const work = mkdtempSync(join(tmpdir(), 'gw-bench-sse-'));
 const children: ChildProcess[] = [];
+// Heap snapshots of every server, the bare one included: per-stream bytes are compared class by class.
+const heapSnapshotEnv = process.env.BENCH_HEAP_SNAPSHOT_DIR ? { BENCH_HEAP_SNAPSHOT_DIR: process.env.BENCH_HEAP_SNAPSHOT_DIR } : {};
 const preload = ['--expose-gc', '--import', 'tsx', '--import', fileURLToPath(new URL('./lib/bench-gc-signal.ts', import.meta.url))];
 
 // Every stream is a socket in this process and in the server: both need that many descriptors.
@@ -51,6 +55,8 @@ interface Server {
   child: ChildProcess;
   /** Publishes event `i`, stamped with the time it is sent. */
   publish(i: number): Promise<void>;
+  /** Where the server appends `process.memoryUsage()` after each forced GC (bench-gc-signal.ts). */
+  memoryFile: string;
 }
 
 async function startRedis(): Promise<{ url: string; client: Redis }> {
@@ -79,11 +85,12 @@ const xadd = (redis: Redis) => async (i: number) => {
 
 async function startBare(redisUrl: string, redis: Redis): Promise<Server> {
   const port = await freePort();
-  const env = { ...baseEnv, NODE_ENV: 'production', PORT: String(port), REDIS_URL: redisUrl, STREAM_KEY };
+  const memoryFile = join(work, 'bare.mem');
+  const env = { ...baseEnv, NODE_ENV: 'production', PORT: String(port), REDIS_URL: redisUrl, STREAM_KEY, BENCH_MEMORY_FILE: memoryFile, ...heapSnapshotEnv };
   const child = spawnPinned(SUT_CPU, process.execPath, [...preload, 'scripts/lib/bench-sse-bare.ts'], env, 'inherit');
   children.push(child);
   await waitReady(`http://127.0.0.1:${port}/health`, child, () => 'bare server');
-  return { port, child, publish: xadd(redis) };
+  return { port, child, publish: xadd(redis), memoryFile };
 }
 
 async function startGateway(name: string, authorization: string, extra: Record<string, string>, publish: 'xadd' | 'route', redis: Redis, cwd?: string): Promise<Server> {
@@ -101,14 +108,16 @@ async function startGateway(name: string, authorization: string, extra: Record<s
     }),
   );
   const logFile = join(work, `${name}.log`);
-  const args = [...cpuProfArgs(process.env.BENCH_CPU_PROF), ...preload, 'src/main.ts'];
+  const memoryFile = join(work, `${name}.mem`);
+  const args = productionGatewayArgs(cwd, [...(process.env.BENCH_SSE_NODE_FLAGS ?? '').split(' ').filter(Boolean), ...cpuProfArgs(process.env.BENCH_CPU_PROF), ...preload]);
   const env = {
     ...productionGatewayEnv(port),
     SUPERGRAPH_PATH: 'supergraph/supergraph.graphql',
     JWT_SECRET: secret,
     JWT_ALGORITHMS: 'HS256',
     GATEWAY_CONFIG: config,
-    ...(process.env.BENCH_HEAP_SNAPSHOT_DIR ? { BENCH_HEAP_SNAPSHOT_DIR: process.env.BENCH_HEAP_SNAPSHOT_DIR } : {}),
+    BENCH_MEMORY_FILE: memoryFile,
+    ...heapSnapshotEnv,
     ...extra,
   };
   let stderr = '';
@@ -125,14 +134,22 @@ async function startGateway(name: string, authorization: string, extra: Record<s
     });
     if (response.status !== 201) throw new Error(`publish answered ${response.status}: ${await response.text()}`);
   };
-  return { port, child, publish: publish === 'xadd' ? xadd(redis) : viaRoute };
+  return { port, child, publish: publish === 'xadd' ? xadd(redis) : viaRoute, memoryFile };
 }
 
-/** Resident memory after a full GC (the server preloads bench-gc-signal.ts). */
-async function rssAfterGc(pid: number): Promise<number> {
-  process.kill(pid, 'SIGUSR2');
-  await sleep(process.env.BENCH_HEAP_SNAPSHOT_DIR ? 15_000 : 1_000);
-  return Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) * 1024;
+/** Resident memory after a full GC, and the server's own account of it (the server preloads bench-gc-signal.ts). */
+async function memoryAfterGc(server: Server): Promise<{ rss: number; heapUsed: number; heapTotal: number; external: number }> {
+  const lines = () => (existsSync(server.memoryFile) ? readFileSync(server.memoryFile, 'utf8').trim().split('\n').filter(Boolean) : []);
+  const seen = lines().length;
+  process.kill(server.child.pid!, 'SIGUSR2');
+  // Read once the server has written its line: a full GC of 10,000 streams on a busy core can take seconds.
+  const deadline = Date.now() + 60_000;
+  while (lines().length === seen && Date.now() < deadline) await sleep(100);
+  if (process.env.BENCH_HEAP_SNAPSHOT_DIR) await sleep(15_000);
+  await sleep(200);
+  const rss = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${server.child.pid}/status`, 'utf8'))![1]) * 1024;
+  const usage = JSON.parse(lines().at(-1)!) as { heapUsed: number; heapTotal: number; external: number };
+  return { rss, heapUsed: usage.heapUsed, heapTotal: usage.heapTotal, external: usage.external };
 }
 
 async function measure(name: string, server: Server, headers: Record<string, string>) {
@@ -141,13 +158,14 @@ async function measure(name: string, server: Server, headers: Record<string, str
   await warm.open(WARMUP, 64);
   warm.closeAll();
   await sleep(500);
-  const before = await rssAfterGc(server.child.pid!);
+  const before = await memoryAfterGc(server);
   const streams = new SseClients(server.port, path, headers);
   const openedAt = Date.now();
   await streams.open(clients, 64);
   const openSeconds = (Date.now() - openedAt) / 1000;
   await sleep(500);
-  const after = await rssAfterGc(server.child.pid!);
+  const after = await memoryAfterGc(server);
+  const perStream = (key: keyof typeof after) => Number(((after[key] - before[key]) / clients / 1024).toFixed(1));
   const cpuBefore = cpuMicros(server.child.pid!);
   for (let i = 0; i < events; i++) {
     await server.publish(i);
@@ -164,7 +182,11 @@ async function measure(name: string, server: Server, headers: Record<string, str
     'system under test': name,
     streams: clients,
     'open (s)': Number(openSeconds.toFixed(1)),
-    'KiB/conn': Number(((after - before) / clients / 1024).toFixed(1)),
+    'KiB/conn': perStream('rss'),
+    // Where the resident bytes are: live V8 heap, V8 heap committed (live + free pages kept), outside V8.
+    'heap used': perStream('heapUsed'),
+    'heap committed': perStream('heapTotal'),
+    external: perStream('external'),
     delivered: `${streams.received} / ${expected}`,
     'opens retried': streams.refused + warm.refused,
     'p50 (ms)': pct(50),

@@ -6,7 +6,7 @@ import autocannon from 'autocannon';
 import { exportSPKI, generateKeyPair } from 'jose';
 import { benchVerifierEnv, mintBenchToken } from './lib/bench-tokens.js';
 import { composeSubgraphs } from '../src/composition/compose.js';
-import { UNREACHED_RATE_LIMITS, baseEnv, cpuMicros, cpuProfArgs, freePort, hasTaskset, pinProcess, productionGatewayEnv, spawnPinned, stop, waitReady } from './lib/bench-procs.js';
+import { UNREACHED_RATE_LIMITS, baseEnv, cpuMicros, cpuProfArgs, freePort, hasTaskset, pinProcess, productionGatewayArgs, productionGatewayEnv, spawnPinned, stop, waitReady } from './lib/bench-procs.js';
 import { HEAVY_QUERY } from './lib/guild-bench/query.js';
 import { SUBGRAPH_NAMES, subgraphSdl } from './lib/guild-bench/schemas.js';
 
@@ -14,7 +14,7 @@ import { SUBGRAPH_NAMES, subgraphSdl } from './lib/guild-bench/schemas.js';
  * `npm run bench`: The Guild's federation benchmark shape (four subgraphs, the heavy nested query:
  * 16 subgraph fetches, ~87 KB response), side by side in one run: stock @apollo/gateway behind
  * @apollo/server's standalone server (defaults), and this gateway in its own process
- * (`node --import tsx src/main.ts`) with the whole pipeline on (NODE_ENV=production, a distinct RS256 JWT per request, rate limits with a
+ * (built `dist/`, started with the Dockerfile's Node flags) with the whole pipeline on (NODE_ENV=production, a distinct RS256 JWT per request, rate limits with a
  * generous limit, metrics, an info log line per request into a file). Each gateway is one process
  * on CPU 1 for the whole run (only the one being measured is loaded); the memoised subgraphs and
  * autocannon share CPU 0. Rows alternate (stock, ours, stock, ours…) so both see the same machine.
@@ -135,7 +135,8 @@ async function startOurs(supergraphPath: string, publicKey: string, token: strin
     ...gatewayEnv,
   };
   let stderr = '';
-  const child = spawnPinned(SUT_CPU, process.execPath, nodeArgs('src/main.ts', name), env, ['ignore', logFd, 'pipe'], cwd);
+  const prof = cpuProfArgs(profDir && join(profDir, `${name}-${++processCount}`));
+  const child = spawnPinned(SUT_CPU, process.execPath, productionGatewayArgs(cwd, prof), env, ['ignore', logFd, 'pipe'], cwd);
   child.stderr!.on('data', (chunk) => (stderr += chunk));
   children.push(child);
   const base = `http://127.0.0.1:${port}`;

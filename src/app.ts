@@ -40,6 +40,7 @@ import { ResilientRateLimitStore } from './ratelimit/resilient-store.js';
 import { MemoryRateLimitStore } from './ratelimit/store.js';
 import { echoRequestId, requestIdFor } from './pipeline/request-id.js';
 import { inboundServerOptions } from './rest/inbound-limits.js';
+import { clientErrorAnswers } from './pipeline/client-error-answers.js';
 import { registerRestRoutes, type RestUpstreams } from './rest/proxy.js';
 import { createRedis } from './stores/redis.js';
 import { RedisAvailability } from './stores/redis-availability.js';
@@ -90,6 +91,7 @@ export async function buildGateway(config: GatewayConfig, options: BuildOptions 
   const helmetHeaders = await securityHeaders({ contentSecurityPolicy: false });
   const withSecurityHeaders = setSecurityHeaders(helmetHeaders);
   const logDestination = options.logger === undefined ? new LogDestination() : null;
+  const metrics = createMetrics();
   const app = Fastify({
     logger: logDestination
       ? {
@@ -109,6 +111,7 @@ export async function buildGateway(config: GatewayConfig, options: BuildOptions 
     trustProxy: config.trustProxy === true || config.trustProxy === false ? config.trustProxy : [...config.trustProxy],
     // Client-side timeouts (REQUEST_TIMEOUT_MS) and problem+json answers to what Node refuses itself.
     ...inboundServerOptions(config),
+    clientErrorHandler: clientErrorAnswers(helmetHeaders, metrics.registry),
     // Malformed URLs (bad percent-encoding) are refused by Fastify before any hook runs.
     frameworkErrors: (error, request, reply) => {
       const gatewayError = error.code === 'FST_ERR_BAD_URL' ? new GatewayError('PATH_NOT_ALLOWED') : GatewayError.from(error);
@@ -116,7 +119,6 @@ export async function buildGateway(config: GatewayConfig, options: BuildOptions 
       void (reply as FastifyReply).code(gatewayError.status).type(PROBLEM_CONTENT_TYPE).send(problemDetails(gatewayError, request.id));
     },
   });
-  const metrics = createMetrics();
 
   const wantsRedis = config.redisUrl !== undefined || config.redisSentinels.length > 0 || config.redisClusterNodes.length > 0;
   const redis =

@@ -1,5 +1,6 @@
 import { buildGateway } from './app.js';
 import { ConfigError, loadConfig } from './config/load.js';
+import { configWarnings } from './config/warnings.js';
 
 /** Process entry: load config → build → listen; SIGTERM/SIGINT → drain (bounded) → exit 0. */
 async function main(): Promise<void> {
@@ -17,6 +18,7 @@ async function main(): Promise<void> {
   }
 
   const { app } = gateway;
+  for (const warning of configWarnings(config)) app.log.warn(warning);
   const address = await app.listen({ port: config.port, host: config.host });
   app.log.info({ address, graphql: `${address}/graphql` }, 'gateway listening');
 

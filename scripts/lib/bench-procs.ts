@@ -12,6 +12,27 @@ export function productionGatewayEnv(port: number): Record<string, string> {
   return { ...baseEnv, NODE_ENV: 'production', HOST: '127.0.0.1', PORT: String(port), LOG_LEVEL: 'info' };
 }
 
+/**
+ * Our gateway as production starts it (the Dockerfile's CMD, `npm run gateway`): the built `dist/`,
+ * with the same Node flags. Benchmarks measure what ships, not the sources through tsx's loader.
+ */
+export const PRODUCTION_NODE_FLAGS = ['--max-semi-space-size=32'] as const;
+const GATEWAY_ENTRY = 'dist/src/main.js';
+const builtCheckouts = new Set<string>();
+
+/**
+ * `node` arguments that start the gateway of the checkout at `cwd` as production does, after building
+ * its `dist/` (once per checkout and run, so a bench always measures the checkout's current sources).
+ */
+export function productionGatewayArgs(cwd: string = process.cwd(), extraNodeArgs: readonly string[] = []): string[] {
+  if (!builtCheckouts.has(cwd)) {
+    console.error(`building the gateway in ${cwd} (npm run build)`);
+    execFileSync('npm', ['run', '--silent', 'build'], { cwd, stdio: ['ignore', 'ignore', 'inherit'] });
+    builtCheckouts.add(cwd);
+  }
+  return [...PRODUCTION_NODE_FLAGS, ...extraNodeArgs, GATEWAY_ENTRY];
+}
+
 /** Rate limits on with a limit no run reaches: the limiter's work is measured, never a refusal. */
 export const UNREACHED_RATE_LIMITS = { RATE_LIMIT_ENABLED: 'true', RATE_LIMIT_REQUESTS: '1000000000', RATE_LIMIT_WINDOW_SECONDS: '60' };
 

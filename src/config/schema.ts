@@ -129,7 +129,7 @@ export const configSchema = z.strictObject({
   /** Origins allowed by CORS (`*` for any); empty = no CORS headers. */
   corsOrigins: stringList.default([]),
   corsCredentials: z.stringbool().or(z.boolean()).default(false),
-  /** Trust X-Forwarded-* from these proxies: Fastify `trustProxy`, `true` or addresses/CIDRs (no hop counts). */
+  /** Trust X-Forwarded-* from these proxies: Fastify `trustProxy`, addresses/CIDRs (no hop counts); `true` not in production. */
   trustProxy: trustProxySchema.default(false),
 
   // Rate limits (see README, "Rate limits").
@@ -179,12 +179,24 @@ export const configSchema = z.strictObject({
   if (config.metricsAuth === 'public' && config.metricsToken) {
     context.addIssue({ code: 'custom', path: ['metricsAuth'], message: 'is public, so the METRICS_TOKEN that is set would protect nothing; use authenticated or unset the token' });
   }
+  if (config.trustProxy === true && config.nodeEnv === 'production') {
+    context.addIssue({ code: 'custom', path: ['trustProxy'], message: TRUST_EVERY_PEER });
+  }
   const prefixes = new Set<string>();
   config.routes.forEach((route, index) => {
     if (prefixes.has(route.prefix)) context.addIssue({ code: 'custom', path: ['routes', index, 'prefix'], message: `duplicate prefix ${route.prefix}` });
     prefixes.add(route.prefix);
   });
 });
+
+/**
+ * Why `TRUST_PROXY=true` is refused in production (and warned about elsewhere): it believes
+ * X-Forwarded-For from every peer, so any client picks its own `request.ip`, which keys per-IP rate
+ * limits and auth-failure blocking. Hop counts are no way out: Fastify 5 ignores them (see trustProxySchema).
+ */
+export const TRUST_EVERY_PEER =
+  'true trusts X-Forwarded-For from every peer, so any client picks its own address (and escapes per-IP rate limits and ' +
+  "auth-failure blocking); set TRUST_PROXY to your proxies' addresses or CIDRs (e.g. 10.0.0.0/8) or loopback, linklocal, uniquelocal";
 
 export type GatewayConfig = Readonly<z.output<typeof configSchema>>;
 export type SubgraphOverride = z.output<typeof subgraphOverrideSchema>;

@@ -20,6 +20,12 @@ export interface EventBus {
   /** The newest id in the stream now (`0-0` when empty). */
   latestId(channel: string, tenantId: string): Promise<string>;
   /**
+   * The id after which every event of the stream reaches this instance's listeners (the bus's own
+   * read position), or null when it does not follow the stream now. A listener subscribed before
+   * this is read misses nothing after it: a new stream starts there without asking the store.
+   */
+  livePosition(channel: string, tenantId: string): string | null;
+  /**
    * Registers `listener` for live events and resolves, with the unsubscribe function, once delivery
    * is in place: every event added from then on reaches the listener (some earlier ones may too; the
    * caller de-duplicates by id). Where the bus reads from is its own business, never a client's
@@ -80,6 +86,11 @@ export class MemoryEventBus implements EventBus {
   }
 
   async latestId(channel: string, tenantId: string): Promise<string> {
+    return this.history.get(streamKey(channel, tenantId))?.at(-1)?.id ?? '0-0';
+  }
+
+  livePosition(channel: string, tenantId: string): string | null {
+    // Delivery is synchronous: everything published so far has reached the listeners.
     return this.history.get(streamKey(channel, tenantId))?.at(-1)?.id ?? '0-0';
   }
 

@@ -62,28 +62,31 @@ export class Fanout {
   ) {}
 
   /**
-   * Adds `sink` to its stream; resolves with the way out once live delivery to it is in place (every
-   * event added from then on reaches it), or rejects, with the sink removed, if the stream cannot be
-   * followed now.
+   * Adds `sink` to its stream; resolves once live delivery to it is in place (every event added from
+   * then on reaches it), or rejects, with the sink removed, if the stream cannot be followed now.
+   * `leave` takes it out again (no closure per sink: a stream keeps nothing for it).
    */
-  async join(channel: string, tenant: string, sink: Sink): Promise<() => void> {
+  async join(channel: string, tenant: string, sink: Sink): Promise<void> {
     const key = streamKey(channel, tenant);
     let group = this.groups.get(key);
     if (!group) this.groups.set(key, (group = new Group(this.bus, channel, tenant, this.onDelivered)));
     group.sinks.add(sink);
-    const leave = () => {
-      if (!group.sinks.delete(sink) || group.sinks.size > 0) return;
-      group.close();
-      if (this.groups.get(key) === group) this.groups.delete(key);
-    };
     try {
       await group.ready;
     } catch (error) {
       // A failed subscription is not reused: the next stream of this tenant tries afresh.
       if (this.groups.get(key) === group) this.groups.delete(key);
-      leave();
+      group.sinks.delete(sink);
+      if (group.sinks.size === 0) group.close();
       throw error;
     }
-    return leave;
+  }
+
+  leave(channel: string, tenant: string, sink: Sink): void {
+    const key = streamKey(channel, tenant);
+    const group = this.groups.get(key);
+    if (!group || !group.sinks.delete(sink) || group.sinks.size > 0) return;
+    group.close();
+    this.groups.delete(key);
   }
 }

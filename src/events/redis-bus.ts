@@ -34,6 +34,10 @@ export class RedisEventBus implements EventBus {
     return this.ask(() => newestId(this.redis, streamKey(channel, tenantId)));
   }
 
+  livePosition(channel: string, tenantId: string): string | null {
+    return this.reader.position(streamKey(channel, tenantId));
+  }
+
   subscribe(channel: string, tenantId: string, listener: EventListener): Promise<() => void> {
     return this.reader.subscribe(streamKey(channel, tenantId), listener);
   }

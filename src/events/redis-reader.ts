@@ -89,6 +89,11 @@ export class StreamReader {
     return unsubscribe;
   }
 
+  /** The id this instance has delivered `key` up to (everything after it reaches the listeners), if followed. */
+  position(key: string): string | null {
+    return this.followed.get(key)?.position ?? null;
+  }
+
   async close(): Promise<void> {
     this.running = false;
     this.wake?.();

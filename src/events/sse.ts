@@ -1,13 +1,13 @@
-import type { ServerResponse } from 'node:http';
-import type { FastifyBaseLogger, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { Socket } from 'node:net';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { ContextSigner } from '../auth/context-signer.js';
 import { GatewayError } from '../errors.js';
 import type { Drain } from '../pipeline/drain.js';
 import type { GatewayMetrics } from '../observability/metrics.js';
 import type { EventBus, StreamEvent } from './bus.js';
 import type { SseConfig, StreamConfig } from './config-schema.js';
-import { ConnectionScope } from './connection-scope.js';
 import { eventFrame, Fanout, type Sink } from './fanout.js';
+import { streamHead } from './stream-head.js';
 import { compareIds, parseEventId } from './event-id.js';
 import { ConcurrentShares } from '../ratelimit/concurrent-shares.js';
 import { callerIdentity } from '../ratelimit/limiter.js';
@@ -38,12 +38,23 @@ export function registerEventStreams(
   const fanout = new Fanout(bus, (count) => {
     if (count > 0) metrics.sseEventsDelivered.inc(count);
   });
-  const limits: StreamLimits = {
+  const host: StreamHost = {
+    fanout,
     maxBufferedBytes: sse.maxBufferedBytes,
     delivered: () => metrics.sseEventsDelivered.inc(),
+    opened: (stream) => {
+      open.add(stream);
+      metrics.sseConnections.inc();
+    },
+    closed: (stream) => {
+      open.delete(stream);
+      metrics.sseConnections.dec();
+      // The stream's own completion line: Fastify's comes with a finished response, which a stream never has.
+      stream.reply.log.info({ tenant: stream.tenant, durationMs: Math.round(stream.reply.elapsedTime) }, 'event stream closed');
+    },
     tooSlow: (stream) => {
       metrics.sseEventsDropped.inc();
-      stream.log.warn({ tenant: stream.tenant }, 'closing a slow event stream consumer');
+      stream.reply.log.warn({ tenant: stream.tenant }, 'closing a slow event stream consumer');
     },
   };
 
@@ -56,7 +67,7 @@ export function registerEventStreams(
   // Streams never finish by themselves: end them when the drain begins (clients reconnect elsewhere)
   // and again at close for any opened since.
   const endAll = () => {
-    for (const stream of open) stream.response.end();
+    for (const stream of open) stream.end();
   };
   drain.onDrain(endAll);
   app.addHook('preClose', async () => endAll());
@@ -109,6 +120,8 @@ export function registerEventStreams(
     const { principal } = request.gateway;
     const tenant = principal.tenantId;
     if (!tenant) throw new GatewayError('TENANT_ACCESS_DENIED', 'Event streams are per tenant; this caller has none');
+    // A HEAD request gets the stream's head and no stream (nothing can follow it on the connection).
+    if (request.method === 'HEAD') return void reply.headers(HEAD_ONLY).send();
     // Check and take the slot in one step, before the first await: concurrent opens cannot overshoot.
     // The user key is scoped to the tenant: subjects of different tenants never share a budget.
     const slot = slots.take({ instance: '', tenant, user: `${tenant}\u0000${callerIdentity(principal, request.ip)}` });
@@ -116,46 +129,47 @@ export function registerEventStreams(
       reply.header('retry-after', '5');
       throw new GatewayError('TOO_MANY_STREAMS', REFUSALS[slot]);
     }
+    const stream = new EventStream(reply, config.channel, tenant, host, slot);
+    // The client may leave during any await below: the stream gives back whatever it holds by then.
     const response = reply.raw;
-    const scope = new ConnectionScope(response);
-    scope.defer(slot);
+    if (response.destroyed) stream.close();
+    else response.on('close', () => stream.close());
 
-    // Joined first, so nothing published from here on is missed; held back until the replay is out.
-    const stream = new EventStream(response, tenant, request.log, limits);
     let start: string;
     let latest: string;
     try {
-      scope.defer(await fanout.join(config.channel, tenant, stream));
+      // Joined first, so nothing published from here on is missed; held back until the replay is out.
+      await stream.join();
       // A client's id only picks what it is replayed; one the stream cannot have produced (beyond its
-      // newest, or not an id at all) means "from now", exactly like a first connection.
-      latest = await bus.latestId(config.channel, tenant);
+      // newest, or not an id at all) means "from now", exactly like a first connection. "Now" is the
+      // bus's live position (everything after it reaches this stream) without a store round trip;
+      // only an id beyond it needs the store's newest, to tell one not delivered yet from a future one.
       const requested = parseEventId(request.headers['last-event-id'] ?? (request.query as { lastEventId?: unknown }).lastEventId);
+      const live = bus.livePosition(config.channel, tenant);
+      latest = live !== null && (requested === null || compareIds(requested, live) <= 0) ? live : await bus.latestId(config.channel, tenant);
       start = requested !== null && compareIds(requested, latest) <= 0 ? requested : latest;
     } catch (error) {
-      scope.close();
+      stream.close();
       request.log.info({ tenant, reason: (error as Error).message }, 'event stream could not be opened');
       reply.header('retry-after', '5');
       throw new GatewayError('EVENTS_UNAVAILABLE');
     }
 
+    let head: Buffer;
+    try {
+      head = streamHead(reply.getHeaders(), sse.retryMs);
+    } catch (error) {
+      // A header value Node would refuse too: answered as a server error, before the stream takes over.
+      stream.close();
+      throw error;
+    }
     reply.hijack();
-    if (scope.closed) return; // the client left during setup: everything it held is released already
-    response.writeHead(200, {
-      ...(reply.getHeaders() as Record<string, string>),
-      'content-type': 'text/event-stream; charset=utf-8',
-      'cache-control': 'no-cache, no-transform',
-      connection: 'keep-alive',
-      'x-accel-buffering': 'no',
-    });
-    response.write(`retry: ${sse.retryMs}\n\n`);
-    // Kept for the stream's life by Node, Fastify and the request context (see flatten).
-    flatten([(response as unknown as { _header?: unknown })._header, ...Object.values(reply.getHeaders()), ...Object.values(request.gateway)]);
-    open.add(stream);
-    metrics.sseConnections.inc();
-    scope.defer(() => {
-      open.delete(stream);
-      metrics.sseConnections.dec();
-    });
+    const socket = response.socket;
+    if (stream.closed || !socket?.writable) return; // the client left during setup: what it held is (being) released
+    // The head and every frame go straight to the socket (see streamHead): the response is never
+    // written through, and the connection closing is the end of the stream.
+    socket.write(head);
+    stream.attach(socket);
 
     let missed: StreamEvent[] = [];
     // From the newest id, the live subscription (in place before it was read) brings everything.
@@ -170,44 +184,67 @@ export function registerEventStreams(
   }
 }
 
-interface StreamLimits {
+/** What every stream of one registration shares (one object, referenced by each stream). */
+interface StreamHost {
+  readonly fanout: Fanout;
   readonly maxBufferedBytes: number;
   /** Counts one event written outside the fan-out (replay). */
   delivered(): void;
+  /** A stream is on the air: it gets heartbeats, is counted, and is ended on shutdown. */
+  opened(stream: EventStream): void;
+  /** The stream's connection closed after it went on the air. */
+  closed(stream: EventStream): void;
   /** Accounts for a client disconnected for being too far behind. */
   tooSlow(stream: EventStream): void;
 }
 
-/**
- * Strings built by concatenation are ropes of pieces in V8 (32 bytes a node): the response head Node
- * keeps (`_header`, helmet's headers included), header values such as the rate-limit ones, the
- * request context's token and traceparent. A stream keeps them for its whole life; a search makes V8
- * flatten each in place into one string. Measured in a heap snapshot of 2,000 streams (see README).
- */
-function flatten(values: readonly unknown[]): void {
-  // The result is kept so that the optimising compiler cannot drop the search as unused.
-  for (const value of values) if (typeof value === 'string') searched += value.indexOf('\n');
-}
-let searched = 0;
-
 const HEARTBEAT = Buffer.from(': heartbeat\n\n');
 
 /**
- * One client's stream: what a connection holds beyond its response is this object (no closures, no
- * timer). Until it goes live, events from the fan-out wait in `pending`; then the replay and those
- * are written in id order without repeats, and live events follow.
+ * One client's stream, and everything a connection holds beyond Node's and Fastify's own objects:
+ * no closures (but the one `close` listener), no timer, no clean-up list. Until it goes live,
+ * events from the fan-out wait in `pending`; then the replay and those are written in id order
+ * without repeats, and live events follow. Frames are written to the connection's socket: no chunk
+ * framing, no `ServerResponse` bookkeeping per write. Whatever it holds (its slot, its place in the
+ * fan-out, its place on the air) is given back exactly once, on `close`, whenever that comes.
  */
 class EventStream implements Sink {
+  private socket: Socket | null = null;
   private pending: StreamEvent[] | null = [];
   /** The last id written while catching up; null once a live event has passed it (the bus delivers in order). */
   private after: string | null = null;
+  private joined = false;
+  closed = false;
 
   constructor(
-    readonly response: ServerResponse,
+    readonly reply: FastifyReply,
+    private readonly channel: string,
     readonly tenant: string,
-    readonly log: FastifyBaseLogger,
-    private readonly limits: StreamLimits,
+    private readonly host: StreamHost,
+    private readonly releaseSlot: () => void,
   ) {}
+
+  /** Joins the tenant's fan-out (rejects if the stream cannot be followed now). */
+  async join(): Promise<void> {
+    await this.host.fanout.join(this.channel, this.tenant, this);
+    this.joined = true;
+    if (this.closed) this.host.fanout.leave(this.channel, this.tenant, this);
+  }
+
+  /** The connection to write to, once the head is on it: the stream is on the air. */
+  attach(socket: Socket): void {
+    this.socket = socket;
+    this.host.opened(this);
+  }
+
+  /** Gives back everything the stream holds; runs once, when the connection closes or setup fails. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.releaseSlot();
+    if (this.joined) this.host.fanout.leave(this.channel, this.tenant, this);
+    if (this.socket) this.host.closed(this);
+  }
 
   deliver(event: StreamEvent, frame: Buffer): boolean {
     if (this.pending) {
@@ -230,7 +267,7 @@ class EventStream implements Sink {
       if (compareIds(event.id, this.after) <= 0) continue;
       if (!this.write(eventFrame(event))) return;
       this.after = event.id;
-      this.limits.delivered();
+      this.host.delivered();
     }
   }
 
@@ -239,22 +276,29 @@ class EventStream implements Sink {
     this.write(HEARTBEAT);
   }
 
+  /** Ends the stream (the body is delimited by the connection): the client reconnects. */
+  end(): void {
+    this.socket?.end();
+  }
+
   /** A slow client is dropped, never waited for: fan-out to the others goes on. */
   private write(frame: Buffer): boolean {
-    const response = this.response;
-    if (response.writableEnded || response.destroyed) return false;
-    if (response.writableLength > this.limits.maxBufferedBytes) {
-      this.limits.tooSlow(this);
-      response.destroy();
+    const socket = this.socket;
+    if (!socket || !socket.writable) return false;
+    if (socket.writableLength > this.host.maxBufferedBytes) {
+      this.host.tooSlow(this);
+      socket.destroy();
       return false;
     }
-    response.write(frame);
+    socket.write(frame);
     return true;
   }
 }
 
 /** Which limit refused a stream. */
 type SlotScope = 'instance' | 'tenant' | 'user';
+
+const HEAD_ONLY = { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache, no-transform' };
 
 const REFUSALS: Record<SlotScope, string> = {
   instance: 'This instance serves as many event streams as it can; retry shortly',

@@ -45,7 +45,12 @@ export function registerGraphQL(
   const http = new SubgraphHttpClient();
   const admission = admissionStage({
     limits: config.operationLimits,
-    rateLimiter: new FieldRateLimiter(redis, app.log),
+    rateLimiter: new FieldRateLimiter({
+      redis,
+      onStoreFailure: config.rateLimits.onStoreFailure,
+      fallbackFactor: config.rateLimits.fallbackFactor,
+      logger: app.log,
+    }),
     observeCost: (type, cost) => metrics.graphqlOperationCost.observe({ operation_type: type }, cost),
     onUnknownSchema: (executableSdl) =>
       app.log.error({ sdlHash: sha256(executableSdl) }, 'the gateway serves a supergraph the admission stage never read; GraphQL requests are refused until it is reloaded'),

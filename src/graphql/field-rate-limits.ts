@@ -1,5 +1,5 @@
 import type { FastifyBaseLogger } from 'fastify';
-import { getGraphQLRateLimiter, InMemoryStore, RedisStore, type GraphQLRateLimitDirectiveArgs } from 'graphql-rate-limit';
+import { getGraphQLRateLimiter, InMemoryStore, RedisStore, Store, type Identity } from 'graphql-rate-limit';
 import {
   getArgumentValues,
   parse,
@@ -11,10 +11,12 @@ import {
   type OperationDefinitionNode,
 } from 'graphql';
 import type { RedisClient } from '../stores/redis.js';
+import { RedisAvailability } from '../stores/redis-availability.js';
+import { ERRORS } from '../errors.js';
 import { z } from 'zod';
 import type { GatewayContext } from '../context.js';
 import { callerIdentity } from '../ratelimit/limiter.js';
-import { filterOperation, type FieldCheck } from './field-guard.js';
+import { filterOperation, type Denial, type FieldCheck } from './field-guard.js';
 import { argument, linkedDirectiveNames, literal } from './admission/supergraph-link.js';
 
 export const fieldRateLimitSchema = z.strictObject({
@@ -75,24 +77,46 @@ export function limitedOccurrences(
   return occurrences;
 }
 
+export interface FieldRateLimiterOptions {
+  /** The shared store; null keeps the counters in this process. */
+  redis: RedisClient | null;
+  /** The shared store's Redis: not asked while known unreachable, each call bounded. */
+  availability?: RedisAvailability | null;
+  /** RATE_LIMIT_ON_STORE_FAILURE, as for request limits: `open` counts locally, `closed` refuses. */
+  onStoreFailure: 'open' | 'closed';
+  /** Local counters admit this share of each limit while Redis is down (other instances admit too). */
+  fallbackFactor: number;
+  logger: FastifyBaseLogger;
+}
+
 /**
  * Field-level limits with graphql-rate-limit's limiter, applied by the admission stage before the
  * query plan runs: every occurrence of a limited field counts (aliased repeats included), per caller
  * (API key, user or IP), in the shared store when Redis is configured. An occurrence over its limit
- * is removed and answered `null` with a RATE_LIMITED error naming the field. If the store fails,
- * field limits are skipped (logged): request-level limits still protect the services.
+ * is removed and answered `null` with a RATE_LIMITED error naming the field.
+ *
+ * The shared store's calls go through RedisAvailability, like request limits: a dead or hung Redis
+ * costs one bounded wait, then none. While it is unreachable, `open` counts in this process with
+ * each limit scaled by the fallback factor, `closed` removes the limited fields with
+ * RATE_LIMIT_UNAVAILABLE; the switch is logged once each way.
  */
 export class FieldRateLimiter {
-  private readonly limiter: ReturnType<typeof getGraphQLRateLimiter>;
+  private readonly shared: ReturnType<typeof getGraphQLRateLimiter>;
+  private readonly local: ReturnType<typeof getGraphQLRateLimiter> | null;
+  private readonly availability: RedisAvailability | null;
+  private readonly options: FieldRateLimiterOptions;
+  private storeDown = false;
 
-  constructor(
-    redis: RedisClient | null,
-    private readonly logger: FastifyBaseLogger,
-  ) {
-    this.limiter = getGraphQLRateLimiter({
-      identifyContext: (context: GatewayContext) => callerIdentity(context.principal, context.clientIp),
-      store: redis ? new RedisStore(redis) : new InMemoryStore(),
+  constructor(options: FieldRateLimiterOptions) {
+    this.options = options;
+    this.availability = options.redis ? (options.availability ?? RedisAvailability.of(options.redis)) : null;
+    this.availability?.declare('fieldRateLimits', options.onStoreFailure);
+    const identifyContext = (context: GatewayContext) => callerIdentity(context.principal, context.clientIp);
+    this.shared = getGraphQLRateLimiter({
+      identifyContext,
+      store: options.redis ? new AvailableStore(new RedisStore(options.redis), this.availability!) : new InMemoryStore(),
     });
+    this.local = options.redis && options.onStoreFailure === 'open' ? getGraphQLRateLimiter({ identifyContext, store: new InMemoryStore() }) : null;
   }
 
   /** Spends one token per occurrence; the check denying those over their limit, or null. */
@@ -103,23 +127,68 @@ export class FieldRateLimiter {
     } catch {
       return null; // bad or missing variables: Apollo reports them as the client's error
     }
-    const denied = new Map<FieldNode, string>();
-    try {
-      for (const [i, { key, node, rule }] of occurrences.entries()) {
-        const directiveArgs: GraphQLRateLimitDirectiveArgs = rule;
-        // graphql-rate-limit keys its counters by `info.fieldName`; `Type.field` keeps types apart.
-        const info = { fieldName: key } as GraphQLResolveInfo;
-        const message = await this.limiter({ parent: undefined, args: args[i]!, context, info }, directiveArgs);
-        if (message) denied.set(node, `${key}: ${message}`);
+    const denied = new Map<FieldNode, Denial>();
+    let shared = true;
+    for (const [i, { key, node, rule }] of occurrences.entries()) {
+      // graphql-rate-limit keys its counters by `info.fieldName`; `Type.field` keeps types apart.
+      const call = { parent: undefined, args: args[i]!, context, info: { fieldName: key } as GraphQLResolveInfo };
+      let message: string | undefined;
+      if (shared) {
+        try {
+          message = await this.shared(call, rule);
+          this.sharedAnswered();
+        } catch (error) {
+          this.sharedFailed(error as Error);
+          this.availability?.fellBack('fieldRateLimits'); // once per request, as other features count
+          shared = false;
+        }
       }
-    } catch (error) {
-      this.logger.warn({ reason: (error as Error).message }, 'field rate limit store failed; field limits skipped for this request');
-      return null;
+      if (!shared) {
+        if (!this.local) {
+          denied.set(node, { code: 'RATE_LIMIT_UNAVAILABLE', message: `${key}: ${ERRORS.RATE_LIMIT_UNAVAILABLE.title}` });
+          continue;
+        }
+        const scaled = { ...rule, max: Math.max(1, Math.floor(rule.max * this.options.fallbackFactor)) };
+        message = await this.local(call, scaled);
+      }
+      if (message) denied.set(node, { code: 'RATE_LIMITED', message: `${key}: ${message}` });
     }
     if (denied.size === 0) return null;
-    return (_parent, _field, node) => {
-      const message = denied.get(node);
-      return message ? { code: 'RATE_LIMITED', message } : null;
-    };
+    return (_parent, _field, node) => denied.get(node) ?? null;
+  }
+
+  private sharedAnswered(): void {
+    if (!this.storeDown) return;
+    this.storeDown = false;
+    this.options.logger.info('field rate limit store recovered; shared field limits apply again');
+  }
+
+  private sharedFailed(error: Error): void {
+    if (this.storeDown) return;
+    this.storeDown = true;
+    this.options.logger.error(
+      { reason: error.message, mode: this.options.onStoreFailure },
+      this.options.onStoreFailure === 'open'
+        ? 'field rate limit store unavailable; using local field limits'
+        : 'field rate limit store unavailable; refusing rate-limited fields',
+    );
+  }
+}
+
+/** graphql-rate-limit's Redis store with every call asked through RedisAvailability. */
+class AvailableStore extends Store {
+  constructor(
+    private readonly store: RedisStore,
+    private readonly availability: RedisAvailability,
+  ) {
+    super();
+  }
+
+  setForIdentity(identity: Identity, timestamps: readonly number[], windowMs?: number): Promise<void> {
+    return this.availability.run(() => this.store.setForIdentity(identity, timestamps, windowMs));
+  }
+
+  getForIdentity(identity: Identity): Promise<readonly number[]> {
+    return this.availability.run(() => this.store.getForIdentity(identity));
   }
 }

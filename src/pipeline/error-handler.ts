@@ -1,14 +1,11 @@
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import { GatewayError, PROBLEM_CONTENT_TYPE, problemDetails, wwwAuthenticate } from '../errors.js';
-import { upstreamAnswerFor } from '../rest/upstream-errors.js';
 
 /** Every non-GraphQL error leaves as RFC 9457 problem+json with a stable code and the request id. */
 export function installProblemErrors(app: FastifyInstance): void {
   app.setErrorHandler((error, request, reply) => {
-    // An upstream body that failed before its first byte: the proxy has classified and logged it.
-    const upstreamAnswer = upstreamAnswerFor(error);
-    const gatewayError = upstreamAnswer ?? GatewayError.from(error);
-    logRejection(request.log, upstreamAnswer ?? error, gatewayError);
+    const gatewayError = GatewayError.from(error);
+    logRejection(request.log, error, gatewayError);
     const challenge = wwwAuthenticate(gatewayError);
     if (challenge) reply.header('www-authenticate', challenge);
     return reply

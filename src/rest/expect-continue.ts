@@ -16,8 +16,9 @@ export function installExpectContinue(app: FastifyInstance): void {
     awaiting.add(request);
     app.server.emit('request', request, response);
   });
-  app.addHook('preParsing', async (request, reply, payload) => {
+  // A callback hook, not an async one: it runs for every request, and a promise each is wasted.
+  app.addHook('preParsing', (request, reply, payload, done) => {
     if (awaiting.has(request.raw) && !reply.raw.headersSent) reply.raw.writeContinue();
-    return payload;
+    done(null, payload);
   });
 }

@@ -33,7 +33,7 @@ const GATEWAY_OWNED = [
   'x-http-method',
 ];
 
-const HOP_BY_HOP_SET = new Set(HOP_BY_HOP);
+export const HOP_BY_HOP_SET: ReadonlySet<string> = new Set(HOP_BY_HOP);
 const GATEWAY_OWNED_SET = new Set(GATEWAY_OWNED);
 
 /** The headers named by `Connection`, lower-cased (RFC 9110 §7.6.1: they belong to this hop only). */
@@ -48,7 +48,7 @@ const NAMES_CLOSE: ReadonlySet<string> = new Set(['close']);
  * Headers the `Connection` field names, beyond the hop-by-hop ones dropped anyway; null for none.
  * The usual values (`keep-alive`, `close`) get no set built per message.
  */
-function namedByConnection(value: string | string[] | undefined): ReadonlySet<string> | null {
+export function namedByConnection(value: string | string[] | undefined): ReadonlySet<string> | null {
   if (value === undefined) return null;
   if (typeof value === 'string') {
     const plain = value.length <= 10 ? value.toLowerCase() : '';
@@ -57,34 +57,6 @@ function namedByConnection(value: string | string[] | undefined): ReadonlySet<st
     if (plain === 'close') return NAMES_CLOSE;
   }
   return new Set(connectionOptions(value));
-}
-
-/**
- * Copies the headers that `keep` accepts and that are not hop-by-hop. One pass that builds a fresh
- * object, instead of spreading and then deleting: `delete` turns the object into a slow dictionary,
- * and this runs twice per proxied request.
- */
-function copyHeaders<T extends IncomingHttpHeaders>(headers: T, keep?: (name: string) => boolean): T {
-  const named = namedByConnection(headers.connection);
-  const out: IncomingHttpHeaders = {};
-  for (const name in headers) {
-    if (!Object.prototype.hasOwnProperty.call(headers, name)) continue;
-    if (HOP_BY_HOP_SET.has(name) || named?.has(name) || (keep && !keep(name))) continue;
-    // A `__proto__` field must stay a field, as spreading would keep it, not become the prototype.
-    if (name === '__proto__') Object.defineProperty(out, name, { value: headers[name], enumerable: true, writable: true, configurable: true });
-    else out[name] = headers[name];
-  }
-  return out as T;
-}
-
-/** A copy without the hop-by-hop fields, including those `Connection` names. Both directions use it. */
-export function withoutHopByHop<T extends IncomingHttpHeaders>(headers: T): T {
-  return copyHeaders(headers);
-}
-
-/** Request fields the client may pass on: not the gateway's own (GATEWAY_OWNED, every `x-forwarded-*`). */
-function clientMayForward(name: string): boolean {
-  return !GATEWAY_OWNED_SET.has(name) && !name.startsWith('x-forwarded-');
 }
 
 const REG_NAME = /^(?:[A-Za-z0-9\-._~!$&'()*+,;=]|%[0-9A-Fa-f]{2})+$/;
@@ -119,10 +91,12 @@ export function isValidHost(value: string): boolean {
 /**
  * The host the client asked for, as Fastify sees it (`Host`, or a trusted proxy's X-Forwarded-Host):
  * refused with 400 INVALID_HOST unless it is a well-formed host[:port], as Envoy and nginx do.
+ * Returns it ('' for none).
  */
-export function assertValidHost(request: FastifyRequest): void {
+export function assertValidHost(request: FastifyRequest): string {
   const host = request.host;
   if (host !== '' && !isValidHost(host)) throw new GatewayError('INVALID_HOST');
+  return host;
 }
 
 function ownProtocol(request: FastifyRequest): 'http' | 'https' {
@@ -137,33 +111,82 @@ function forwardedNode(address: string): string {
 }
 
 /**
- * What the upstream is told about the client, from Fastify's view only (TRUST_PROXY decides how far
- * X-Forwarded-For is believed): X-Forwarded-For lists the trusted chain, client first, ending with the
- * gateway's own peer — whatever the client claimed beyond the first untrusted hop is dropped; Forwarded
- * (RFC 7239) says the same, with the client's host and protocol on the first element; X-Real-IP is the
- * client. The host was validated first (assertValidHost), so it cannot break out of its quotes.
+ * The request fields for the upstream, as the flat `[name, value, …]` list undici takes (no object
+ * built and then walked by key), in one pass over the client's fields:
+ * - the client's fields, minus hop-by-hop ones (and those `Connection` names), the gateway's own
+ *   (GATEWAY_OWNED, every `x-forwarded-*`) and those the request context sets below;
+ * - what the upstream is told about the client, from Fastify's view only (TRUST_PROXY decides how
+ *   far X-Forwarded-For is believed): X-Forwarded-For lists the trusted chain, client first, ending
+ *   with the gateway's own peer — whatever the client claimed beyond the first untrusted hop is
+ *   dropped; Forwarded (RFC 7239) says the same, with the client's host and protocol on the first
+ *   element; X-Real-IP is the client;
+ * - the request context's identity, trace and context-token fields (context.ts).
+ *
+ * `host` is the client's Host as validated by assertValidHost ('' for none), so it cannot break out of
+ * its quotes. `upstreamHost` replaces the client's Host when given (REST); null keeps it (WebSocket,
+ * where @fastify/http-proxy sets the upstream's).
  */
-export function forwardedRequestHeaders(request: FastifyRequest, headers: IncomingHttpHeaders): IncomingHttpHeaders {
-  const out = copyHeaders(headers, clientMayForward);
+export function forwardedHeaderList(request: FastifyRequest, headers: IncomingHttpHeaders, host: string, upstreamHost: string | null): string[] {
+  const own = downstreamHeaders(request.gateway);
+  const named = namedByConnection(headers.connection);
+  const out: string[] = [];
+  for (const name in headers) {
+    if (
+      HOP_BY_HOP_SET.has(name) ||
+      GATEWAY_OWNED_SET.has(name) ||
+      name.startsWith('x-forwarded-') ||
+      (own[name] !== undefined && Object.hasOwn(own, name)) ||
+      named?.has(name) ||
+      (upstreamHost !== null && name === 'host') ||
+      !Object.prototype.hasOwnProperty.call(headers, name)
+    ) {
+      continue;
+    }
+    const value = headers[name];
+    if (typeof value === 'string') out.push(name, value);
+    else if (value !== undefined) for (const item of value) out.push(name, item);
+  }
+  if (upstreamHost !== null) out.push('host', upstreamHost);
 
-  // `request.ips` runs from the peer outwards, as far as proxies are trusted; it is unset without TRUST_PROXY.
-  const ips = request.ips;
-  const chain =
-    ips === undefined
-      ? [isIP(request.ip ?? '') ? request.ip : 'unknown']
-      : [...ips].reverse().map((address) => (isIP(address ?? '') ? address : 'unknown'));
-  const client = chain[0]!;
   // A trusted proxy's X-Forwarded-Proto is believed only when it names a protocol this hop could carry.
   const proto = request.protocol === 'https' || request.protocol === 'http' ? request.protocol : ownProtocol(request);
-  const host = isValidHost(request.host) ? request.host : '';
+  const first = `;proto=${proto}${host ? `;host="${host}"` : ''}`;
+  // `request.ips` runs from the peer outwards, as far as proxies are trusted; it is unset without TRUST_PROXY.
+  const ips = request.ips;
+  let client: string;
+  if (ips === undefined) {
+    // One hop, the usual case: no chain to build.
+    client = isIP(request.ip ?? '') ? request.ip : 'unknown';
+    out.push('x-forwarded-for', client, 'forwarded', `for=${forwardedNode(client)}${first}`);
+  } else {
+    const chain = [...ips].reverse().map((address) => (isIP(address ?? '') ? address : 'unknown'));
+    client = chain[0]!;
+    out.push(
+      'x-forwarded-for',
+      chain.join(', '),
+      'forwarded',
+      chain.map((address, i) => `for=${forwardedNode(address)}${i === 0 ? first : ''}`).join(', '),
+    );
+  }
+  out.push('x-forwarded-proto', proto);
+  if (host) out.push('x-forwarded-host', host);
+  if (client !== 'unknown') out.push('x-real-ip', client);
+  for (const name in own) out.push(name, own[name]!);
+  return out;
+}
 
-  out['x-forwarded-for'] = chain.join(', ');
-  out['x-forwarded-proto'] = proto;
-  if (host) out['x-forwarded-host'] = host;
-  if (client !== 'unknown') out['x-real-ip'] = client;
-  out.forwarded = chain
-    .map((address, i) => (i === 0 ? `for=${forwardedNode(address)};proto=${proto}${host ? `;host="${host}"` : ''}` : `for=${forwardedNode(address)}`))
-    .join(', ');
-  Object.assign(out, downstreamHeaders(request.gateway));
+/** The same fields as an object, for @fastify/http-proxy's WebSocket handshake. */
+export function forwardedRequestHeaders(request: FastifyRequest, headers: IncomingHttpHeaders): IncomingHttpHeaders {
+  const host = isValidHost(request.host) ? request.host : '';
+  const list = forwardedHeaderList(request, headers, host, null);
+  const out: IncomingHttpHeaders = {};
+  for (let i = 0; i < list.length; i += 2) {
+    const name = list[i]!;
+    const value = list[i + 1]!;
+    const previous = out[name];
+    // A `__proto__` field must stay a field, not become the prototype.
+    if (name === '__proto__') Object.defineProperty(out, name, { value, enumerable: true, writable: true, configurable: true });
+    else out[name] = previous === undefined ? value : ([] as string[]).concat(previous, value);
+  }
   return out;
 }

@@ -5,37 +5,18 @@ import { downstreamHeaders } from '../context.js';
 import { GatewayError, PROBLEM_CONTENT_TYPE, problemDetails } from '../errors.js';
 import { callerIdentity } from '../ratelimit/limiter.js';
 import { BodyGuard, type BodyViolation } from './body-guard.js';
-import { CircuitBreaker, type Permit } from './circuit-breaker.js';
+import { CircuitBreaker } from './circuit-breaker.js';
 import { ConcurrentShares } from '../ratelimit/concurrent-shares.js';
 import type { RouteConfig, ServiceConfig } from './config-schema.js';
 import { installExpectContinue } from './expect-continue.js';
-import { assertValidHost, forwardedRequestHeaders, withoutHopByHop } from './forwarding.js';
-import { Exchange } from './exchange.js';
-import { UpstreamDispatcher, type UpstreamResponse } from './upstream-dispatcher.js';
-import { answerUpstreamError, classifyUpstreamError, errorCodes } from './upstream-errors.js';
+import { assertValidHost, forwardedHeaderList, forwardedRequestHeaders } from './forwarding.js';
+import { Exchange, type ExchangeOwner } from './exchange.js';
+import { UpstreamDispatcher } from './upstream-dispatcher.js';
+import { classifyUpstreamError, errorCodes } from './upstream-errors.js';
 import { UpstreamPool, type UpstreamInstance } from './upstream-pool.js';
 import { routeOf } from '../pipeline/caller-context.js';
 
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE']);
-/** What an upstream said about the body it failed to send: wrong on the problem+json that replaces it. */
-const REPRESENTATION_HEADERS = [
-  'content-type',
-  'content-length',
-  'content-encoding',
-  'content-language',
-  'content-location',
-  'content-range',
-  'content-disposition',
-  'etag',
-  'last-modified',
-  'expires',
-  'cache-control',
-  'age',
-  'accept-ranges',
-  'set-cookie',
-  'location',
-  'trailer',
-];
 /**
  * Characters a path may carry to the upstream as they are; anything else goes through the WHATWG
  * URL parser first, which percent-encodes what undici would refuse (as the URL the proxy used to
@@ -111,7 +92,9 @@ export async function registerRestRoutes(app: FastifyInstance, config: GatewayCo
             exposeHeadRoute: false,
             bodyLimit: route.bodyLimitBytes ?? config.bodyLimitBytes,
             config: routeConfig(route),
-            handler: (request: FastifyRequest, reply: FastifyReply) => forwarder.handle(request, reply),
+            // Returns nothing: a returned reply is a thenable, which Fastify awaits with an
+            // end-of-stream watch on the response (listeners and closures per request).
+            handler: (request: FastifyRequest, reply: FastifyReply): void => forwarder.handle(request, reply),
           };
           serviceScope.route({ ...options, url: route.prefix });
           serviceScope.route({ ...options, url: `${route.prefix}/*` });
@@ -166,7 +149,11 @@ async function registerWebSocketRoute(app: FastifyInstance, route: RouteConfig, 
   });
 }
 
-class Forwarder {
+/**
+ * One route's forwarding: admission (connection shares, breaker), instance choice, the upstream
+ * exchange and what its outcome means (health, breaker, retries, the gateway's own 4xx/5xx answers).
+ */
+class Forwarder implements ExchangeOwner {
   constructor(
     private readonly route: RouteConfig,
     private readonly service: ServiceConfig,
@@ -176,17 +163,17 @@ class Forwarder {
     private readonly dispatcher: UpstreamDispatcher,
   ) {}
 
-  handle(request: FastifyRequest, reply: FastifyReply): FastifyReply {
+  handle(request: FastifyRequest, reply: FastifyReply): void {
     const body = request.body instanceof BodyGuard ? request.body : null;
     try {
-      return this.forward(request, reply, body);
+      this.forward(request, reply, body);
     } catch (error) {
       closeIfBodyPending(request, reply, body);
       throw error;
     }
   }
 
-  private forward(request: FastifyRequest, reply: FastifyReply, body: BodyGuard | null): FastifyReply {
+  private forward(request: FastifyRequest, reply: FastifyReply, body: BodyGuard | null): void {
     const declared = Number(request.headers['content-length'] ?? 0);
     if (declared > routeOf(request).bodyLimit || body?.violation === 'too-large') throw new GatewayError('PAYLOAD_TOO_LARGE');
     if (body?.violation === 'idle') {
@@ -196,35 +183,38 @@ class Forwarder {
     // The client left while an async hook ran: nobody to answer, and nothing must be taken for it.
     if (reply.raw.destroyed) {
       closeIfBodyPending(request, reply, body);
-      return reply;
+      return;
     }
-    const path = this.upstreamPath(request);
-    assertValidHost(request);
-    const exchange = new Exchange(reply);
+    const rawUrl = request.raw.url ?? '/';
+    const path = this.upstreamPath(rawUrl);
+    const host = assertValidHost(request);
+    const exchange = new Exchange(this, request, reply, path, queryOf(rawUrl), host);
     this.admit(request, reply, exchange);
     const permit = this.breaker.tryAcquire();
     if (!permit) {
       reply.header('retry-after', String(this.breaker.retryAfterSeconds()));
       throw new GatewayError('CIRCUIT_OPEN', `The ${this.route.service} service is failing; requests are paused`);
     }
-    exchange.onEnd(() => this.breaker.release(permit));
+    exchange.permit = permit;
+    exchange.permitHeld = true;
     const instance = this.pool.pick();
     if (!instance) {
       if (this.pool.isSaturated()) {
         // Full, not failing: refuse at once (a queued request would wait with no timeout running).
+        exchange.permitHeld = false;
         this.breaker.release(permit);
         request.log.warn({ service: this.route.service, code: 'UPSTREAM_BUSY' }, 'every upstream connection is in use');
         reply.header('retry-after', '1');
         closeIfBodyPending(request, reply, body);
         sendProblem(request, reply, new GatewayError('UPSTREAM_BUSY', `Every connection to ${this.route.service} is in use; retry shortly`));
-        return reply;
+        return;
       }
+      exchange.permitHeld = false;
       this.breaker.recordFailure(permit);
       throw new GatewayError('NO_HEALTHY_UPSTREAM', `No healthy instance of ${this.route.service}`);
     }
-    body?.once('violation', (violation: BodyViolation) => this.refuseBody(request, reply, exchange, violation));
-    this.attempt(request, reply, exchange, path, queryOf(request.raw.url ?? '/'), permit, instance, 0, new Set());
-    return reply;
+    body?.once('violation', (violation: BodyViolation) => this.refuseBody(exchange, violation));
+    this.attempt(exchange, instance);
   }
 
   /**
@@ -236,7 +226,7 @@ class Forwarder {
     const caller = callerIdentity(principal, request.ip);
     const entered = this.gate.take({ caller, tenant: principal.tenantId === null ? caller : `tenant:${principal.tenantId}` });
     if (typeof entered === 'function') {
-      exchange.onEnd(entered);
+      exchange.releaseShare = entered;
       return;
     }
     reply.header('retry-after', '1');
@@ -249,122 +239,101 @@ class Forwarder {
   }
 
   /** The body broke its limit or stopped arriving: the client's fault, answered here, never the upstream's. */
-  private refuseBody(request: FastifyRequest, reply: FastifyReply, exchange: Exchange, violation: BodyViolation): void {
+  private refuseBody(exchange: Exchange, violation: BodyViolation): void {
     if (exchange.cancelled || exchange.responding) return;
     exchange.answer();
     const error =
       violation === 'idle'
         ? new GatewayError('REQUEST_TIMEOUT', 'The request body stopped arriving')
         : new GatewayError('PAYLOAD_TOO_LARGE');
-    request.log.info({ service: this.route.service, code: error.code }, 'request rejected');
+    exchange.request.log.info({ service: this.route.service, code: error.code }, 'request rejected');
     // The rest of the body will not be read: this connection cannot carry another request.
-    reply.header('connection', 'close');
-    sendProblem(request, reply, error);
+    exchange.reply.header('connection', 'close');
+    sendProblem(exchange.request, exchange.reply, error);
   }
 
-  private attempt(
-    request: FastifyRequest,
-    reply: FastifyReply,
-    exchange: Exchange,
-    path: string,
-    query: string,
-    permit: Permit,
-    instance: UpstreamInstance,
-    attempt: number,
-    tried: Set<UpstreamInstance>,
-  ): void {
-    tried.add(instance);
-    instance.active++;
-    let settled = false;
-    // In flight until the response is over (or this attempt failed): what least-connections and the
-    // instance's connection limit count.
-    const settle = () => {
-      if (!settled) instance.active--;
-      settled = true;
-    };
-    exchange.onEnd(settle);
-
+  private attempt(exchange: Exchange, instance: UpstreamInstance): void {
+    if (exchange.cancelled || exchange.over) return;
+    exchange.begin(instance);
+    const { request } = exchange;
     const target = targetOf(instance);
-    const headers = forwardedRequestHeaders(request, request.headers);
-    headers.host = target.host;
-    const upstreamPath = target.basePath + path;
-    this.dispatcher.request(
+    const headers = forwardedHeaderList(request, request.headers, exchange.host, target.host);
+    const upstreamPath = target.basePath + exchange.path;
+    this.dispatcher.dispatch(
       {
         origin: target.origin,
-        path: PLAIN_PATH.test(upstreamPath) ? upstreamPath + query : new URL(upstreamPath, target.origin).pathname + query,
+        path: (PLAIN_PATH.test(upstreamPath) ? upstreamPath : new URL(upstreamPath, target.origin).pathname) + exchange.query,
         method: request.method,
         headers,
         body: request.body instanceof BodyGuard ? request.body : null,
         timeoutMs: this.service.timeoutMs,
       },
       exchange,
-      (error, response) => {
-        if (error) this.failed(request, reply, exchange, path, query, permit, instance, attempt, tried, settle, error);
-        else this.respond(request, reply, exchange, permit, instance, response!);
-      },
     );
   }
 
-  /** The upstream answered: its status, headers (hop-by-hop ones dropped) and body, streamed as they come. */
-  private respond(request: FastifyRequest, reply: FastifyReply, exchange: Exchange, permit: Permit, instance: UpstreamInstance, response: UpstreamResponse): void {
-    exchange.responding = true;
-    const failed = response.statusCode >= 500;
-    if (failed) this.pool.recordFailure(instance);
-    else this.pool.recordSuccess(instance);
-    if (failed) this.breaker.recordFailure(permit);
-    else this.breaker.recordSuccess(permit);
-    const headers = withoutHopByHop(response.headers);
-    for (const name in headers) reply.header(name, headers[name]);
-    // Before send(): this listener must run before Fastify's, which passes the error on to the error handler.
-    response.body.once('error', (error: Error) => this.bodyFailed(request, reply, exchange, permit, instance, error));
-    // An HTTP/1 connection cannot carry another request until this one's body has been read.
-    if (!request.raw.complete) reply.header('connection', 'close');
-    reply.code(response.statusCode).send(response.body);
+  /** The upstream answered: 5xx counts against the instance and the breaker, anything else for them. */
+  responded(exchange: Exchange, status: number): void {
+    const instance = exchange.instance!;
+    exchange.permitHeld = false;
+    if (status >= 500) {
+      this.pool.recordFailure(instance);
+      this.breaker.recordFailure(exchange.permit!);
+    } else {
+      this.pool.recordSuccess(instance);
+      this.breaker.recordSuccess(exchange.permit!);
+    }
   }
 
   /**
    * The upstream's body failed (reset, stalled past the timeout) before the client got a byte of it:
    * the answer is still the gateway's to give, a 502/504 for the upstream's failure, without the
-   * upstream's description of a body that never came. Once bytes are out, Fastify cuts the response.
+   * upstream's description of a body that never came (none of its headers reached the reply).
    */
-  private bodyFailed(request: FastifyRequest, reply: FastifyReply, exchange: Exchange, permit: Permit, instance: UpstreamInstance, error: Error): void {
-    if (exchange.cancelled || reply.raw.headersSent) return;
+  bodyFailed(exchange: Exchange, error: Error): void {
+    const instance = exchange.instance!;
     const failure = classifyUpstreamError(error);
     if (failure === 'timeout' || failure === 'upstream') {
       this.pool.recordFailure(instance);
-      this.breaker.recordFailure(permit);
+      this.breaker.recordFailure(exchange.permit!);
     }
     const answer =
       failure === 'timeout'
         ? new GatewayError('UPSTREAM_TIMEOUT', `${this.route.service} did not send its response within ${this.service.timeoutMs} ms`)
         : new GatewayError('UPSTREAM_UNAVAILABLE', `${this.route.service} failed while sending its response`);
-    // Fastify has copied the headers onto the raw response already (setHeader, to be sent with the first byte).
-    for (const name of REPRESENTATION_HEADERS) {
-      reply.removeHeader(name);
-      reply.raw.removeHeader(name);
-    }
-    request.log.warn({ service: this.route.service, instance: instance.url, causes: errorCodes(error), code: answer.code }, 'upstream response body failed');
-    answerUpstreamError(error, answer);
+    exchange.request.log.warn(
+      { service: this.route.service, instance: instance.url, causes: errorCodes(error), code: answer.code },
+      'upstream response body failed',
+    );
+    sendProblem(exchange.request, exchange.reply, answer);
   }
 
-  private failed(
-    request: FastifyRequest,
-    reply: FastifyReply,
-    exchange: Exchange,
-    path: string,
-    query: string,
-    permit: Permit,
-    instance: UpstreamInstance,
-    attempt: number,
-    tried: Set<UpstreamInstance>,
-    settle: () => void,
-    error: Error,
-  ): void {
-    settle();
+  /** Bytes of the body are out: the client's response can only be cut, as the upstream's was. */
+  bodyBroke(exchange: Exchange, error: Error): void {
+    exchange.request.log.warn(
+      { service: this.route.service, instance: exchange.instance!.url, causes: errorCodes(error) },
+      'upstream response body broke off after the response started',
+    );
+    exchange.reply.raw.destroy();
+  }
+
+  ended(exchange: Exchange): void {
+    exchange.settle();
+    if (exchange.permitHeld) this.breaker.release(exchange.permit!);
+    exchange.permitHeld = false;
+    exchange.releaseShare?.();
+  }
+
+  failed(exchange: Exchange, error: Error): void {
+    const { request, reply } = exchange;
+    const instance = exchange.instance!;
+    exchange.settle();
+    const permit = exchange.permit!;
     const failure = classifyUpstreamError(error);
     const log = { service: this.route.service, instance: instance.url, causes: errorCodes(error) };
     if (failure === 'rejected' || failure === 'gateway') {
       // Not the upstream's doing: neither the breaker nor passive health hear of it.
+      exchange.permitHeld = false;
       this.breaker.release(permit);
       if (failure === 'rejected') {
         request.log.info({ ...log, code: 'BAD_REQUEST' }, 'request cannot be forwarded as sent');
@@ -379,15 +348,20 @@ class Forwarder {
     const timedOut = failure === 'timeout';
     // Retry only what cannot have reached the service twice with side effects, and only while
     // nothing has been sent to the client: idempotent, bodiless, and not a timeout.
+    const attempt = exchange.attempts - 1;
     const retryable =
       !timedOut && !reply.sent && attempt < this.service.retries && IDEMPOTENT.has(request.method) && !hasBody(request);
-    const next = retryable ? this.pool.pick(tried) : null;
+    let next: UpstreamInstance | null = null;
+    if (retryable) {
+      exchange.tried ??= new Set();
+      exchange.tried.add(instance);
+      next = this.pool.pick(exchange.tried);
+    }
     if (next) {
       const backoff = 25 * 2 ** attempt + Math.random() * 25;
       setTimeout(() => {
-        if (exchange.cancelled) return;
         try {
-          this.attempt(request, reply, exchange, path, query, permit, next, attempt + 1, tried);
+          this.attempt(exchange, next);
         } catch (retryError) {
           // Outside the request's promise chain: an exception here must not reach the process.
           request.log.error({ err: retryError }, 'upstream retry failed');
@@ -396,6 +370,7 @@ class Forwarder {
       }, backoff);
       return;
     }
+    exchange.permitHeld = false;
     this.breaker.recordFailure(permit);
     const gatewayError = timedOut
       ? new GatewayError('UPSTREAM_TIMEOUT', `${this.route.service} did not answer within ${this.service.timeoutMs} ms`)
@@ -409,8 +384,7 @@ class Forwarder {
    * The router matched a decoded path, so the raw one must literally carry the prefix: otherwise
    * (`/api/v1/user%73`) the prefix arithmetic below would cut the wrong bytes.
    */
-  private upstreamPath(request: FastifyRequest): string {
-    const raw = request.raw.url ?? '/';
+  private upstreamPath(raw: string): string {
     const queryAt = raw.indexOf('?');
     const path = queryAt === -1 ? raw : raw.slice(0, queryAt);
     const rest = path.slice(this.route.prefix.length);

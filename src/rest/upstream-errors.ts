@@ -1,10 +1,8 @@
-import { GatewayError } from '../errors.js';
-
 /**
  * Whose fault a failed upstream exchange was. Only the upstream's own failures may count toward its
  * circuit breaker and passive ejection; a request undici refuses to send is the request's problem,
  * and anything unrecognised is the gateway's to investigate, not a reason to shed the service.
- * (Client aborts never get here: their exchanges are cancelled, see upstream-dispatcher.ts.)
+ * (Client aborts never get here: their exchanges are cancelled, see exchange.ts.)
  *
  * - `timeout`: connect, response headers or response body too slow → 504, counted;
  * - `upstream`: refused, reset, unreachable, or not speaking valid HTTP → 502, counted;
@@ -43,12 +41,17 @@ const UPSTREAM = new Set([
 
 const REJECTED = new Set(['UND_ERR_INVALID_ARG', 'UND_ERR_NOT_SUPPORTED', 'UND_ERR_REQ_CONTENT_LENGTH_MISMATCH']);
 
+const UNREPORTED_PARSER_ERROR = 'HPE_UNREPORTED';
+
 /** Error codes along the cause chain: undici's error may wrap a socket error. */
 export function errorCodes(error: unknown): string[] {
   const codes: string[] = [];
   for (let current = error, depth = 0; current instanceof Error && depth < 5; current = current.cause, depth++) {
     const code = (current as { code?: unknown }).code;
     if (typeof code === 'string') codes.push(code);
+    // undici 7 looks its parser error's code up by number in a table keyed by name, so the code is
+    // always missing: the name still says the upstream's response was not valid HTTP.
+    else if (current.name === 'HTTPParserError') codes.push(UNREPORTED_PARSER_ERROR);
   }
   return codes;
 }
@@ -60,20 +63,4 @@ export function classifyUpstreamError(error: unknown): UpstreamFailure {
   // HPE_*: llhttp could not parse the upstream's response; TLS and certificate errors: its endpoint.
   if (codes.some((code) => UPSTREAM.has(code) || code.startsWith('HPE_') || /^(ERR_TLS_|ERR_SSL_)|CERT/.test(code))) return 'upstream';
   return 'gateway';
-}
-
-/**
- * Upstream errors the proxy has already answered for (failure recorded, headers cleaned) and that
- * still reach Fastify's error handler: a response body that failed before its first byte was sent
- * is handed to the handler by Fastify's stream sender, not by the proxy.
- */
-const answers = new WeakMap<Error, GatewayError>();
-
-export function answerUpstreamError(error: Error, answer: GatewayError): void {
-  answers.set(error, answer);
-}
-
-/** The answer the proxy chose for `error`, if it is an upstream error it has seen. */
-export function upstreamAnswerFor(error: unknown): GatewayError | undefined {
-  return error instanceof Error ? answers.get(error) : undefined;
 }

@@ -59,27 +59,44 @@ export class UpstreamPool {
     return available.length > 0 && available.every((i) => !this.hasCapacity(i));
   }
 
-  /** An available instance with a free connection, not in `exclude`, or null when none is left. */
-  pick(exclude: ReadonlySet<UpstreamInstance> = new Set()): UpstreamInstance | null {
-    const candidates = this.instances.filter((i) => !exclude.has(i) && this.isAvailable(i) && this.hasCapacity(i));
-    if (candidates.length === 0) return null;
+  /**
+   * An available instance with a free connection, not in `exclude`, or null when none is left.
+   * Runs on every request: walks the instances in place, without a candidates array or Set per call.
+   */
+  pick(exclude: ReadonlySet<UpstreamInstance> | null = null): UpstreamInstance | null {
+    const now = this.now();
     switch (this.config.loadBalancing) {
-      case 'least-connections':
-        return candidates.reduce((best, i) => (i.active < best.active ? i : best));
-      case 'weighted': {
-        // Smooth weighted round-robin (as in nginx): spreads heavy instances instead of bursting them.
-        const total = candidates.reduce((sum, i) => sum + i.weight, 0);
-        let best = candidates[0]!;
-        for (const instance of candidates) {
-          instance.currentWeight += instance.weight;
-          if (instance.currentWeight > best.currentWeight) best = instance;
-        }
-        best.currentWeight -= total;
+      case 'least-connections': {
+        let best: UpstreamInstance | null = null;
+        for (const instance of this.instances) if (this.eligible(instance, exclude, now) && (best === null || instance.active < best.active)) best = instance;
         return best;
       }
-      default:
-        return candidates[this.cursor++ % candidates.length]!;
+      case 'weighted': {
+        // Smooth weighted round-robin (as in nginx): spreads heavy instances instead of bursting them.
+        let total = 0;
+        let best: UpstreamInstance | null = null;
+        for (const instance of this.instances) {
+          if (!this.eligible(instance, exclude, now)) continue;
+          total += instance.weight;
+          instance.currentWeight += instance.weight;
+          if (best === null || instance.currentWeight > best.currentWeight) best = instance;
+        }
+        if (best) best.currentWeight -= total;
+        return best;
+      }
+      default: {
+        let count = 0;
+        for (const instance of this.instances) if (this.eligible(instance, exclude, now)) count++;
+        if (count === 0) return null;
+        let nth = this.cursor++ % count;
+        for (const instance of this.instances) if (this.eligible(instance, exclude, now) && nth-- === 0) return instance;
+        return null;
+      }
     }
+  }
+
+  private eligible(instance: UpstreamInstance, exclude: ReadonlySet<UpstreamInstance> | null, now: number): boolean {
+    return instance.activeHealthy && instance.ejectedUntil <= now && instance.active < this.config.maxConnections && !exclude?.has(instance);
   }
 
   recordSuccess(instance: UpstreamInstance): void {

@@ -47,6 +47,8 @@ export class RedisAvailability {
   private down: { since: number; reason: string } | null = null;
   private connectedOnce: boolean;
   private probe: NodeJS.Timeout | null = null;
+  /** A PING is checking whether a call that timed out means Redis stopped answering. */
+  private checking = false;
   private readonly policies = new Map<string, RedisPolicy>();
   private readonly outages: Counter;
   private readonly fallbacks: Counter<'feature'>;
@@ -125,7 +127,11 @@ export class RedisAvailability {
       return await bounded(command(), this.timeoutMs);
     } catch (error) {
       const reason = (error as Error).message;
-      if ((error as Error).name !== 'ReplyError') this.lost(reason);
+      if ((error as Error).name !== 'ReplyError') {
+        // Connected: a late reply is a suspicion to check. Not connected: the client's events tell.
+        if (this.redis.status === 'ready') this.suspect(reason);
+        else this.lost(reason);
+      }
       throw new RedisUnavailable(reason, { cause: error });
     }
   }
@@ -159,6 +165,25 @@ export class RedisAvailability {
     // ioredis reports connection failures here (once per reconnect attempt); commands report their own.
     if (this.redis.status !== 'ready') this.lost(error.message);
   };
+
+  /**
+   * One call past its bound does not make an outage: in a burst (many event-stream opens on a loaded
+   * machine) our own event loop can stall past every timer — ioredis's included, which has no grace —
+   * while Redis answers everything. Redis is declared unavailable only if a PING sent after the
+   * failure goes unanswered within the bound too, as it does when Redis is hung. Concurrent failures
+   * share one check. Meanwhile each call is still bounded, so no request waits longer for it.
+   */
+  private suspect(reason: string): void {
+    if (this.down || this.checking) return;
+    this.checking = true;
+    bounded(this.redis.ping(), this.timeoutMs).then(
+      () => (this.checking = false),
+      () => {
+        this.checking = false;
+        this.lost(reason);
+      },
+    );
+  }
 
   private lost(reason: string): void {
     if (this.down) return;

@@ -115,6 +115,31 @@ describe('a client cursor never moves or breaks the shared Redis reader', () => 
   });
 });
 
+describe('opening a stream of a followed tenant', () => {
+  it('asks Redis nothing about the stream: the reader already knows where live delivery starts', async () => {
+    const counting = new Redis(server.url());
+    let reads = 0;
+    const send = counting.sendCommand.bind(counting);
+    counting.sendCommand = (command: Command, ...rest: unknown[]) => {
+      if (/^x(range|revrange)$/i.test(command.name)) reads++;
+      return send(command, ...(rest as []));
+    };
+    try {
+      const gateway = await stack({ redis: counting });
+      await xadd('acme-open', { n: 0 });
+      const first = await listen(gateway, { sub: 'u-open-0', tenant_id: 'acme-open' });
+      const afterFirst = reads; // the reader's one look at the stream's newest id
+      const more = await Promise.all([1, 2, 3, 4, 5].map((i) => listen(gateway, { sub: `u-open-${i}`, tenant_id: 'acme-open' })));
+      expect(reads).toBe(afterFirst);
+      await xadd('acme-open', { n: 1 });
+      for (const client of [first, ...more]) await eventually(() => expect(client.received.map((event) => event.data)).toEqual([{ n: 1 }]));
+      for (const client of [first, ...more]) client.source.close();
+    } finally {
+      counting.disconnect();
+    }
+  });
+});
+
 describe('events a service XADDs directly', () => {
   it('cannot set their own id (or any other field) with a CR in the data or the type', async () => {
     const gateway = await stack();

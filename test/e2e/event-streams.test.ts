@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { connect } from 'node:net';
 import { Redis } from 'ioredis';
 import { once } from 'node:events';
+import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { accountsSubgraph } from '../../subgraphs/accounts/index.js';
 import { eventually } from '../helpers/eventually.js';
@@ -206,6 +207,60 @@ describe('slow consumers', () => {
       socket.destroy();
     } finally {
       await stack.close();
+    }
+  });
+});
+
+describe('the stream response', () => {
+  it("carries the pipeline's headers, is not chunked, and ends cleanly at shutdown with its own log line", async () => {
+    const lines: { msg?: string; tenant?: string; durationMs?: number }[] = [];
+    const logStream = new Writable({
+      write(chunk, _encoding, done) {
+        for (const line of String(chunk).split('\n').filter(Boolean)) lines.push(JSON.parse(line));
+        done();
+      },
+    });
+    const stack = await startStack({ issuer, definitions: [accountsSubgraph()], logger: { level: 'info', stream: logStream }, env: { RATE_LIMIT_ENABLED: 'true' } });
+    let closed = false;
+    try {
+      const { authorization } = await stack.bearer({ tenant_id: 'acme-head' });
+      const { port } = new URL(stack.url);
+      // HEAD: the stream's head, no stream (and no slot held).
+      const head = await fetch(`${stack.url}/api/v1/alerts/stream`, { method: 'HEAD', headers: { authorization } });
+      expect(head.status).toBe(200);
+      expect(head.headers.get('content-type')).toMatch(/^text\/event-stream/);
+      expect((await stack.gateway.metrics.sseConnections.get()).values[0]?.value ?? 0).toBe(0);
+
+      const socket = connect(Number(port), '127.0.0.1');
+      let text = '';
+      socket.on('data', (chunk: Buffer) => (text += chunk.toString('latin1')));
+      const ended = once(socket, 'end');
+      socket.write(`GET /api/v1/alerts/stream HTTP/1.1\r\nHost: localhost\r\nAuthorization: ${authorization}\r\nX-Request-Id: sse-head-1\r\n\r\n`);
+      await eventually(() => expect(text).toContain('retry:'));
+      const [status, ...headerLines] = text.slice(0, text.indexOf('\r\n\r\n')).split('\r\n');
+      const headers = new Map(headerLines.map((line) => [line.slice(0, line.indexOf(':')).toLowerCase(), line.slice(line.indexOf(':') + 1).trim()]));
+      expect(status).toBe('HTTP/1.1 200 OK');
+      expect(headers.get('content-type')).toBe('text/event-stream; charset=utf-8');
+      expect(headers.get('cache-control')).toBe('no-cache, no-transform');
+      // Security headers, the request id and the rate-limit fields the pipeline set, each once.
+      expect(headers.get('x-content-type-options')).toBe('nosniff');
+      expect(headers.get('strict-transport-security')).toBeDefined();
+      expect(headers.get('x-request-id')).toBe('sse-head-1');
+      expect(headers.get('ratelimit-policy')).toBeDefined();
+      expect(headerLines.filter((line) => /^x-request-id:/i.test(line))).toHaveLength(1);
+      expect(headers.get('date')).toBeDefined();
+      // The body is delimited by the connection: no chunk sizes between the frames.
+      expect(headers.has('transfer-encoding')).toBe(false);
+      expect(headers.get('connection')).toBe('close');
+      await stack.gateway.events.publish('alerts', 'acme-head', 'alert', '{"n":1}');
+      await eventually(() => expect(text).toMatch(/\r\n\r\nretry: \d+\n\nid: \d+-\d+\nevent: alert\ndata: \{"n":1\}\n\n$/));
+
+      await stack.close();
+      closed = true;
+      await ended; // a clean end of the body, not a reset
+      await eventually(() => expect(lines.find((line) => line.msg === 'event stream closed')).toMatchObject({ tenant: 'acme-head' }));
+    } finally {
+      if (!closed) await stack.close();
     }
   });
 });

@@ -1,8 +1,11 @@
 import { createHash } from 'node:crypto';
 import { mkdtempSync, writeFileSync } from 'node:fs';
+import { once } from 'node:events';
+import { createServer as createHttpServer, get as httpGet, type ServerResponse } from 'node:http';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { accountsSubgraph } from '../../subgraphs/accounts/index.js';
@@ -15,6 +18,15 @@ const up: Record<string, Upstream> = {};
 /** The gateway's view of one instance of a service (health as its checks last saw it). */
 const instance = (service: string, url: string) => stack.gateway.rest.pools.get(service)!.instances.find((i) => i.url === url)!;
 let token: string;
+const METRICS_TOKEN = 'rest-scrape-secret-0123456789';
+/** The gateway's log lines, parsed. */
+const logLines: Record<string, unknown>[] = [];
+const logStream = new Writable({
+  write(chunk, _encoding, done) {
+    for (const line of String(chunk).split('\n').filter(Boolean)) logLines.push(JSON.parse(line) as Record<string, unknown>);
+    done();
+  },
+});
 
 async function closedPort(): Promise<number> {
   const server = createServer().listen(0, '127.0.0.1');
@@ -24,7 +36,47 @@ async function closedPort(): Promise<number> {
   return port;
 }
 
+/**
+ * A service streaming LARGE_BYTES of a known pattern, honouring backpressure, and noting how far it
+ * got and whether its response closed before it finished.
+ */
+const LARGE_BYTES = 48 * 1024 * 1024;
+const large = { written: 0, finished: false, cutShort: false, url: '' };
+/** Ends the trickling response the service holds open (see /trickle below). */
+let releaseTrickle: (() => void) | null = null;
+const largeServer = createHttpServer((request, response: ServerResponse) => {
+  if (request.url?.startsWith('/api/v1/large/trickle')) {
+    // The first bytes now, the rest only when the test says so.
+    const length = request.url.endsWith('/sized') ? { 'content-length': 10 } : {};
+    response.writeHead(200, { 'content-type': 'text/plain', ...length });
+    response.write('first');
+    releaseTrickle = () => response.end('rest!');
+    return;
+  }
+  Object.assign(large, { written: 0, finished: false, cutShort: false });
+  response.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': LARGE_BYTES });
+  response.once('close', () => (large.cutShort = !response.writableFinished));
+  const chunk = Buffer.alloc(64 * 1024, 7);
+  const pump = () => {
+    while (large.written < LARGE_BYTES) {
+      large.written += chunk.length;
+      if (!response.write(chunk)) return void response.once('drain', pump);
+    }
+    response.end(() => (large.finished = true));
+  };
+  pump();
+});
+
+/** A service that answers with something that is not HTTP. */
+const garbledServer = createServer((socket) => socket.once('data', () => socket.end('NOT HTTP AT ALL\r\n\r\n')));
+
 beforeAll(async () => {
+  garbledServer.listen(0, '127.0.0.1');
+  await once(garbledServer, 'listening');
+  const garbledUrl = `http://127.0.0.1:${(garbledServer.address() as { port: number }).port}`;
+  largeServer.listen(0, '127.0.0.1');
+  await once(largeServer, 'listening');
+  large.url = `http://127.0.0.1:${(largeServer.address() as { port: number }).port}`;
   for (const name of ['legacy', 'v2', 'slow', 'flaky', 'pairA', 'pairB', 'postA', 'postB', 'w1', 'w2', 'c1', 'c2']) {
     up[name] = await startUpstream(name);
   }
@@ -52,10 +104,12 @@ beforeAll(async () => {
         loadBalancing: 'weighted',
       },
       checked: service(['c1', 'c2'], { healthCheck: { path: '/health', intervalMs: 100, timeoutMs: 500 } }),
+      large: { upstreams: [{ url: large.url }] },
+      garbled: { upstreams: [{ url: garbledUrl }], retries: 0, circuitBreaker: { failureThreshold: 2, windowMs: 10_000, resetTimeoutMs: 60_000 } },
     },
     routes: [
       { prefix: '/api/v1/echo', service: 'legacy' },
-      ...['status', 'files', 'cookies', 'redirect'].map((p) => ({ prefix: `/api/v1/${p}`, service: 'legacy', auth: 'public' })),
+      ...['status', 'files', 'cookies', 'redirect', 'spoofing'].map((p) => ({ prefix: `/api/v1/${p}`, service: 'legacy', auth: 'public' })),
       { prefix: '/api/v1/upload', service: 'legacy', auth: 'public', bodyLimitBytes: 200 * 1024 * 1024 },
       { prefix: '/api/v1/small', service: 'legacy', auth: 'public', rewritePrefix: '/api/v1/upload', bodyLimitBytes: 1024 },
       { prefix: '/api/v1/readonly', service: 'legacy', auth: 'public', methods: ['GET', 'HEAD'] },
@@ -67,19 +121,25 @@ beforeAll(async () => {
       { prefix: '/api/v1/posting', service: 'posting', auth: 'public' },
       { prefix: '/api/v1/weighted', service: 'weighted', auth: 'public' },
       { prefix: '/api/v1/checked', service: 'checked', auth: 'public' },
+      { prefix: '/api/v1/large', service: 'large', auth: 'public' },
+      { prefix: '/api/v1/garbled', service: 'garbled', auth: 'public' },
     ],
   };
   const file = join(mkdtempSync(join(tmpdir(), 'gw-rest-')), 'gateway.yaml');
   writeFileSync(file, stringify(config));
   stack = await startStack({
     definitions: [accountsSubgraph()],
-    env: { GATEWAY_CONFIG: file, CORS_ORIGINS: 'https://app.example.com', CORS_CREDENTIALS: 'true' },
+    env: { GATEWAY_CONFIG: file, CORS_ORIGINS: 'https://app.example.com', CORS_CREDENTIALS: 'true', METRICS_TOKEN },
+    logger: { level: 'info', stream: logStream },
   });
   token = (await stack.bearer({ roles: ['admin'] })).authorization;
 });
 afterAll(async () => {
   await stack.close();
   await Promise.all(Object.values(up).map((u) => u.close()));
+  largeServer.closeAllConnections();
+  largeServer.close();
+  garbledServer.close();
 });
 
 /** Response headers the gateway adds or owns; everything else must be what the upstream sent. */
@@ -166,6 +226,118 @@ describe('unchanged traffic: the same request straight to the upstream and throu
     const through = await rawRequest(stack.url, '/api/v1/files/chunked');
     expect(through.headers['transfer-encoding']).toBe('chunked');
     expect(through.body.toString()).toBe('chunk-0\nchunk-1\nchunk-2\nchunk-3\nchunk-4\n');
+  });
+});
+
+describe('large responses and slow clients', () => {
+  for (const framing of ['chunked', 'sized']) {
+    it(`a ${framing} body is relayed as it arrives: the client has the first bytes while the upstream still holds the rest`, async () => {
+      releaseTrickle = null;
+      const response = await new Promise<import('node:http').IncomingMessage>((resolve, reject) =>
+        httpGet(`${stack.url}/api/v1/large/trickle/${framing}`, { agent: false }, resolve).on('error', reject),
+      );
+      expect(response.statusCode).toBe(200);
+      const first = await Promise.race([
+        once(response, 'data').then(([chunk]) => String(chunk)),
+        new Promise((resolve) => setTimeout(() => resolve('nothing within 5 s'), 5_000)),
+      ]);
+      expect(first).toBe('first');
+      expect(releaseTrickle).not.toBeNull();
+      let rest = '';
+      response.on('data', (chunk: Buffer) => (rest += String(chunk)));
+      releaseTrickle!();
+      await once(response, 'end');
+      expect(rest).toBe('rest!');
+    });
+  }
+
+  it('a client that stops reading holds the upstream back (no buffering in the gateway), then gets every byte', async () => {
+    const response = await new Promise<import('node:http').IncomingMessage>((resolve, reject) =>
+      httpGet(`${stack.url}/api/v1/large/file`, { agent: false }, resolve).on('error', reject),
+    );
+    expect(response.statusCode).toBe(200);
+    response.pause();
+    // Socket buffers on three hops take some megabytes; the rest must wait for the client.
+    await eventually(() => expect(large.written).toBeGreaterThan(0));
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    expect(large.finished).toBe(false);
+    expect(large.written).toBeLessThan(LARGE_BYTES / 2);
+    let received = 0;
+    let wrong = 0;
+    response.on('data', (chunk: Buffer) => {
+      received += chunk.length;
+      for (const byte of chunk) if (byte !== 7) wrong++;
+    });
+    response.resume();
+    await once(response, 'end');
+    expect(received).toBe(LARGE_BYTES);
+    expect(wrong).toBe(0);
+  });
+
+  it('a client that leaves mid-body cuts the upstream response short (its connection is not drained for nobody)', async () => {
+    const response = await new Promise<import('node:http').IncomingMessage>((resolve, reject) =>
+      httpGet(`${stack.url}/api/v1/large/file`, { agent: false }, resolve).on('error', reject),
+    );
+    await once(response, 'data');
+    response.destroy();
+    await eventually(() => expect(large.cutShort).toBe(true));
+    expect(large.finished).toBe(false);
+  });
+});
+
+describe('every proxied response is logged and counted once', () => {
+  const scrape = async () =>
+    (await fetch(`${stack.url}/metrics`, { headers: { authorization: `Bearer ${METRICS_TOKEN}` } })).text();
+  const value = (text: string, prefix: string) => Number(text.split('\n').find((line) => line.startsWith(prefix))?.split(' ').pop() ?? 0);
+
+  it('small, streamed, bodiless and HEAD responses: one request line each, and the request and size series move', async () => {
+    const before = await scrape();
+    const cases: [string, string, number][] = [
+      ['GET', '/api/v1/status/200', 200],
+      ['GET', '/api/v1/files/chunked', 200],
+      ['GET', '/api/v1/files/binary', 200],
+      ['GET', '/api/v1/status/204', 204],
+      ['HEAD', '/api/v1/status/200', 200],
+    ];
+    for (const [method, path, status] of cases) {
+      const response = await rawRequest(stack.url, path, { method });
+      expect(response.status).toBe(status);
+      const id = response.headers['x-request-id'];
+      await eventually(() => expect(logLines.filter((line) => line.reqId === id && line.msg === 'request completed')).toHaveLength(1));
+      expect(logLines.find((line) => line.reqId === id && line.msg === 'request completed')).toMatchObject({ method, path, status });
+    }
+    const after = await scrape();
+    const series = (route: string, status: string, method = 'GET') => `gateway_requests_total{method="${method}",route="${route}",status="${status}"}`;
+    expect(value(after, series('/api/v1/status/*', '200')) - value(before, series('/api/v1/status/*', '200'))).toBe(1);
+    expect(value(after, series('/api/v1/status/*', '204')) - value(before, series('/api/v1/status/*', '204'))).toBe(1);
+    expect(value(after, series('/api/v1/status/*', '200', 'HEAD')) - value(before, series('/api/v1/status/*', '200', 'HEAD'))).toBe(1);
+    expect(value(after, series('/api/v1/files/*', '200')) - value(before, series('/api/v1/files/*', '200'))).toBe(2);
+    // Sizes come from Content-Length: the binary file and the HEAD's announced length; the chunked one has none.
+    const sizes = 'gateway_response_size_bytes_count{route="/api/v1/files/*"}';
+    expect(value(after, sizes) - value(before, sizes)).toBe(1);
+  });
+});
+
+describe("the gateway's response fields win over the upstream's", () => {
+  it('security headers, request id and CORS stay the gateway’s; Vary lists both', async () => {
+    const direct = await rawRequest(up.legacy!.url, '/api/v1/spoofing');
+    expect(direct.headers['x-frame-options']).toBe('ALLOWALL');
+    // The gateway's own values, from a response whose upstream says nothing about them.
+    const plain = await rawRequest(stack.url, '/api/v1/status/200', { headers: { origin: 'https://app.example.com' } });
+    const through = await rawRequest(stack.url, '/api/v1/spoofing', { headers: { origin: 'https://app.example.com' } });
+    expect(through.status).toBe(200);
+    expect(through.body.toString()).toBe('spoofing');
+    for (const name of ['x-frame-options', 'x-content-type-options', 'strict-transport-security', 'referrer-policy', 'cross-origin-resource-policy']) {
+      expect(plain.headers[name], name).toBeTruthy();
+      expect(through.headers[name], name).toBe(plain.headers[name]);
+    }
+    expect(through.headers['x-request-id']).toMatch(/^[\w-]+$/);
+    expect(through.headers['x-request-id']).not.toContain('chosen-by-the-upstream');
+    expect(through.headers['access-control-allow-origin']).toBe('https://app.example.com');
+    expect(through.headers.vary!.split(/\s*,\s*/).sort()).toEqual(['Accept-Encoding', 'Origin']);
+    // Fields the gateway does not own still pass unchanged.
+    expect(through.headers['x-instance']).toBe('legacy');
+    expect(through.headers['content-type']).toBe('text/plain');
   });
 });
 
@@ -402,6 +574,18 @@ describe('resilience', () => {
     expect((await rawRequest(stack.url, '/api/v1/flaky/x')).status).toBe(200);
     expect(stack.gateway.rest.breakers.get('flaky')!.state).toBe('closed');
     expect((await rawRequest(stack.url, '/api/v1/flaky/x')).status).toBe(200);
+  });
+
+  it('an upstream that does not speak HTTP gets 502 and counts against the service (its breaker opens)', async () => {
+    for (let i = 0; i < 2; i++) {
+      const failed = await rawRequest(stack.url, '/api/v1/garbled/x');
+      expect(failed.status).toBe(502);
+      expect(JSON.parse(failed.body.toString())).toMatchObject({ code: 'UPSTREAM_UNAVAILABLE' });
+    }
+    expect(stack.gateway.rest.breakers.get('garbled')!.state).toBe('open');
+    const open = await rawRequest(stack.url, '/api/v1/garbled/x');
+    expect(open.status).toBe(503);
+    expect(JSON.parse(open.body.toString())).toMatchObject({ code: 'CIRCUIT_OPEN' });
   });
 
   it('weighted balancing splits traffic 3:1 (tolerance ±2%)', async () => {

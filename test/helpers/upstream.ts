@@ -105,6 +105,23 @@ function route(name: string, req: import('node:http').IncomingMessage, res: impo
     res.end('nominated');
     return;
   }
+  if (path === '/api/v1/spoofing') {
+    // An upstream that answers with its own values for fields the gateway owns on every response.
+    res.writeHead(200, {
+      ...base,
+      'content-type': 'text/plain',
+      'x-frame-options': 'ALLOWALL',
+      'x-content-type-options': 'none',
+      'strict-transport-security': 'max-age=0',
+      'referrer-policy': 'unsafe-url',
+      'cross-origin-resource-policy': 'cross-origin',
+      'x-request-id': 'chosen-by-the-upstream',
+      'access-control-allow-origin': '*',
+      vary: 'Accept-Encoding',
+    });
+    res.end('spoofing');
+    return;
+  }
   if (path === '/api/v1/redirect') {
     res.writeHead(302, { ...base, location: '/api/v1/echo/target?from=redirect' });
     res.end();

@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse, parseAllDocuments } from 'yaml';
+import { PRODUCTION_NODE_FLAGS } from '../../scripts/lib/bench-procs.js';
 import { buildGateway, type Gateway } from '../../src/app.js';
 import { ensureDevKeys, mintDevToken, type DevKeyFiles } from '../../src/auth/dev-keys.js';
 import { loadConfig } from '../../src/config/load.js';
@@ -203,7 +204,10 @@ describe('Dockerfile', () => {
   it('is multi-stage and runs the built gateway as a non-root user', () => {
     expect(dockerfile.match(/^FROM /gm)?.length).toBeGreaterThanOrEqual(2);
     expect(dockerfile).toMatch(/^USER node$/m);
-    expect(dockerfile).toMatch(/CMD \["node", "dist\/src\/main.js"\]/);
+    expect(dockerfile).toContain(`CMD ${JSON.stringify(['node', ...PRODUCTION_NODE_FLAGS, 'dist/src/main.js'])}`.replace(/","/g, '", "'));
+    // …with the same V8 flags as `npm run gateway` and the benchmarks (which measure what ships).
+    const scripts = (JSON.parse(readFileSync('package.json', 'utf8')) as { scripts: Record<string, string> }).scripts;
+    expect(scripts.gateway?.startsWith(`node ${PRODUCTION_NODE_FLAGS.join(' ')} `)).toBe(true);
   });
 
   it('stays on Node 20, as package.json does', () => {
@@ -249,8 +253,8 @@ describe('Kubernetes manifests', () => {
   });
   const byKind = (kind: string) => documents.find((d) => d.kind === kind)!;
 
-  it('has a Deployment, Service, HorizontalPodAutoscaler, PodDisruptionBudget, ConfigMap and Secret', () => {
-    expect(documents.map((d) => d.kind).sort()).toEqual(['ConfigMap', 'Deployment', 'HorizontalPodAutoscaler', 'PodDisruptionBudget', 'Secret', 'Service']);
+  it('has a Deployment, Service, HorizontalPodAutoscaler, PodDisruptionBudget, ConfigMaps (settings, route table) and Secret', () => {
+    expect(documents.map((d) => d.kind).sort()).toEqual(['ConfigMap', 'ConfigMap', 'Deployment', 'HorizontalPodAutoscaler', 'PodDisruptionBudget', 'Secret', 'Service']);
   });
 
   it('configures the gateway only with names it understands', () => {

@@ -30,8 +30,8 @@ describe('event fan-out', () => {
     await fanout.join('alerts', 'acme', first);
     await fanout.join('alerts', 'acme', second);
     await fanout.join('alerts', 'globex', other);
-    const leave = await fanout.join('alerts', 'acme', gone);
-    leave();
+    await fanout.join('alerts', 'acme', gone);
+    fanout.leave('alerts', 'acme', gone);
 
     await bus.publish('alerts', 'acme', 'alert', '{"n":1}');
 

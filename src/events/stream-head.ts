@@ -1,0 +1,36 @@
+import { validateHeaderName, validateHeaderValue } from 'node:http';
+
+/** What every event stream answers with, whatever the pipeline set. */
+const STREAM_HEADERS: Readonly<Record<string, string>> = {
+  'content-type': 'text/event-stream; charset=utf-8',
+  'cache-control': 'no-cache, no-transform',
+  // The body ends when the connection does (no length, no chunks): the stream is that connection's last answer.
+  connection: 'close',
+  'x-accel-buffering': 'no',
+};
+
+/** Headers that frame the body: only the stream decides them. */
+const FRAMING = new Set(['content-length', 'transfer-encoding', 'keep-alive', 'trailer', ...Object.keys(STREAM_HEADERS)]);
+
+/**
+ * The HTTP/1.1 head of an event stream, as bytes to write on its socket: status 200, the headers
+ * the pipeline set (security headers, request id, rate-limit fields, CORS), the stream's own, and
+ * `date`. Written by the stream instead of through `ServerResponse` so that Node does not keep the
+ * head string and the header table for the connection's whole life, and frames go to the socket
+ * without chunk framing per client. Names and values are checked as Node checks them.
+ */
+export function streamHead(pipelineHeaders: Readonly<Record<string, string | number | readonly string[] | undefined>>, retryMs: number): Buffer {
+  let head = 'HTTP/1.1 200 OK\r\n';
+  const add = (name: string, value: string) => {
+    validateHeaderName(name);
+    validateHeaderValue(name, value);
+    head += `${name}: ${value}\r\n`;
+  };
+  for (const [name, value] of Object.entries(pipelineHeaders)) {
+    if (value === undefined || FRAMING.has(name.toLowerCase())) continue;
+    for (const one of Array.isArray(value) ? value : [value]) add(name, String(one));
+  }
+  for (const [name, value] of Object.entries(STREAM_HEADERS)) add(name, value);
+  add('date', new Date().toUTCString());
+  return Buffer.from(`${head}\r\nretry: ${retryMs}\n\n`, 'latin1');
+}
