@@ -62,9 +62,12 @@ export class Exchange implements Dispatcher.DispatchHandler {
   private answered = false;
   private clientGone = false;
   private closed = false;
+  /** The current attempt's upstream request is over (completed or failed): nothing left to abort. */
   private upstreamDone = false;
+  /** The client's response was ended at the upstream's head (204/304): what undici reports after it is moot. */
+  private finishedAtHead = false;
   /** The head is on the client's response (or hijacked to be). */
-  private committed = false;
+  private headWritten = false;
   private status = 0;
   private headers: IncomingHttpHeaders = {};
   /** The upstream's Content-Length, -1 when it streams without one. */
@@ -106,6 +109,11 @@ export class Exchange implements Dispatcher.DispatchHandler {
     return this.closed;
   }
 
+  /** The upstream's head is on the client's response: the answer can no longer be the gateway's. */
+  get committed(): boolean {
+    return this.headWritten;
+  }
+
   /** Counts a new attempt on `instance` (in flight until settled). */
   begin(instance: UpstreamInstance): void {
     this.settle();
@@ -113,7 +121,18 @@ export class Exchange implements Dispatcher.DispatchHandler {
     this.attempts++;
     instance.active++;
     this.counted = true;
+    // Everything below describes one attempt: a retry starts clean, or a failed attempt's
+    // `upstreamDone` would stop a client that leaves from aborting the retry's request.
     this.controller = null;
+    this.upstreamDone = false;
+    this.finishedAtHead = false;
+    this.responding = false;
+    this.headWritten = false;
+    this.status = 0;
+    this.headers = {};
+    this.expected = -1;
+    this.received = 0;
+    this.last = null;
   }
 
   /** The current attempt is no longer in flight (least-connections and the connection limit count it). */
@@ -122,10 +141,10 @@ export class Exchange implements Dispatcher.DispatchHandler {
     this.counted = false;
   }
 
-  /** The gateway answers the client itself: abort the upstream request (unless its response is already flowing). */
+  /** The gateway answers the client itself: abort the upstream request (unless its response is already on the client's). */
   answer(): void {
     this.answered = true;
-    if (!this.responding) this.controller?.abort(CANCELLED);
+    if (!this.headWritten) this.controller?.abort(CANCELLED);
   }
 
   onRequestStart(controller: Dispatcher.DispatchController): void {
@@ -138,12 +157,16 @@ export class Exchange implements Dispatcher.DispatchHandler {
       controller.abort(CANCELLED);
       return;
     }
+    // Informational (103 Early Hints; undici handles 100 and 101 itself): not the answer, so neither
+    // forwarded nor an outcome — a half-open breaker's probe must wait for the final status.
+    if (status < 200) return;
     this.responding = true;
     this.status = status;
     this.headers = headers;
     const length = headers['content-length'];
     this.expected = length === undefined ? -1 : Number(length);
     this.owner.responded(this, status);
+    if (status === 204 || status === 304) this.finishAtHead();
   }
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
@@ -154,7 +177,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
       this.last = chunk;
       return;
     }
-    if (!this.committed) this.commit();
+    if (!this.headWritten) this.commit();
     if (!this.raw.write(chunk)) {
       controller.pause();
       this.raw.once('drain', (this.resumeOnDrain ??= () => this.controller?.resume()));
@@ -163,8 +186,8 @@ export class Exchange implements Dispatcher.DispatchHandler {
 
   onResponseEnd(): void {
     this.upstreamDone = true;
-    if (this.cancelled) return;
-    if (!this.committed) this.commit();
+    if (this.cancelled || this.finishedAtHead) return;
+    if (!this.headWritten) this.commit();
     const last = this.last;
     this.last = null;
     if (last) this.raw.end(last);
@@ -175,20 +198,32 @@ export class Exchange implements Dispatcher.DispatchHandler {
     this.upstreamDone = true;
     this.last = null;
     // Cancelled: the client left or the gateway answered; the error is the abort's echo, not the upstream's failure.
-    if (this.cancelled) return;
+    // Finished at the head: the response is complete; undici's complaint (a Content-Length on a 304) is moot.
+    if (this.cancelled || this.finishedAtHead) return;
     if (!this.responding) this.owner.failed(this, error);
-    else if (!this.committed) this.owner.bodyFailed(this, error);
+    else if (!this.headWritten) this.owner.bodyFailed(this, error);
     else this.owner.bodyBroke(this, error);
   }
 
+  /**
+   * A 204 or 304 has no body whatever its Content-Length says (a 304's describes the representation it
+   * stands for): the response is complete with its head. undici, which exempts only HEAD, would
+   * fail such a 304 with a length mismatch after the fact; by then the client has its answer.
+   */
+  private finishAtHead(): void {
+    this.finishedAtHead = true;
+    this.commit();
+    this.raw.end();
+  }
+
   private commit(): void {
-    this.committed = true;
+    this.headWritten = true;
     // From here the response is written here; Fastify still runs its onResponse hooks on 'finish'.
     this.reply.hijack();
     this.raw.writeHead(this.status, responseHead(this.reply.getHeaders(), this.headers, !this.request.raw.complete));
-    // For the response-size metric, which reads the reply's Content-Length.
+    // For the response-size metric, which reads the reply's Content-Length (a 304's is not sent bytes).
     const length = this.headers['content-length'];
-    if (length !== undefined) this.reply.header('content-length', length);
+    if (length !== undefined && !this.finishedAtHead) this.reply.header('content-length', length);
   }
 
   private onClose(): void {

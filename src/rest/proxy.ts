@@ -164,7 +164,7 @@ class Forwarder implements ExchangeOwner {
   ) {}
 
   handle(request: FastifyRequest, reply: FastifyReply): void {
-    const body = request.body instanceof BodyGuard ? request.body : null;
+    const body = bodyOf(request);
     try {
       this.forward(request, reply, body);
     } catch (error) {
@@ -238,9 +238,12 @@ class Forwarder implements ExchangeOwner {
     );
   }
 
-  /** The body broke its limit or stopped arriving: the client's fault, answered here, never the upstream's. */
+  /**
+   * The body broke its limit or stopped arriving: the client's fault, answered here, never the
+   * upstream's — also when the upstream's headers already arrived, as long as none reached the client.
+   */
   private refuseBody(exchange: Exchange, violation: BodyViolation): void {
-    if (exchange.cancelled || exchange.responding) return;
+    if (exchange.cancelled || exchange.committed) return;
     exchange.answer();
     const error =
       violation === 'idle'
@@ -265,7 +268,7 @@ class Forwarder implements ExchangeOwner {
         path: (PLAIN_PATH.test(upstreamPath) ? upstreamPath : new URL(upstreamPath, target.origin).pathname) + exchange.query,
         method: request.method,
         headers,
-        body: request.body instanceof BodyGuard ? request.body : null,
+        body: bodyOf(request),
         timeoutMs: this.service.timeoutMs,
       },
       exchange,
@@ -305,6 +308,7 @@ class Forwarder implements ExchangeOwner {
       { service: this.route.service, instance: instance.url, causes: errorCodes(error), code: answer.code },
       'upstream response body failed',
     );
+    closeIfBodyPending(exchange.request, exchange.reply, bodyOf(exchange.request));
     sendProblem(exchange.request, exchange.reply, answer);
   }
 
@@ -327,6 +331,8 @@ class Forwarder implements ExchangeOwner {
   failed(exchange: Exchange, error: Error): void {
     const { request, reply } = exchange;
     const instance = exchange.instance!;
+    // Requests with a body are never retried: whatever is answered below, the rest of the body will not be read.
+    closeIfBodyPending(request, reply, bodyOf(request));
     exchange.settle();
     const permit = exchange.permit!;
     const failure = classifyUpstreamError(error);
@@ -420,6 +426,10 @@ function closeIfBodyPending(request: FastifyRequest, reply: FastifyReply, body: 
   if (!body || request.raw.complete) return;
   reply.header('connection', 'close');
   body.destroy();
+}
+
+function bodyOf(request: FastifyRequest): BodyGuard | null {
+  return request.body instanceof BodyGuard ? request.body : null;
 }
 
 /** The raw query string with its `?`, as the client sent it ('' for none). */
