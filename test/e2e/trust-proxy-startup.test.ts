@@ -3,6 +3,7 @@ import { once } from 'node:events';
 import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/load.js';
 import { configWarnings } from '../../src/config/warnings.js';
+import { eventually } from '../helpers/eventually.js';
 import { spawnGateway } from '../helpers/gateway-process.js';
 
 /**
@@ -41,7 +42,10 @@ describe('TRUST_PROXY=true', () => {
   it('starts a development process with a warning in its log', async () => {
     const gateway = await spawnGateway({ AUTH_GRAPHQL: 'optional', TRUST_PROXY: 'true' });
     try {
-      expect(gateway.logs).toContainEqual(expect.objectContaining({ level: 40, msg: expect.stringMatching(/^TRUST_PROXY=true trusts X-Forwarded-For/) }));
+      // Log lines leave in batches (observability/log-destination.ts): the warning may follow readiness.
+      await eventually(() =>
+        expect(gateway.logs).toContainEqual(expect.objectContaining({ level: 40, msg: expect.stringMatching(/^TRUST_PROXY=true trusts X-Forwarded-For/) })),
+      );
     } finally {
       gateway.child.kill('SIGTERM');
       await gateway.exited;
