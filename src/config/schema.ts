@@ -179,8 +179,9 @@ export const configSchema = z.strictObject({
   if (config.metricsAuth === 'public' && config.metricsToken) {
     context.addIssue({ code: 'custom', path: ['metricsAuth'], message: 'is public, so the METRICS_TOKEN that is set would protect nothing; use authenticated or unset the token' });
   }
-  if (config.trustProxy === true && config.nodeEnv === 'production') {
-    context.addIssue({ code: 'custom', path: ['trustProxy'], message: TRUST_EVERY_PEER });
+  if (config.nodeEnv === 'production') {
+    const everyPeer = trustsEveryPeer(config.trustProxy);
+    if (everyPeer) context.addIssue({ code: 'custom', path: ['trustProxy'], message: trustEveryPeerMessage(everyPeer) });
   }
   const prefixes = new Set<string>();
   config.routes.forEach((route, index) => {
@@ -197,6 +198,21 @@ export const configSchema = z.strictObject({
 export const TRUST_EVERY_PEER =
   'true trusts X-Forwarded-For from every peer, so any client picks its own address (and escapes per-IP rate limits and ' +
   "auth-failure blocking); set TRUST_PROXY to your proxies' addresses or CIDRs (e.g. 10.0.0.0/8) or loopback, linklocal, uniquelocal";
+
+/**
+ * The TRUST_PROXY entry that believes every peer, or null: `true`, and a `/0` range (`0.0.0.0/0`,
+ * `::/0`, or the netmask `0.0.0.0/0.0.0.0`), which matches every address of its family just as `true` does.
+ */
+export function trustsEveryPeer(trustProxy: boolean | readonly string[]): string | null {
+  if (trustProxy === true) return 'true';
+  if (trustProxy === false) return null;
+  return trustProxy.find((entry) => /\/(0+|0\.0\.0\.0)$/.test(entry)) ?? null;
+}
+
+/** The refusal (production) or warning (elsewhere) for an entry that trusts every peer. */
+export function trustEveryPeerMessage(entry: string): string {
+  return entry === 'true' ? TRUST_EVERY_PEER : `${entry} matches every address, so it${TRUST_EVERY_PEER.slice('true'.length)}`;
+}
 
 export type GatewayConfig = Readonly<z.output<typeof configSchema>>;
 export type SubgraphOverride = z.output<typeof subgraphOverrideSchema>;
