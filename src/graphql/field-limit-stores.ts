@@ -1,6 +1,7 @@
 import { LRUCache } from 'lru-cache';
-import { RedisStore, Store, type Identity } from 'graphql-rate-limit';
+import { Store, type Identity } from 'graphql-rate-limit';
 import type { RedisAvailability } from '../stores/redis-availability.js';
+import type { RedisClient } from '../stores/redis.js';
 
 /** Callers whose field counters one process keeps, as for request limits (MemoryRateLimitStore). */
 const MAX_COUNTED_CALLERS = 100_000;
@@ -37,20 +38,52 @@ export class BoundedMemoryStore extends Store {
 /** Unambiguous whatever either part contains (the length says where the caller ends). */
 const key = (identity: Identity) => `${identity.contextIdentity.length}:${identity.contextIdentity}${identity.fieldIdentity}`;
 
-/** graphql-rate-limit's Redis store with every call asked through RedisAvailability. */
-export class AvailableStore extends Store {
+/**
+ * Field counters in Redis, in graphql-rate-limit's own format (`redis-store-id::<caller>:<field>`, a
+ * JSON list of call timestamps, so counters carry over), every call asked through RedisAvailability.
+ * Written here rather than wrapping the library's RedisStore: that one parses the value inside
+ * ioredis's callback, where a value that is not JSON throws past every handler and stops the process.
+ */
+export class AvailableRedisStore extends Store {
   constructor(
-    private readonly store: RedisStore,
+    private readonly redis: RedisClient,
     private readonly availability: RedisAvailability,
+    /** A value that is not a counter: it counts as empty and is overwritten by this call's count. */
+    private readonly onUnreadable: (key: string, value: string) => void,
   ) {
     super();
   }
 
-  setForIdentity(identity: Identity, timestamps: readonly number[], windowMs?: number): Promise<void> {
-    return this.availability.run(() => this.store.setForIdentity(identity, timestamps, windowMs));
+  async setForIdentity(identity: Identity, timestamps: readonly number[], windowMs?: number): Promise<void> {
+    const key = redisKey(identity);
+    const value = JSON.stringify(timestamps);
+    if (!windowMs) {
+      await this.availability.run(() => this.redis.set(key, value));
+      return;
+    }
+    // Kept until the newest call leaves the window, as graphql-rate-limit's store does.
+    const newest = timestamps.length > 0 ? Math.max(...timestamps) : Date.now();
+    const seconds = Math.max(1, Math.ceil((newest + windowMs - Date.now()) / 1000));
+    await this.availability.run(() => this.redis.set(key, value, 'EX', seconds));
   }
 
-  getForIdentity(identity: Identity): Promise<readonly number[]> {
-    return this.availability.run(() => this.store.getForIdentity(identity));
+  async getForIdentity(identity: Identity): Promise<readonly number[]> {
+    const key = redisKey(identity);
+    const value = await this.availability.run(() => this.redis.get(key));
+    if (value === null) return [];
+    const timestamps = parseTimestamps(value);
+    if (!timestamps) this.onUnreadable(key, value);
+    return timestamps ?? [];
+  }
+}
+
+const redisKey = (identity: Identity) => `redis-store-id::${identity.contextIdentity}:${identity.fieldIdentity}`;
+
+function parseTimestamps(value: string): number[] | null {
+  try {
+    const parsed: unknown = JSON.parse(value);
+    return Array.isArray(parsed) && parsed.every((t) => typeof t === 'number') ? parsed : null;
+  } catch {
+    return null;
   }
 }

@@ -1,5 +1,5 @@
 import type { FastifyBaseLogger } from 'fastify';
-import { getGraphQLRateLimiter, RedisStore } from 'graphql-rate-limit';
+import { getGraphQLRateLimiter } from 'graphql-rate-limit';
 import {
   getArgumentValues,
   parse,
@@ -18,7 +18,7 @@ import type { GatewayContext } from '../context.js';
 import { callerIdentity } from '../ratelimit/limiter.js';
 import { filterOperation, type Denial, type FieldCheck } from './field-guard.js';
 import { argument, linkedDirectiveNames, literal } from './admission/supergraph-link.js';
-import { AvailableStore, BoundedMemoryStore } from './field-limit-stores.js';
+import { AvailableRedisStore, BoundedMemoryStore } from './field-limit-stores.js';
 
 export const fieldRateLimitSchema = z.strictObject({
   max: z.coerce.number().int().positive(),
@@ -115,7 +115,11 @@ export class FieldRateLimiter {
     const identifyContext = (context: GatewayContext) => callerIdentity(context.principal, context.clientIp);
     this.shared = getGraphQLRateLimiter({
       identifyContext,
-      store: options.redis ? new AvailableStore(new RedisStore(options.redis), this.availability!) : new BoundedMemoryStore(),
+      store: options.redis
+        ? new AvailableRedisStore(options.redis, this.availability!, (redisKey, value) =>
+            options.logger.warn({ key: redisKey, value: value.slice(0, 100) }, 'field rate limit counter in Redis was not a list of timestamps; counting it from empty'),
+          )
+        : new BoundedMemoryStore(),
     });
     this.local = options.redis && options.onStoreFailure === 'open' ? getGraphQLRateLimiter({ identifyContext, store: new BoundedMemoryStore() }) : null;
   }

@@ -64,6 +64,17 @@ describe('field rate limits with Redis: what is logged', () => {
     expect(JSON.parse((await redis.get('redis-store-id::ip:10.0.0.2:Query.product'))!)).toHaveLength(1);
   });
 
+  it('a counter value that is not JSON neither stops the process nor sticks: counted from empty, with a warning, then rewritten', async () => {
+    start();
+    const key = 'redis-store-id::ip:10.0.0.4:Query.product';
+    await redis.set(key, 'not json');
+    expect(await limiter.spend(occurrences, {}, caller('10.0.0.4'))).toBeNull();
+    expect(JSON.parse((await redis.get(key))!)).toHaveLength(1);
+    expect(await redis.ttl(key)).toBeGreaterThan(50);
+    expect(log.lines).toEqual([{ level: 'warn', msg: expect.stringMatching(/^field rate limit counter in Redis was not a list/), fields: { key, value: 'not json' } }]);
+    expect(availability.readiness()).toEqual({ status: 'up' });
+  });
+
   it('an outage is logged once, by RedisAvailability, and so is the recovery', async () => {
     start();
     const pid = Number(/process_id:(\d+)/.exec(String(await redis.info('server')))![1]);
