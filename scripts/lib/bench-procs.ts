@@ -23,6 +23,9 @@ const builtCheckouts = new Set<string>();
 /**
  * `node` arguments that start the gateway of the checkout at `cwd` as production does, after building
  * its `dist/` (once per checkout and run, so a bench always measures the checkout's current sources).
+ * For BENCH_COMPARE_DIR that is the other checkout: `npm run build` writes its `dist/` in place (the
+ * README's bench sections say so). Building elsewhere would not run: the compiled files find
+ * `node_modules`, `package.json` and the subgraph schemas by their own location in the checkout.
  */
 export function productionGatewayArgs(cwd: string = process.cwd(), extraNodeArgs: readonly string[] = []): string[] {
   if (!builtCheckouts.has(cwd)) {

@@ -55,6 +55,26 @@ const apiKeySchema = z.strictObject({
   tier: z.string().min(1).default('standard'),
 });
 
+/**
+ * The top-level REST settings: the passthrough's services and routes, the inbound limits, CORS, and
+ * who is believed about the client. One group, so that the example configuration and the Kubernetes
+ * manifests can be checked against it (test/unit/config-examples.test.ts) rather than a copied list.
+ */
+export const REST_SETTINGS = {
+  bodyLimitBytes: z.coerce.number().int().positive().default(1_048_576),
+  /** The whole request, headers and body, must have arrived within this (Node `requestTimeout`) → 408. */
+  requestTimeoutMs: z.coerce.number().int().positive().default(30_000),
+  /** Longest pause between two chunks of a streamed REST request body (nginx `client_body_timeout`) → 408. */
+  requestBodyTimeoutMs: z.coerce.number().int().positive().default(10_000),
+  services: z.record(z.string().regex(/^[a-z0-9][a-z0-9-]*$/), serviceSchema).default({}),
+  routes: z.array(routeSchema).default([]),
+  /** Origins allowed by CORS (`*` for any); empty = no CORS headers. */
+  corsOrigins: stringList.default([]),
+  corsCredentials: z.stringbool().or(z.boolean()).default(false),
+  /** Trust X-Forwarded-* from these proxies: Fastify `trustProxy`, addresses/CIDRs (no hop counts); `true` and `/0` ranges not in production. */
+  trustProxy: trustProxySchema.default(false),
+};
+
 export const configSchema = z.strictObject({
   port: z.coerce.number().int().min(0).max(65535).default(4000),
   host: z.string().min(1).default('0.0.0.0'),
@@ -83,11 +103,6 @@ export const configSchema = z.strictObject({
   /** Largest subgraph answer read, before and after decompression (16 MiB) → SUBGRAPH_BAD_RESPONSE. */
   subgraphMaxResponseBytes: subgraphMaxResponseBytes.default(16_777_216),
   shutdownTimeoutMs: z.coerce.number().int().positive().default(10_000),
-  bodyLimitBytes: z.coerce.number().int().positive().default(1_048_576),
-  /** The whole request, headers and body, must have arrived within this (Node `requestTimeout`) → 408. */
-  requestTimeoutMs: z.coerce.number().int().positive().default(30_000),
-  /** Longest pause between two chunks of a streamed REST request body (nginx `client_body_timeout`) → 408. */
-  requestBodyTimeoutMs: z.coerce.number().int().positive().default(10_000),
   subgraphs: z.record(z.string().regex(/^[A-Za-z0-9_-]+$/), subgraphOverrideSchema).default({}),
 
   // Authentication (see README, "Authentication").
@@ -123,14 +138,8 @@ export const configSchema = z.strictObject({
   gatewaySigningKey: z.string().min(1).optional(),
   gatewaySigningKeyFile: z.string().min(1).optional(),
 
-  // REST passthrough (see README, "REST routes").
-  services: z.record(z.string().regex(/^[a-z0-9][a-z0-9-]*$/), serviceSchema).default({}),
-  routes: z.array(routeSchema).default([]),
-  /** Origins allowed by CORS (`*` for any); empty = no CORS headers. */
-  corsOrigins: stringList.default([]),
-  corsCredentials: z.stringbool().or(z.boolean()).default(false),
-  /** Trust X-Forwarded-* from these proxies: Fastify `trustProxy`, addresses/CIDRs (no hop counts); `true` not in production. */
-  trustProxy: trustProxySchema.default(false),
+  // REST passthrough (see README, "REST routes") and the inbound limits it shares with /graphql.
+  ...REST_SETTINGS,
 
   // Rate limits (see README, "Rate limits").
   rateLimits: rateLimitSchema.default(RATE_LIMIT_DEFAULTS),
@@ -179,8 +188,9 @@ export const configSchema = z.strictObject({
   if (config.metricsAuth === 'public' && config.metricsToken) {
     context.addIssue({ code: 'custom', path: ['metricsAuth'], message: 'is public, so the METRICS_TOKEN that is set would protect nothing; use authenticated or unset the token' });
   }
-  if (config.trustProxy === true && config.nodeEnv === 'production') {
-    context.addIssue({ code: 'custom', path: ['trustProxy'], message: TRUST_EVERY_PEER });
+  if (config.nodeEnv === 'production') {
+    const everyPeer = trustsEveryPeer(config.trustProxy);
+    if (everyPeer) context.addIssue({ code: 'custom', path: ['trustProxy'], message: trustEveryPeerMessage(everyPeer) });
   }
   const prefixes = new Set<string>();
   config.routes.forEach((route, index) => {
@@ -197,6 +207,21 @@ export const configSchema = z.strictObject({
 export const TRUST_EVERY_PEER =
   'true trusts X-Forwarded-For from every peer, so any client picks its own address (and escapes per-IP rate limits and ' +
   "auth-failure blocking); set TRUST_PROXY to your proxies' addresses or CIDRs (e.g. 10.0.0.0/8) or loopback, linklocal, uniquelocal";
+
+/**
+ * The TRUST_PROXY entry that believes every peer, or null: `true`, and a `/0` range (`0.0.0.0/0`,
+ * `::/0`, or the netmask `0.0.0.0/0.0.0.0`), which matches every address of its family just as `true` does.
+ */
+export function trustsEveryPeer(trustProxy: boolean | readonly string[]): string | null {
+  if (trustProxy === true) return 'true';
+  if (trustProxy === false) return null;
+  return trustProxy.find((entry) => /\/(0+|0\.0\.0\.0)$/.test(entry)) ?? null;
+}
+
+/** The refusal (production) or warning (elsewhere) for an entry that trusts every peer. */
+export function trustEveryPeerMessage(entry: string): string {
+  return entry === 'true' ? TRUST_EVERY_PEER : `${entry} matches every address, so it${TRUST_EVERY_PEER.slice('true'.length)}`;
+}
 
 export type GatewayConfig = Readonly<z.output<typeof configSchema>>;
 export type SubgraphOverride = z.output<typeof subgraphOverrideSchema>;

@@ -1,4 +1,4 @@
-import { TRUST_EVERY_PEER, type GatewayConfig } from './schema.js';
+import { trustEveryPeerMessage, trustsEveryPeer, type GatewayConfig } from './schema.js';
 
 /**
  * Settings that are valid but unsafe outside development: start-up logs each as a warning.
@@ -6,6 +6,7 @@ import { TRUST_EVERY_PEER, type GatewayConfig } from './schema.js';
  */
 export function configWarnings(config: GatewayConfig): string[] {
   const warnings: string[] = [];
-  if (config.trustProxy === true) warnings.push(`TRUST_PROXY=${TRUST_EVERY_PEER}; refused when NODE_ENV=production`);
+  const everyPeer = trustsEveryPeer(config.trustProxy);
+  if (everyPeer) warnings.push(`TRUST_PROXY=${trustEveryPeerMessage(everyPeer)}; refused when NODE_ENV=production`);
   return warnings;
 }

@@ -1,5 +1,5 @@
 import type { FastifyBaseLogger } from 'fastify';
-import { getGraphQLRateLimiter, InMemoryStore, RedisStore, Store, type Identity } from 'graphql-rate-limit';
+import { getGraphQLRateLimiter } from 'graphql-rate-limit';
 import {
   getArgumentValues,
   parse,
@@ -11,13 +11,14 @@ import {
   type OperationDefinitionNode,
 } from 'graphql';
 import type { RedisClient } from '../stores/redis.js';
-import { RedisAvailability } from '../stores/redis-availability.js';
+import { RedisAvailability, RedisUnavailable } from '../stores/redis-availability.js';
 import { ERRORS } from '../errors.js';
 import { z } from 'zod';
 import type { GatewayContext } from '../context.js';
 import { callerIdentity } from '../ratelimit/limiter.js';
 import { filterOperation, type Denial, type FieldCheck } from './field-guard.js';
 import { argument, linkedDirectiveNames, literal } from './admission/supergraph-link.js';
+import { AvailableRedisStore, BoundedMemoryStore } from './field-limit-stores.js';
 
 export const fieldRateLimitSchema = z.strictObject({
   max: z.coerce.number().int().positive(),
@@ -98,14 +99,14 @@ export interface FieldRateLimiterOptions {
  * The shared store's calls go through RedisAvailability, like request limits: a dead or hung Redis
  * costs one bounded wait, then none. While it is unreachable, `open` counts in this process with
  * each limit scaled by the fallback factor, `closed` removes the limited fields with
- * RATE_LIMIT_UNAVAILABLE; the switch is logged once each way.
+ * RATE_LIMIT_UNAVAILABLE. RedisAvailability logs the outage and the recovery, once each; a reply
+ * error (WRONGTYPE on one counter's key) is no outage, so only that request falls back, with a warning.
  */
 export class FieldRateLimiter {
   private readonly shared: ReturnType<typeof getGraphQLRateLimiter>;
   private readonly local: ReturnType<typeof getGraphQLRateLimiter> | null;
   private readonly availability: RedisAvailability | null;
   private readonly options: FieldRateLimiterOptions;
-  private storeDown = false;
 
   constructor(options: FieldRateLimiterOptions) {
     this.options = options;
@@ -114,9 +115,13 @@ export class FieldRateLimiter {
     const identifyContext = (context: GatewayContext) => callerIdentity(context.principal, context.clientIp);
     this.shared = getGraphQLRateLimiter({
       identifyContext,
-      store: options.redis ? new AvailableStore(new RedisStore(options.redis), this.availability!) : new InMemoryStore(),
+      store: options.redis
+        ? new AvailableRedisStore(options.redis, this.availability!, (redisKey, value) =>
+            options.logger.warn({ key: redisKey, value: value.slice(0, 100) }, 'field rate limit counter in Redis was not a list of timestamps; counting it from empty'),
+          )
+        : new BoundedMemoryStore(),
     });
-    this.local = options.redis && options.onStoreFailure === 'open' ? getGraphQLRateLimiter({ identifyContext, store: new InMemoryStore() }) : null;
+    this.local = options.redis && options.onStoreFailure === 'open' ? getGraphQLRateLimiter({ identifyContext, store: new BoundedMemoryStore() }) : null;
   }
 
   /** Spends one token per occurrence; the check denying those over their limit, or null. */
@@ -136,9 +141,8 @@ export class FieldRateLimiter {
       if (shared) {
         try {
           message = await this.shared(call, rule);
-          this.sharedAnswered();
         } catch (error) {
-          this.sharedFailed(error as Error);
+          this.sharedFailed(key, error as Error);
           this.availability?.fellBack('fieldRateLimits'); // once per request, as other features count
           shared = false;
         }
@@ -157,38 +161,13 @@ export class FieldRateLimiter {
     return (_parent, _field, node) => denied.get(node) ?? null;
   }
 
-  private sharedAnswered(): void {
-    if (!this.storeDown) return;
-    this.storeDown = false;
-    this.options.logger.info('field rate limit store recovered; shared field limits apply again');
-  }
-
-  private sharedFailed(error: Error): void {
-    if (this.storeDown) return;
-    this.storeDown = true;
-    this.options.logger.error(
-      { reason: error.message, mode: this.options.onStoreFailure },
-      this.options.onStoreFailure === 'open'
-        ? 'field rate limit store unavailable; using local field limits'
-        : 'field rate limit store unavailable; refusing rate-limited fields',
+  /** An outage is RedisAvailability's to log; a reply error is this request's alone, so it is named here. */
+  private sharedFailed(key: string, error: Error): void {
+    const cause = (error instanceof RedisUnavailable ? error.cause : error) as Error | undefined;
+    if (error instanceof RedisUnavailable && cause?.name !== 'ReplyError') return;
+    this.options.logger.warn(
+      { field: key, reason: cause?.message ?? error.message, mode: this.options.onStoreFailure },
+      'field rate limit counter refused by Redis; this request falls back per RATE_LIMIT_ON_STORE_FAILURE',
     );
-  }
-}
-
-/** graphql-rate-limit's Redis store with every call asked through RedisAvailability. */
-class AvailableStore extends Store {
-  constructor(
-    private readonly store: RedisStore,
-    private readonly availability: RedisAvailability,
-  ) {
-    super();
-  }
-
-  setForIdentity(identity: Identity, timestamps: readonly number[], windowMs?: number): Promise<void> {
-    return this.availability.run(() => this.store.setForIdentity(identity, timestamps, windowMs));
-  }
-
-  getForIdentity(identity: Identity): Promise<readonly number[]> {
-    return this.availability.run(() => this.store.getForIdentity(identity));
   }
 }

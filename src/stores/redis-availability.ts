@@ -1,4 +1,5 @@
 import type { FastifyBaseLogger } from 'fastify';
+import { Cluster } from 'ioredis';
 import { Counter, Registry } from 'prom-client';
 import { LastKnown } from './last-known.js';
 import { REDIS_COMMAND_TIMEOUT_MS, type RedisClient } from './redis.js';
@@ -176,7 +177,7 @@ export class RedisAvailability {
   private suspect(reason: string): void {
     if (this.down || this.checking) return;
     this.checking = true;
-    bounded(this.redis.ping(), this.timeoutMs).then(
+    this.pingEveryNode().then(
       () => (this.checking = false),
       () => {
         this.checking = false;
@@ -207,12 +208,24 @@ export class RedisAvailability {
   private startProbe(): void {
     this.probe ??= setInterval(() => {
       if (this.redis.status !== 'ready') return; // the `ready` event will tell
-      bounded(this.redis.ping(), this.timeoutMs).then(
+      this.pingEveryNode().then(
         () => this.recovered(),
         () => {},
       );
     }, this.probeIntervalMs);
     this.probe.unref();
+  }
+
+  /**
+   * A PING to every node a call may go to, within one bound. A Cluster's own PING goes to a node of
+   * its choosing, which need not be the shard that hung: the check would clear a hung shard (and the
+   * probe declare it recovered) whenever it picked a healthy one. So a Cluster's masters (where
+   * commands go) are each asked; until the slot map is known, the Cluster's own PING stands in.
+   */
+  private pingEveryNode(): Promise<unknown> {
+    const masters = this.redis instanceof Cluster ? this.redis.nodes('master') : [];
+    const pings: Promise<unknown> = masters.length > 0 ? Promise.all(masters.map((node) => node.ping())) : this.redis.ping();
+    return bounded(pings, this.timeoutMs);
   }
 
   private stopProbe(): void {

@@ -27,6 +27,17 @@ describe('TRUST_PROXY=true', () => {
     expect(configWarnings(development)).toEqual([expect.stringMatching(/^TRUST_PROXY=true trusts .*refused when NODE_ENV=production$/)]);
   });
 
+  it('a /0 range trusts every peer just the same: refused in production, a warning elsewhere', () => {
+    for (const TRUST_PROXY of ['0.0.0.0/0,::/0', '10.0.0.0/8, ::/0', '0.0.0.0/0.0.0.0', '0.0.0.0/00']) {
+      expect(() => loadConfig({ NODE_ENV: 'production', TRUST_PROXY }), TRUST_PROXY).toThrow(
+        /trustProxy \(env TRUST_PROXY\): \S+ matches every address, so it trusts X-Forwarded-For from every peer/,
+      );
+      expect(configWarnings(loadConfig({ TRUST_PROXY })), TRUST_PROXY).toEqual([expect.stringMatching(/^TRUST_PROXY=\S+ matches every address.*refused when NODE_ENV=production$/)]);
+    }
+    // A narrow range is a proxy's address, not everyone's.
+    expect(configWarnings(loadConfig({ NODE_ENV: 'production', TRUST_PROXY: '10.0.0.0/8,fd00::/8,192.168.0.0/255.255.0.0' }))).toEqual([]);
+  });
+
   it('stops a production process at start-up with exit code 78 and the message on stderr', async () => {
     const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
       env: { PATH: process.env.PATH ?? '', NODE_ENV: 'production', TRUST_PROXY: 'true', HOST: '127.0.0.1', PORT: '0' },

@@ -5,7 +5,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { parse, parseAllDocuments } from 'yaml';
 import { z } from 'zod';
 import { loadConfig } from '../../src/config/load.js';
-import { ENV_KEYS } from '../../src/config/schema.js';
+import { ENV_KEYS, REST_SETTINGS } from '../../src/config/schema.js';
 import { routeSchema, serviceSchema } from '../../src/rest/config-schema.js';
 
 /**
@@ -14,28 +14,43 @@ import { routeSchema, serviceSchema } from '../../src/rest/config-schema.js';
  * added to src/rest/config-schema.ts fails here until the examples show it.
  */
 
-/** Top-level REST settings (src/config/schema.ts): the inbound limits and who is believed about the client. */
-const REST_TOP_LEVEL = ['bodyLimitBytes', 'requestTimeoutMs', 'requestBodyTimeoutMs', 'trustProxy', 'corsOrigins', 'services', 'routes'] as const;
+/** Top-level REST settings, as the configuration schema groups them. */
+const REST_TOP_LEVEL = Object.keys(REST_SETTINGS);
 /** Those the environment can set, by variable (ENV_KEYS). */
 const REST_ENV = Object.entries(ENV_KEYS)
-  .filter(([, key]) => (REST_TOP_LEVEL as readonly string[]).includes(key))
+  .filter(([, key]) => REST_TOP_LEVEL.includes(key))
   .map(([name]) => name);
 
 type Shape = Record<string, z.ZodType>;
-/** An object schema's keys, with those of nested objects as `parent.child` (defaults and optionals unwrapped). */
-function settingPaths(shape: Shape, prefix = ''): string[] {
-  return Object.entries(shape).flatMap(([key, schema]) => {
-    let inner: z.ZodType = schema;
-    while (inner instanceof z.ZodDefault || inner instanceof z.ZodOptional) inner = inner.unwrap() as z.ZodType;
-    const nested = inner instanceof z.ZodObject ? settingPaths(inner.shape as Shape, `${prefix}${key}.`) : [];
-    return [`${prefix}${key}`, ...nested];
-  });
+
+/**
+ * The object schemas a setting's value may be: through defaults, optionals, nullables, pipes
+ * (preprocess, transform: either side), unions (every option) and arrays (their elements).
+ */
+function objectsWithin(schema: z.ZodType): z.ZodObject[] {
+  if (schema instanceof z.ZodObject) return [schema];
+  if (schema instanceof z.ZodDefault || schema instanceof z.ZodPrefault || schema instanceof z.ZodOptional || schema instanceof z.ZodNullable) {
+    return objectsWithin(schema.unwrap() as z.ZodType);
+  }
+  if (schema instanceof z.ZodPipe) return [...objectsWithin(schema.in as z.ZodType), ...objectsWithin(schema.out as z.ZodType)];
+  if (schema instanceof z.ZodUnion) return (schema.options as readonly z.ZodType[]).flatMap(objectsWithin);
+  if (schema instanceof z.ZodArray) return objectsWithin(schema.element as z.ZodType);
+  return [];
 }
 
-/** Every `a.b` path some entry of `entries` sets. */
+/** An object schema's keys, with those of objects nested in them as `parent.child` (a list's elements too). */
+function settingPaths(shape: Shape, prefix = ''): string[] {
+  return Object.entries(shape).flatMap(([key, schema]) => [
+    `${prefix}${key}`,
+    ...new Set(objectsWithin(schema).flatMap((inner) => settingPaths(inner.shape as Shape, `${prefix}${key}.`))),
+  ]);
+}
+
+/** Every `a.b` path some entry of `entries` sets (a list's elements under the list's path). */
 function pathsUsed(entries: readonly unknown[]): Set<string> {
   const used = new Set<string>();
   const walk = (value: unknown, prefix: string) => {
+    if (Array.isArray(value)) for (const element of value) walk(element, prefix);
     if (value === null || typeof value !== 'object' || Array.isArray(value)) return;
     for (const [key, child] of Object.entries(value)) {
       used.add(`${prefix}${key}`);
@@ -46,19 +61,31 @@ function pathsUsed(entries: readonly unknown[]): Set<string> {
   return used;
 }
 
-const SERVICE_SETTINGS = settingPaths(serviceSchema.shape as Shape).concat(
-  settingPaths((serviceSchema.shape.upstreams.element as z.ZodObject).shape as Shape, 'upstreams.'),
-);
+const SERVICE_SETTINGS = settingPaths(serviceSchema.shape as Shape);
 const ROUTE_SETTINGS = settingPaths(routeSchema.shape as Shape);
 
 /** A file's services and routes show every setting their schemas define. */
 function expectEveryRestSetting(file: { services?: Record<string, unknown>; routes?: unknown[] }, where: string): void {
   const services = Object.values(file.services ?? {});
-  const usedByServices = pathsUsed([...services, ...services.flatMap((s) => ((s as { upstreams?: unknown[] }).upstreams ?? []).map((u) => ({ upstreams: u })))]);
+  const usedByServices = pathsUsed(services);
   expect(SERVICE_SETTINGS.filter((path) => !usedByServices.has(path)), `${where}: service settings not shown`).toEqual([]);
   const usedByRoutes = pathsUsed(file.routes ?? []);
   expect(ROUTE_SETTINGS.filter((path) => !usedByRoutes.has(path)), `${where}: route settings not shown`).toEqual([]);
 }
+
+describe('the settings walker', () => {
+  it('finds nested settings through defaults, pipes (preprocess, transform), unions and lists', () => {
+    const shape = {
+      plain: z.string().optional(),
+      preprocessed: z.preprocess((value) => value, z.strictObject({ inner: z.string() })).default({ inner: 'x' }),
+      transformed: z.strictObject({ inner: z.string() }).transform((value) => value),
+      either: z.union([z.string(), z.strictObject({ inner: z.string() })]),
+      list: z.array(z.strictObject({ inner: z.string() })).optional(),
+    };
+    expect(settingPaths(shape)).toEqual(['plain', 'preprocessed', 'preprocessed.inner', 'transformed', 'transformed.inner', 'either', 'either.inner', 'list', 'list.inner']);
+    expect([...pathsUsed([{ list: [{ inner: 'a' }], either: { inner: 'b' } }])]).toEqual(['list', 'list.inner', 'either', 'either.inner']);
+  });
+});
 
 describe('config/gateway.example.yaml', () => {
   const path = 'config/gateway.example.yaml';
