@@ -16,7 +16,7 @@ import { registerGraphQL, type GraphQLEndpoint } from './graphql/endpoint.js';
 import { registerHealthRoutes } from './health/routes.js';
 import { registerServicesHealth } from './health/services.js';
 import { createMetrics, type GatewayMetrics } from './observability/metrics.js';
-import { OPERATIONAL_RATE_LIMIT, installAccessControl, operationalPolicy } from './pipeline/access.js';
+import { OPERATIONAL_RATE_LIMIT, accessControl, operationalPolicy } from './pipeline/access.js';
 import { installCallerContext } from './pipeline/caller-context.js';
 import { MemoryEventBus, type EventBus } from './events/bus.js';
 import { RedisEventBus } from './events/redis-bus.js';
@@ -24,14 +24,15 @@ import { registerEventStreams } from './events/sse.js';
 import { metricsPolicy, registerMetricsRoute } from './observability/metrics-route.js';
 import { deferredChildLogger } from './observability/request-logger.js';
 import { installTracing } from './observability/tracing.js';
-import { GatewayLogController, flushLogDestination, gatewayLogDestination, installRequestMetrics } from './observability/request-log.js';
+import { LogDestination } from './observability/log-destination.js';
+import { GatewayLogController, installRequestMetrics } from './observability/request-log.js';
 import { installProblemErrors } from './pipeline/error-handler.js';
 import { installCors } from './pipeline/cors.js';
 import { installDrain } from './pipeline/drain.js';
 import { guardPath } from './pipeline/path-guard.js';
 import { securityHeaders, setSecurityHeaders } from './pipeline/security-headers.js';
-import { installSyncStages } from './pipeline/stages.js';
-import { installRateLimit } from './pipeline/rate-limit.js';
+import { installStages, type Stage } from './pipeline/stages.js';
+import { rateLimit } from './pipeline/rate-limit.js';
 import { AuthFailureGuard } from './ratelimit/auth-failures.js';
 import { RateLimiter } from './ratelimit/limiter.js';
 import { RedisRateLimitStore } from './ratelimit/redis-store.js';
@@ -89,7 +90,7 @@ export async function buildGateway(config: GatewayConfig, options: BuildOptions 
   // helmet's set (a JSON API serves no HTML, so no CSP to maintain), on every answer: refusals included.
   const helmetHeaders = await securityHeaders({ contentSecurityPolicy: false });
   const withSecurityHeaders = setSecurityHeaders(helmetHeaders);
-  const logDestination = options.logger === undefined ? gatewayLogDestination() : null;
+  const logDestination = options.logger === undefined ? new LogDestination() : null;
   const metrics = createMetrics();
   const app = Fastify({
     logger: logDestination
@@ -179,12 +180,15 @@ export async function buildGateway(config: GatewayConfig, options: BuildOptions 
   installProblemErrors(app);
   const drain = installDrain(app, config.shutdownTimeoutMs);
   // The lines batched so far (the "shutting down" one included) must survive a SIGKILL mid-drain.
-  if (logDestination) drain.onDrain(() => flushLogDestination(logDestination));
+  if (logDestination) {
+    drain.onDrain(() => logDestination.flushSync());
+    app.addHook('onClose', async () => logDestination.close());
+  }
   installRequestMetrics(app, metrics);
   // The synchronous entry of the pipeline, one hook: request id and security headers on every
   // answer (the refusals below included) → refusal while draining → path guard → caller context
   // (identity headers stripped, the anonymous context started).
-  installSyncStages(app, [
+  installStages(app, [
     echoRequestId,
     withSecurityHeaders,
     drain.admit,
@@ -207,19 +211,24 @@ export async function buildGateway(config: GatewayConfig, options: BuildOptions 
     await docs.register(swaggerUi, { routePrefix: '/docs' });
   });
   installTracing(app, config.otlpEndpoint, config.otelServiceName);
-  installAccessControl(app, {
-    authenticator: new Authenticator(verifier, new ApiKeyChain(apiKeyStores), config.claims, config.defaultTenantId ?? null, signer),
-    authFailures: limitStore ? new AuthFailureGuard(limitStore, limits.authFailures) : null,
-    tenantGuard: new TenantGuard(tenantFlags, config.subscriptionGraceSeconds, {
-      readOnly: config.tenantFlagsOnStoreFailure,
-      tokenFreshness: config.tokenFreshnessOnStoreFailure,
+  // The pipeline proper, one hook after CORS (preflights are answered without credentials): auth →
+  // tenant checks → route policy → rate limits. Each stage finishes at once when its answer is in
+  // memory and waits only when it must (signature checks, JWKS, Redis).
+  const accessStages: Stage[] = [
+    accessControl({
+      authenticator: new Authenticator(verifier, new ApiKeyChain(apiKeyStores), config.claims, config.defaultTenantId ?? null, signer),
+      authFailures: limitStore ? new AuthFailureGuard(limitStore, limits.authFailures) : null,
+      tenantGuard: new TenantGuard(tenantFlags, config.subscriptionGraceSeconds, {
+        readOnly: config.tenantFlagsOnStoreFailure,
+        tokenFreshness: config.tokenFreshnessOnStoreFailure,
+      }),
+      tokenFreshnessAllowMissingIat: config.tokenFreshnessAllowMissingIat,
+      signer,
+      metrics,
     }),
-    tokenFreshnessAllowMissingIat: config.tokenFreshnessAllowMissingIat,
-    signer,
-    metrics,
-  });
-
-  if (limitStore) installRateLimit(app, new RateLimiter(config.rateLimits, limitStore), metrics);
+  ];
+  if (limitStore) accessStages.push(rateLimit(new RateLimiter(config.rateLimits, limitStore), metrics));
+  installStages(app, accessStages);
 
   const graphql = registerGraphQL(app, config, redis, metrics);
   const rest = await registerRestRoutes(app, config);

@@ -1,6 +1,7 @@
 import type { JWTPayload } from 'jose';
 import type { ClaimMapping } from '../config/schema.js';
 import { GatewayError } from '../errors.js';
+import { andThen, type MaybePromise } from '../pipeline/maybe-async.js';
 import { hashApiKey, type ApiKeyStore } from './api-keys.js';
 import { principalFromClaims } from './claims.js';
 import { anonymousPrincipal, type Principal } from './principal.js';
@@ -36,24 +37,32 @@ export class Authenticator {
    */
   private readonly principals = new WeakMap<JWTPayload, Principal>();
 
-  async authenticate({ authorization, apiKey, ticket }: Credentials): Promise<{ principal: Principal; via: AuthOutcome }> {
-    if (apiKey !== undefined) return { principal: await this.fromApiKey(apiKey), via: 'api_key' };
+  /**
+   * At once when the answer is in memory (no credentials, a cached bearer token), else later. Bad
+   * credentials throw or reject with a GatewayError.
+   */
+  authenticate({ authorization, apiKey, ticket }: Credentials): MaybePromise<{ principal: Principal; via: AuthOutcome }> {
+    if (apiKey !== undefined) return this.fromApiKey(apiKey).then((principal) => ({ principal, via: 'api_key' as const }));
     if (ticket !== undefined && authorization === undefined) {
-      try {
-        return { principal: await this.tickets.verifyTicket(ticket), via: 'ticket' };
-      } catch {
-        throw new GatewayError('INVALID_TOKEN', 'The stream ticket is invalid or expired');
-      }
+      return this.tickets.verifyTicket(ticket).then(
+        (principal) => ({ principal, via: 'ticket' as const }),
+        () => {
+          throw new GatewayError('INVALID_TOKEN', 'The stream ticket is invalid or expired');
+        },
+      );
     }
-    if (authorization !== undefined) return { principal: await this.fromBearer(authorization), via: 'jwt' };
+    if (authorization !== undefined) return andThen(this.fromBearer(authorization), (principal) => ({ principal, via: 'jwt' as const }));
     return { principal: anonymousPrincipal(this.defaultTenantId), via: 'anonymous' };
   }
 
-  private async fromBearer(header: string): Promise<Principal> {
+  private fromBearer(header: string): MaybePromise<Principal> {
     const match = /^Bearer[ ]+([A-Za-z0-9._~+/=-]+)\s*$/i.exec(header);
     if (!match) throw new GatewayError('INVALID_TOKEN', 'The Authorization header must be "Bearer <token>"');
     if (!this.verifier) throw new GatewayError('INVALID_TOKEN', 'Token authentication is not configured');
-    const payload = await this.verifier.verify(match[1]!);
+    return andThen(this.verifier.verify(match[1]!), (payload) => this.principalOf(payload));
+  }
+
+  private principalOf(payload: JWTPayload): Principal {
     let principal = this.principals.get(payload);
     if (!principal) {
       principal = principalFromClaims(payload, this.claims);

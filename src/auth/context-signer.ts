@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import { LRUCache } from 'lru-cache';
 import { SignJWT, calculateJwkThumbprint, exportJWK, generateKeyPair, importJWK, importPKCS8, jwtVerify, type JWK } from 'jose';
 import type { GatewayConfig } from '../config/schema.js';
+import type { MaybePromise } from '../pipeline/maybe-async.js';
 import type { Principal } from './principal.js';
 import { pemBlock } from './key-sources.js';
 import {
@@ -18,6 +19,8 @@ type SigningKey = Awaited<ReturnType<typeof importPKCS8>>;
 /** A context token and when to stop handing it out (CONTEXT_TOKEN_REUSE_SECONDS after signing). */
 interface SignedContext {
   readonly token: Promise<string>;
+  /** The token once signed: handed out without a promise from then on. */
+  signed: string | null;
   reuseUntil: number;
 }
 
@@ -96,12 +99,13 @@ export class ContextSigner {
    * The caller's `x-gateway-context` token. It says who is calling, nothing about the request (the
    * request id travels in `x-request-id`), so one signature serves every request of the same
    * principal until shortly before it expires: signing on every request was ~9% of the gateway's CPU
-   * on REST passthrough. The promise is cached, so concurrent first requests share one signature.
+   * on REST passthrough. The promise is cached, so concurrent first requests share one signature;
+   * once signed, the token itself is returned (no promise per request).
    */
-  sign(principal: Principal): Promise<string> {
+  sign(principal: Principal): MaybePromise<string> {
     const now = Date.now();
     const held = this.byPrincipal.get(principal);
-    if (held && held.reuseUntil > now) return held.token;
+    if (held && held.reuseUntil > now) return held.signed ?? held.token;
     const subject = principal.id ?? 'anonymous';
     const tier = principal.subscription?.tier ?? principal.tier;
     // Every signed claim is in the key: two principals share a token only if it would be identical.
@@ -109,7 +113,7 @@ export class ContextSigner {
     const cached = this.tokens.get(key);
     if (cached && cached.reuseUntil > now) {
       this.byPrincipal.set(principal, cached);
-      return cached.token;
+      return cached.signed ?? cached.token;
     }
     const claims: Omit<ContextTokenClaims, 'sub'> = {
       principal_kind: principal.kind,
@@ -127,14 +131,17 @@ export class ContextSigner {
       .setIssuedAt()
       .setExpirationTime(`${CONTEXT_TOKEN_TTL_SECONDS}s`)
       .sign(this.key);
-    const signed: SignedContext = { token, reuseUntil: now + CONTEXT_TOKEN_REUSE_SECONDS * 1000 };
+    const signed: SignedContext = { token, signed: null, reuseUntil: now + CONTEXT_TOKEN_REUSE_SECONDS * 1000 };
     this.tokens.set(key, signed);
     this.byPrincipal.set(principal, signed);
-    // A failed signature is not remembered.
-    token.catch(() => {
-      signed.reuseUntil = 0;
-      this.tokens.delete(key);
-    });
+    token.then(
+      (value) => void (signed.signed = value),
+      // A failed signature is not remembered.
+      () => {
+        signed.reuseUntil = 0;
+        this.tokens.delete(key);
+      },
+    );
     return token;
   }
 }

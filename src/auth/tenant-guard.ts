@@ -1,4 +1,5 @@
 import { GatewayError } from '../errors.js';
+import { andThen, type MaybePromise } from '../pipeline/maybe-async.js';
 import { RedisUnavailable } from '../stores/redis-availability.js';
 import type { TenantFlags, TenantFlagStore } from '../stores/tenant-flags.js';
 import { isTokenFresh, type Principal } from './principal.js';
@@ -38,30 +39,41 @@ export class TenantGuard {
     private readonly now: () => number = () => Date.now() / 1000,
   ) {}
 
-  /** `allowMissingIat`: the deployment's opt-out (TOKEN_FRESHNESS_ALLOW_MISSING_IAT), see isTokenFresh. */
-  async check(principal: Principal, requestedTenant: string | undefined, allowMissingIat = false): Promise<TenantDecision> {
+  /**
+   * `allowMissingIat`: the deployment's opt-out (TOKEN_FRESHNESS_ALLOW_MISSING_IAT), see isTokenFresh.
+   * At once when the flag store answers from memory; refusals throw or reject with a GatewayError.
+   */
+  check(principal: Principal, requestedTenant: string | undefined, allowMissingIat = false): MaybePromise<TenantDecision> {
     const acting = this.selectTenant(principal, requestedTenant);
     const inGracePeriod = this.checkSubscription(acting);
     if (acting.tenantId === null) return { principal: acting, readOnly: acting.readOnly, inGracePeriod };
 
-    const flags = await this.readFlags(acting.tenantId, acting.kind === 'user');
-    if (!isTokenFresh(acting, flags.subscriptionChangedAt, allowMissingIat)) throw new GatewayError('TOKEN_STALE');
-    return { principal: acting, readOnly: acting.readOnly || flags.readOnly, inGracePeriod };
+    return andThen(this.readFlags(acting.tenantId, acting.kind === 'user'), (flags) => {
+      if (!isTokenFresh(acting, flags.subscriptionChangedAt, allowMissingIat)) throw new GatewayError('TOKEN_STALE');
+      return { principal: acting, readOnly: acting.readOnly || flags.readOnly, inGracePeriod };
+    });
   }
 
-  private async readFlags(tenantId: string, freshnessApplies: boolean): Promise<TenantFlags> {
+  private readFlags(tenantId: string, freshnessApplies: boolean): MaybePromise<TenantFlags> {
+    let flags: MaybePromise<TenantFlags>;
     try {
-      return await this.flags.get(tenantId);
+      flags = this.flags.get(tenantId);
     } catch (error) {
-      if (!(error instanceof RedisUnavailable)) throw error;
-      if (this.outagePolicy.readOnly === 'closed') {
-        throw new GatewayError('TENANT_FLAGS_UNAVAILABLE', "The tenant's read-only flag cannot be checked right now; retry shortly");
-      }
-      if (this.outagePolicy.tokenFreshness === 'closed' && freshnessApplies) {
-        throw new GatewayError('TENANT_FLAGS_UNAVAILABLE', 'Whether this token predates a subscription change cannot be checked right now; retry shortly');
-      }
-      return NO_FLAGS;
+      return this.flagsUnavailable(error, freshnessApplies);
     }
+    return flags instanceof Promise ? flags.catch((error: unknown) => this.flagsUnavailable(error, freshnessApplies)) : flags;
+  }
+
+  /** The flags could not be read: the outage policy decides (README, "Failure behaviour"). */
+  private flagsUnavailable(error: unknown, freshnessApplies: boolean): TenantFlags {
+    if (!(error instanceof RedisUnavailable)) throw error;
+    if (this.outagePolicy.readOnly === 'closed') {
+      throw new GatewayError('TENANT_FLAGS_UNAVAILABLE', "The tenant's read-only flag cannot be checked right now; retry shortly");
+    }
+    if (this.outagePolicy.tokenFreshness === 'closed' && freshnessApplies) {
+      throw new GatewayError('TENANT_FLAGS_UNAVAILABLE', 'Whether this token predates a subscription change cannot be checked right now; retry shortly');
+    }
+    return NO_FLAGS;
   }
 
   private selectTenant(principal: Principal, requested: string | undefined): Principal {

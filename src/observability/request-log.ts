@@ -1,53 +1,34 @@
-import { pino } from 'pino';
 import { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { GatewayMetrics } from './metrics.js';
 import type { CounterSeries, HistogramSeries } from './series-metrics.js';
-import { DeferredChildLogger } from './request-logger.js';
+import { DeferredChildLogger, REQUEST_ID_LOG_LABEL } from './request-logger.js';
 import { routeOf } from '../pipeline/caller-context.js';
 
-const LOG_BATCH_BYTES = 4_096;
-const LOG_FLUSH_MS = 200;
-
-/**
- * Where the gateway's JSON lines go: stdout through an asynchronous pino destination. A synchronous
- * write per request blocked the event loop on every line (slow pipes and log collectors included);
- * this one writes lines in batches of at least LOG_BATCH_BYTES (one `write` per ~15 request lines
- * under load instead of one each: ~4% of a proxied request), and at least every LOG_FLUSH_MS when
- * traffic is light, so a line is never held longer than that. It is flushed synchronously when a
- * drain starts (flushLogDestination), on process exit (main.ts exits after the drain) and on a crash.
- */
-export type LogDestination = ReturnType<typeof pino.destination>;
-
-export function gatewayLogDestination(): LogDestination {
-  return pino.destination({ dest: 1, sync: false, minLength: LOG_BATCH_BYTES, periodicFlush: LOG_FLUSH_MS });
-}
-
-/**
- * Writes out what the destination holds, synchronously. Called when a drain starts: an orchestrator
- * may SIGKILL the process mid-drain, and the "shutting down" line and the last request lines would
- * otherwise die in the batch. Lines logged during the drain are exposed for LOG_FLUSH_MS, as always.
- */
-export function flushLogDestination(destination: LogDestination): void {
-  try {
-    destination.flushSync();
-  } catch {
-    // Not open yet or already closed: nothing to write, and pino's exit handler flushes again.
-  }
-}
 /**
  * One log line per request, at completion: request id, method, route template, path (never the
  * query string: tokens and tickets travel there), status, duration, tenant, user and the subgraph
  * timings of a GraphQL request. Headers and bodies are never logged.
  */
 export class GatewayLogController extends LogController {
+  constructor() {
+    // The request log line writes this field itself when it skips the child logger (below).
+    super({ requestIdLogLabel: REQUEST_ID_LOG_LABEL });
+  }
+
   override incomingRequest(): void {}
 
   override requestCompleted(error: Error | null | undefined, request: FastifyRequest, reply: FastifyReply): void {
     const context = request.gateway;
     const log = request.log;
+    // Through the parent logger, the line names its request id itself (the child would add it).
+    const parent = log instanceof DeferredChildLogger ? log.unboundParent : null;
     const url = request.raw.url ?? '';
     const queryAt = url.indexOf('?');
-    const line = {
+    // One object literal of one shape for every request: pino leaves out undefined fields, so the
+    // line is the same as with conditional spreads, without their intermediate objects. (A literal
+    // key, not [REQUEST_ID_LOG_LABEL]: V8 builds literals with computed keys the slow way.)
+    const line: { [REQUEST_ID_LOG_LABEL]: string | undefined } & Record<string, unknown> = {
+      reqId: parent ? request.id : undefined,
       method: request.method,
       route: routeLabel(request),
       path: queryAt === -1 ? url : url.slice(0, queryAt),
@@ -55,12 +36,11 @@ export class GatewayLogController extends LogController {
       durationMs: Math.round(reply.elapsedTime * 100) / 100,
       tenant: context?.principal.tenantId ?? undefined,
       userId: context?.principal.id ?? undefined,
-      ...(context?.graphql.estimatedCost !== undefined ? { estimatedCost: context.graphql.estimatedCost } : {}),
-      ...(context?.subgraphTimings.length ? { subgraphs: context.subgraphTimings } : {}),
-      ...(error ? { error: error.message } : {}),
+      estimatedCost: context?.graphql.estimatedCost,
+      subgraphs: context?.subgraphTimings.length ? context.subgraphTimings : undefined,
+      error: error ? error.message : undefined,
     };
-    if (log instanceof DeferredChildLogger) log.infoWithBindings(line, 'request completed');
-    else log.info(line, 'request completed');
+    (parent ?? log).info(line, 'request completed');
   }
 }
 

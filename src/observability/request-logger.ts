@@ -3,12 +3,15 @@ import type { Bindings, ChildLoggerOptions } from 'pino';
 
 type Level = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace';
 
+/** The field that carries the request id in every line of a request (Fastify's `requestIdLogLabel`). */
+export const REQUEST_ID_LOG_LABEL = 'reqId';
+
 /**
  * Fastify's per-request logger, with the pino child (the request id bound) made on the first line
  * the request logs itself. Fastify makes that child for every request up front; most requests only
- * ever log their completion line, which `infoWithBindings` writes through the parent logger with the
- * same fields in the same order, so the child (its bindings serialised, a logger object) and its
- * garbage are skipped on the hot path.
+ * ever log their completion line, which goes through the parent logger (`unboundParent`) with the
+ * request id written as its first field, the same line as through the child, so the child (its
+ * bindings serialised, a logger object) and its garbage are skipped on the hot path.
  */
 export class DeferredChildLogger implements FastifyBaseLogger {
   private made: FastifyBaseLogger | null = null;
@@ -55,13 +58,13 @@ export class DeferredChildLogger implements FastifyBaseLogger {
     return this.logger.child(bindings, options);
   }
 
-  /** An info line with the request's bindings, through the parent unless the child exists or differs. */
-  infoWithBindings(fields: Record<string, unknown>, message: string): void {
-    if (this.made !== null || this.options.level !== undefined || this.options.serializers !== undefined) {
-      this.logger.info(fields, message);
-      return;
-    }
-    this.parent.info({ ...this.bindings, ...fields }, message);
+  /**
+   * The logger a line may go through with the request id written by the caller: the parent while the
+   * child is not made and has no options of its own (the line then carries the same fields in the same
+   * order as through the child), else null (log through this object).
+   */
+  get unboundParent(): FastifyBaseLogger | null {
+    return this.made === null && this.options.level === undefined && this.options.serializers === undefined ? this.parent : null;
   }
 
   private write(level: Level, args: unknown[]): void {

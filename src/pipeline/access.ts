@@ -1,12 +1,15 @@
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyRequest } from 'fastify';
 import type { Authenticator } from '../auth/authenticator.js';
 import type { ContextSigner } from '../auth/context-signer.js';
 import type { Principal } from '../auth/principal.js';
-import type { TenantGuard } from '../auth/tenant-guard.js';
+import type { TenantDecision, TenantGuard } from '../auth/tenant-guard.js';
+import type { GatewayContext } from '../context.js';
 import type { AuthFailureGuard } from '../ratelimit/auth-failures.js';
 import { GatewayError } from '../errors.js';
 import type { GatewayMetrics } from '../observability/metrics.js';
 import { routeOf } from './caller-context.js';
+import type { MaybePromise } from './maybe-async.js';
+import type { Stage } from './stages.js';
 
 /** Who may call a route. Every destination route declares one; routes without one skip auth. */
 export interface RoutePolicy {
@@ -66,37 +69,32 @@ interface AccessDependencies {
 /**
  * Pipeline stages auth → tenant checks → route policy, for every route that declares a policy
  * (GraphQL, REST, streams alike). What they establish replaces the anonymous context the first
- * stage built, together with the signed context token for downstream calls.
+ * stage built, together with the signed context token for downstream calls. Returns the stage: it
+ * finishes at once when every answer is in memory (a cached token, its principal and context token,
+ * tenant flags without Redis) and returns a promise only for what it must wait for.
  */
-export function installAccessControl(app: FastifyInstance, deps: AccessDependencies): void {
-  app.addHook('onRequest', async (request, reply) => {
-    const policy = routeOf(request).config.policy;
-    if (!policy || policy.auth === 'public' || policy.skip?.(request)) return;
-
-    const blockedFor = deps.authFailures?.blockedFor(request.ip) ?? 0;
-    if (blockedFor > 0) {
-      reply.header('retry-after', String(blockedFor));
-      throw new GatewayError('RATE_LIMITED', 'Too many failed authentication attempts; retry later');
-    }
-    const routeCaller = policy.routeCredential?.(request) ?? null;
-    let outcome: { principal: Principal; via: string };
-    try {
-      outcome = routeCaller ? { principal: routeCaller, via: 'route_credential' } : await deps.authenticator.authenticate({
-        authorization: request.headers.authorization,
-        apiKey: single(request.headers['x-api-key']),
-        ticket: policy.allowTicket ? single((request.query as Record<string, string | string[] | undefined>).ticket) : undefined,
+export function accessControl(deps: AccessDependencies): Stage {
+  /** A refused credential is counted, and a 401 counts against the client address, before the refusal goes on. */
+  const refused = (request: FastifyRequest, error: unknown): Promise<never> | never => {
+    deps.metrics.authAttempts.inc({ result: error instanceof GatewayError ? error.code.toLowerCase() : 'error' });
+    if (error instanceof GatewayError && error.status === 401 && deps.authFailures) {
+      return deps.authFailures.recordFailure(request.ip).then(() => {
+        throw error;
       });
-    } catch (error) {
-      deps.metrics.authAttempts.inc({ result: error instanceof GatewayError ? error.code.toLowerCase() : 'error' });
-      if (error instanceof GatewayError && error.status === 401) await deps.authFailures?.recordFailure(request.ip);
-      throw error;
     }
+    throw error;
+  };
+
+  const admitCaller = (request: FastifyRequest, policy: RoutePolicy, outcome: Authenticated): void | Promise<void> => {
     deps.metrics.authAttempts.inc({ result: outcome.via });
     if (policy.auth === 'authenticated' && outcome.principal.kind === 'anonymous') {
       throw new GatewayError('UNAUTHENTICATED');
     }
+    const decision = deps.tenantGuard.check(outcome.principal, request.requestedTenantId, deps.tokenFreshnessAllowMissingIat);
+    return decision instanceof Promise ? decision.then((d) => applyPolicy(request, policy, d)) : applyPolicy(request, policy, decision);
+  };
 
-    const decision = await deps.tenantGuard.check(outcome.principal, request.requestedTenantId, deps.tokenFreshnessAllowMissingIat);
+  const applyPolicy = (request: FastifyRequest, policy: RoutePolicy, decision: TenantDecision): void | Promise<void> => {
     const { principal } = decision;
     if (policy.roles?.length && !policy.roles.some((role) => principal.roles.includes(role))) {
       throw new GatewayError('FORBIDDEN', `Requires one of the roles: ${policy.roles.join(', ')}`);
@@ -107,14 +105,52 @@ export function installAccessControl(app: FastifyInstance, deps: AccessDependenc
     if (decision.readOnly && (policy.writes ?? 'method') === 'method' && !SAFE_METHODS.has(request.method)) {
       throw new GatewayError('TENANT_READ_ONLY');
     }
+    const token = deps.signer.sign(principal);
+    if (token instanceof Promise) return token.then((signed) => establish(request, decision, signed));
+    establish(request, decision, token);
+  };
 
-    request.gateway = {
-      ...request.gateway,
-      principal,
-      tenantReadOnly: decision.readOnly,
-      contextToken: await deps.signer.sign(principal),
-    };
-  });
+  return (request, reply) => {
+    const policy = routeOf(request).config.policy;
+    if (!policy || policy.auth === 'public' || policy.skip?.(request)) return;
+
+    const blockedFor = deps.authFailures?.blockedFor(request.ip) ?? 0;
+    if (blockedFor > 0) {
+      reply.header('retry-after', String(blockedFor));
+      throw new GatewayError('RATE_LIMITED', 'Too many failed authentication attempts; retry later');
+    }
+    const routeCaller = policy.routeCredential?.(request) ?? null;
+    let outcome: MaybePromise<Authenticated>;
+    try {
+      outcome = routeCaller ? { principal: routeCaller, via: 'route_credential' } : deps.authenticator.authenticate({
+        authorization: request.headers.authorization,
+        apiKey: single(request.headers['x-api-key']),
+        ticket: policy.allowTicket ? single((request.query as Record<string, string | string[] | undefined>).ticket) : undefined,
+      });
+    } catch (error) {
+      return refused(request, error);
+    }
+    if (outcome instanceof Promise) {
+      return outcome.then(
+        (authenticated) => admitCaller(request, policy, authenticated),
+        (error: unknown) => refused(request, error),
+      );
+    }
+    return admitCaller(request, policy, outcome);
+  };
+}
+
+type Authenticated = { principal: Principal; via: string };
+
+/**
+ * The caller, as established, into the request's context. The pipeline owns that object until the
+ * route runs: filled in place rather than copied (one object per request, not two).
+ */
+function establish(request: FastifyRequest, decision: TenantDecision, contextToken: string): void {
+  const context = request.gateway as { -readonly [K in keyof GatewayContext]: GatewayContext[K] };
+  context.principal = decision.principal;
+  context.tenantReadOnly = decision.readOnly;
+  context.contextToken = contextToken;
 }
 
 function single(value: string | string[] | undefined): string | undefined {

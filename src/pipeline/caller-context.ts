@@ -1,6 +1,6 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { IDENTITY_HEADERS, anonymousPrincipal, type GatewayContext } from '../context.js';
-import type { SyncStage } from './stages.js';
+import type { Stage } from './stages.js';
 import { childTraceparent } from './trace-context.js';
 
 const IDENTITY_HEADER_SET = new Set<string>(IDENTITY_HEADERS);
@@ -30,7 +30,7 @@ export function routeOf(request: FastifyRequest): FastifyRequest['routeOptions']
  * identity headers the client tried to set (only the gateway speaks for the caller), and start the
  * per-request context as anonymous; the access stage fills in who is calling. Returns the stage.
  */
-export function installCallerContext(app: FastifyInstance, defaultTenantId: string | null): SyncStage {
+export function installCallerContext(app: FastifyInstance, defaultTenantId: string | null): Stage {
   const anonymous = anonymousPrincipal(defaultTenantId);
   app.decorateRequest('gateway', null as unknown as GatewayContext);
   app.decorateRequest('requestedTenantId', undefined);

@@ -16,13 +16,16 @@ export function isAmbiguousPath(rawUrl: string): boolean {
   const queryAt = rawUrl.indexOf('?');
   const path = queryAt === -1 ? rawUrl : rawUrl.slice(0, queryAt);
   if (!path.startsWith('/')) return true;
+  if (SUSPICIOUS.test(path)) return true;
+  // Without `%` the path decodes to itself, and without `.` no segment is a dot segment: most
+  // paths are done here, without a decoded copy and its segments.
+  if (path.indexOf('%') === -1 && path.indexOf('.') === -1) return false;
   let decoded: string;
   try {
     decoded = decodeURIComponent(path);
   } catch {
     return true;
   }
-  if (SUSPICIOUS.test(path)) return true;
   return decoded.split('/').some((segment) => DOT_SEGMENT.test(segment));
 }
 

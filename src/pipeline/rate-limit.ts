@@ -1,10 +1,12 @@
-import type { FastifyInstance, FastifyReply } from 'fastify';
+import type { FastifyReply } from 'fastify';
 import { GatewayError } from '../errors.js';
 import type { GatewayMetrics } from '../observability/metrics.js';
 import type { LimitScope, RateLimiter } from '../ratelimit/limiter.js';
 import { RateLimitStoreUnavailable } from '../ratelimit/resilient-store.js';
 import type { Decision } from '../ratelimit/store.js';
 import { routeOf } from './caller-context.js';
+import type { MaybePromise } from './maybe-async.js';
+import type { Stage } from './stages.js';
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -13,26 +15,41 @@ declare module 'fastify' {
   }
 }
 
-/** Pipeline stage after access control: one decision per request, its headers on every response. */
-export function installRateLimit(app: FastifyInstance, limiter: RateLimiter, metrics: GatewayMetrics): void {
-  app.addHook('onRequest', async (request, reply) => {
-    const scope = routeOf(request).config.rateLimit;
-    if (!scope) return;
-    let decision: Decision;
-    try {
-      decision = await limiter.check(request.gateway.principal, request.ip, scope);
-    } catch (error) {
-      if (!(error instanceof RateLimitStoreUnavailable)) throw error;
-      reply.header('retry-after', '1');
-      throw new GatewayError('RATE_LIMIT_UNAVAILABLE');
-    }
+/**
+ * Pipeline stage after access control: one decision per request, its headers on every response.
+ * Decided at once with the memory store; with Redis the stage waits for the round trip.
+ */
+export function rateLimit(limiter: RateLimiter, metrics: GatewayMetrics): Stage {
+  const apply = (reply: FastifyReply, scope: LimitScope, decision: Decision): void => {
     setRateLimitHeaders(reply, decision);
     if (!decision.allowed) {
       metrics.rateLimitExceeded.inc({ scope: scope.kind });
       reply.header('retry-after', String(decision.retryAfterSeconds));
       throw new GatewayError('RATE_LIMITED', `Too many requests; retry in ${decision.retryAfterSeconds} s`);
     }
-  });
+  };
+  const unavailable = (reply: FastifyReply, error: unknown): never => {
+    if (!(error instanceof RateLimitStoreUnavailable)) throw error;
+    reply.header('retry-after', '1');
+    throw new GatewayError('RATE_LIMIT_UNAVAILABLE');
+  };
+  return (request, reply) => {
+    const scope = routeOf(request).config.rateLimit;
+    if (!scope) return;
+    let decision: MaybePromise<Decision>;
+    try {
+      decision = limiter.check(request.gateway.principal, request.ip, scope);
+    } catch (error) {
+      return unavailable(reply, error);
+    }
+    if (decision instanceof Promise) {
+      return decision.then(
+        (decided) => apply(reply, scope, decided),
+        (error: unknown) => unavailable(reply, error),
+      );
+    }
+    apply(reply, scope, decision);
+  };
 }
 
 /**
@@ -42,7 +59,7 @@ export function installRateLimit(app: FastifyInstance, limiter: RateLimiter, met
  */
 function setRateLimitHeaders(reply: FastifyReply, decision: Decision): void {
   const tightest = decision.buckets.reduce((a, b) => (b.remaining < a.remaining ? b : a));
-  reply.header('ratelimit-policy', decision.buckets.map((b) => `"${b.name}";q=${b.limit};w=${b.windowSeconds}`).join(', '));
+  reply.header('ratelimit-policy', decision.policy);
   reply.header('ratelimit', `"${tightest.name}";r=${tightest.remaining};t=${tightest.resetSeconds}`);
   reply.header('x-ratelimit-limit', String(tightest.limit));
   reply.header('x-ratelimit-remaining', String(tightest.remaining));

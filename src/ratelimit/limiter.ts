@@ -1,4 +1,5 @@
 import type { Principal } from '../auth/principal.js';
+import { andThen, type MaybePromise } from '../pipeline/maybe-async.js';
 import type { BucketCheck, BucketPolicy, RateLimitConfig } from './policy.js';
 import type { Decision, RateLimitStore } from './store.js';
 
@@ -31,15 +32,20 @@ export class RateLimiter {
    */
   private readonly checksByPrincipal = new WeakMap<Principal, Map<LimitScope, readonly BucketCheck[]>>();
 
-  async check(principal: Principal, clientIp: string, scope: LimitScope): Promise<Decision> {
-    const decision = await this.store.consume(this.checksFor(principal, clientIp, scope));
-    if (!decision.allowed || !this.config.tenant || principal.tenantId === null) return decision;
+  /** At once with the memory store, later with Redis. */
+  check(principal: Principal, clientIp: string, scope: LimitScope): MaybePromise<Decision> {
+    return andThen(this.store.consume(this.checksFor(principal, clientIp, scope)), (decision) => {
+      const tenantPolicy = this.config.tenant;
+      if (!decision.allowed || !tenantPolicy || principal.tenantId === null) return decision;
 
-    // The tenant bucket lives under the tenant's own hash tag, so it is a second (atomic) call.
-    const tenant = await this.store.consume([
-      { name: 'tenant', key: `rl:{tenant:${principal.tenantId}}:tenant`, policy: this.config.tenant },
-    ]);
-    return { ...tenant, buckets: [...decision.buckets, ...tenant.buckets] };
+      // The tenant bucket lives under the tenant's own hash tag, so it is a second (atomic) call.
+      const tenantCheck = { name: 'tenant', key: `rl:{tenant:${principal.tenantId}}:tenant`, policy: tenantPolicy };
+      return andThen(this.store.consume([tenantCheck]), (tenant) => ({
+        ...tenant,
+        buckets: [...decision.buckets, ...tenant.buckets],
+        policy: `${decision.policy}, ${tenant.policy}`,
+      }));
+    });
   }
 
   private checksFor(principal: Principal, clientIp: string, scope: LimitScope): readonly BucketCheck[] {

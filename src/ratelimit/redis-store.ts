@@ -1,6 +1,6 @@
 import type { RedisClient } from '../stores/redis.js';
 import type { BucketCheck } from './policy.js';
-import { decide, type Decision, type RateLimitStore } from './store.js';
+import { BucketLists, decide, type Decision, type RateLimitStore } from './store.js';
 
 /**
  * Every bucket of one decision in one atomic round trip: refill from Redis's own clock (no skew
@@ -40,6 +40,7 @@ type WithTokenBuckets = RedisClient & { tokenBuckets(keyCount: number, ...args: 
 
 export class RedisRateLimitStore implements RateLimitStore {
   private readonly redis: WithTokenBuckets;
+  private readonly lists = new BucketLists();
 
   constructor(redis: RedisClient) {
     if (!('tokenBuckets' in redis)) redis.defineCommand('tokenBuckets', { lua: TOKEN_BUCKETS });
@@ -47,15 +48,10 @@ export class RedisRateLimitStore implements RateLimitStore {
   }
 
   async consume(checks: readonly BucketCheck[]): Promise<Decision> {
-    const params = checks.map((check) => {
-      const capacity = check.policy.requests;
-      return { check, capacity, perMs: capacity / (check.policy.windowSeconds * 1000) };
-    });
-    const args = params.flatMap((p) => [p.capacity, p.perMs, Math.ceil(p.check.policy.windowSeconds * 1000)]);
+    const list = this.lists.of(checks);
+    const args: number[] = [];
+    for (let i = 0; i < checks.length; i++) args.push(list.capacity[i]!, list.perMs[i]!, list.keep[i]!.ttl);
     const [allowed, ...levels] = await this.redis.tokenBuckets(checks.length, ...checks.map((c) => c.key), ...args);
-    return decide(
-      allowed === 1,
-      params.map((p, i) => ({ ...p, tokens: Number(levels[i]) })),
-    );
+    return decide(allowed === 1, list, levels.map(Number));
   }
 }

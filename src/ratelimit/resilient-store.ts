@@ -56,7 +56,7 @@ export class ResilientRateLimitStore implements RateLimitStore {
       if (this.downSince !== null) this.lastProbe = now;
       try {
         const decision = await (this.availability
-          ? this.availability.run(() => this.shared.consume(checks))
+          ? this.availability.run(async () => this.shared.consume(checks))
           : this.shared.consume(checks));
         if (this.downSince !== null) {
           this.logger.info({ downForMs: now - this.downSince }, 'rate limit store recovered; shared limits apply again');

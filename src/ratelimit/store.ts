@@ -1,4 +1,5 @@
 import { LRUCache } from 'lru-cache';
+import type { MaybePromise } from '../pipeline/maybe-async.js';
 import type { BucketCheck } from './policy.js';
 
 export interface BucketState {
@@ -15,6 +16,11 @@ export interface Decision {
   readonly allowed: boolean;
   /** Every checked bucket, for the RateLimit headers. */
   readonly buckets: readonly BucketState[];
+  /**
+   * The `RateLimit-Policy` field value: every bucket's quota. The same for every decision on one
+   * bucket list, so it is built once per list (lists are kept per caller), not per request.
+   */
+  readonly policy: string;
   /** When refused: seconds until a request would be admitted. */
   readonly retryAfterSeconds: number;
 }
@@ -24,7 +30,8 @@ export interface Decision {
  * admits only if every bucket has a token, and then takes one from each — all or nothing.
  */
 export interface RateLimitStore {
-  consume(checks: readonly BucketCheck[]): Promise<Decision>;
+  /** The decision at once from memory, later from a shared store. */
+  consume(checks: readonly BucketCheck[]): MaybePromise<Decision>;
 }
 
 interface Bucket {
@@ -38,45 +45,93 @@ export function refill(bucket: Bucket | undefined, capacity: number, perMs: numb
   return Math.min(capacity, bucket.tokens + Math.max(0, now - bucket.at) * perMs);
 }
 
-export class MemoryRateLimitStore implements RateLimitStore {
-  private readonly buckets = new LRUCache<string, Bucket>({ max: 100_000 });
+/** What every decision on one bucket list shares (at one capacity scale): worked out once per list. */
+export class BucketList {
+  readonly capacity: readonly number[];
+  /** Tokens refilled per millisecond. */
+  readonly perMs: readonly number[];
+  /** How long an untouched bucket is kept: after a window it is full again, as good as absent. */
+  readonly keep: readonly { readonly ttl: number }[];
+  readonly policy: string;
 
   constructor(
-    private readonly scale = 1,
-    private readonly now: () => number = Date.now,
-  ) {}
-
-  async consume(checks: readonly BucketCheck[]): Promise<Decision> {
-    const now = this.now();
-    const levels = checks.map((check) => {
-      const capacity = Math.max(1, Math.floor(check.policy.requests * this.scale));
-      const perMs = capacity / (check.policy.windowSeconds * 1000);
-      return { check, capacity, perMs, tokens: refill(this.buckets.get(check.key), capacity, perMs, now) };
-    });
-    const allowed = levels.every((level) => level.tokens >= 1);
-    if (allowed) {
-      for (const level of levels) {
-        level.tokens -= 1;
-        this.buckets.set(level.check.key, { tokens: level.tokens, at: now }, { ttl: Math.ceil(level.check.policy.windowSeconds * 1000) });
-      }
-    }
-    return decide(allowed, levels);
+    readonly checks: readonly BucketCheck[],
+    scale: number,
+  ) {
+    this.capacity = checks.map((check) => Math.max(1, Math.floor(check.policy.requests * scale)));
+    this.perMs = checks.map((check, i) => this.capacity[i]! / (check.policy.windowSeconds * 1000));
+    this.keep = checks.map((check) => ({ ttl: Math.ceil(check.policy.windowSeconds * 1000) }));
+    this.policy = checks.map((check, i) => `"${check.name}";q=${this.capacity[i]};w=${check.policy.windowSeconds}`).join(', ');
   }
 }
 
-export function decide(
-  allowed: boolean,
-  levels: readonly { check: BucketCheck; capacity: number; perMs: number; tokens: number }[],
-): Decision {
-  const buckets = levels.map(({ check, capacity, perMs, tokens }) => ({
-    name: check.name,
-    limit: capacity,
-    windowSeconds: check.policy.windowSeconds,
-    remaining: Math.max(0, Math.floor(tokens)),
-    resetSeconds: Math.ceil((capacity - tokens) / perMs / 1000),
-  }));
-  const retryAfterMs = allowed
-    ? 0
-    : Math.max(...levels.filter((l) => l.tokens < 1).map((l) => (1 - l.tokens) / l.perMs));
-  return { allowed, buckets, retryAfterSeconds: Math.max(allowed ? 0 : 1, Math.ceil(retryAfterMs / 1000)) };
+/**
+ * Bucket lists by their checks array, for one scale. Lists of identified callers are kept with
+ * their principal (RateLimiter), so their constants are found here instead of rebuilt per request;
+ * lists built per request (anonymous callers) are collected with their array.
+ */
+export class BucketLists {
+  private readonly lists = new WeakMap<readonly BucketCheck[], BucketList>();
+
+  constructor(private readonly scale = 1) {}
+
+  of(checks: readonly BucketCheck[]): BucketList {
+    let list = this.lists.get(checks);
+    if (!list) {
+      list = new BucketList(checks, this.scale);
+      this.lists.set(checks, list);
+    }
+    return list;
+  }
+}
+
+export class MemoryRateLimitStore implements RateLimitStore {
+  private readonly buckets = new LRUCache<string, Bucket>({ max: 100_000 });
+  private readonly lists: BucketLists;
+
+  constructor(
+    scale = 1,
+    private readonly now: () => number = Date.now,
+  ) {
+    this.lists = new BucketLists(scale);
+  }
+
+  consume(checks: readonly BucketCheck[]): Decision {
+    const list = this.lists.of(checks);
+    const now = this.now();
+    const tokens: number[] = [];
+    let allowed = true;
+    for (let i = 0; i < checks.length; i++) {
+      const level = refill(this.buckets.get(checks[i]!.key), list.capacity[i]!, list.perMs[i]!, now);
+      if (level < 1) allowed = false;
+      tokens.push(level);
+    }
+    if (allowed) {
+      for (let i = 0; i < checks.length; i++) {
+        tokens[i]! -= 1;
+        this.buckets.set(checks[i]!.key, { tokens: tokens[i]!, at: now }, list.keep[i]);
+      }
+    }
+    return decide(allowed, list, tokens);
+  }
+}
+
+/** The decision on a bucket list, from each bucket's level after it (or, when refused, as found). */
+export function decide(allowed: boolean, list: BucketList, tokens: readonly number[]): Decision {
+  const buckets: BucketState[] = [];
+  let retryAfterMs = 0;
+  for (let i = 0; i < tokens.length; i++) {
+    const level = tokens[i]!;
+    const capacity = list.capacity[i]!;
+    const perMs = list.perMs[i]!;
+    buckets.push({
+      name: list.checks[i]!.name,
+      limit: capacity,
+      windowSeconds: list.checks[i]!.policy.windowSeconds,
+      remaining: Math.max(0, Math.floor(level)),
+      resetSeconds: Math.ceil((capacity - level) / perMs / 1000),
+    });
+    if (!allowed && level < 1) retryAfterMs = Math.max(retryAfterMs, (1 - level) / perMs);
+  }
+  return { allowed, buckets, policy: list.policy, retryAfterSeconds: Math.max(allowed ? 0 : 1, Math.ceil(retryAfterMs / 1000)) };
 }

@@ -10,7 +10,8 @@ export interface TenantFlags {
 
 /** Per-tenant switches that operators (or the billing service) flip without redeploying. */
 export interface TenantFlagStore {
-  get(tenantId: string): Promise<TenantFlags>;
+  /** The flags at once when held in memory (no promise on every request), else once read. */
+  get(tenantId: string): TenantFlags | Promise<TenantFlags>;
   setReadOnly(tenantId: string, readOnly: boolean): Promise<void>;
   markSubscriptionChanged(tenantId: string, atSeconds: number): Promise<void>;
 }
@@ -20,7 +21,7 @@ const NO_FLAGS: TenantFlags = Object.freeze({ readOnly: false, subscriptionChang
 export class MemoryTenantFlagStore implements TenantFlagStore {
   private readonly flags = new Map<string, TenantFlags>();
 
-  async get(tenantId: string): Promise<TenantFlags> {
+  get(tenantId: string): TenantFlags {
     return this.flags.get(tenantId) ?? NO_FLAGS;
   }
 
