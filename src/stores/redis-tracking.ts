@@ -1,6 +1,6 @@
 import type { FastifyBaseLogger } from 'fastify';
 import { Cluster, type Redis } from 'ioredis';
-import type { RedisClient } from './redis.js';
+import { REDIS_COMMAND_TIMEOUT_MS, type RedisClient } from './redis.js';
 
 type Logger = Pick<FastifyBaseLogger, 'info' | 'warn'>;
 
@@ -13,6 +13,13 @@ export interface TrackingListener {
 }
 
 const INVALIDATIONS = '__redis__:invalidate';
+
+export interface TrackingOptions {
+  /** How often the tracking connection is checked for answering (default 1 s). */
+  heartbeatMs?: number;
+  /** How long its PING may take before tracking counts as lost (default: the Redis command bound). */
+  timeoutMs?: number;
+}
 
 /**
  * Redis server-assisted client-side caching (CLIENT TRACKING, Redis 6+) for the keys under one prefix.
@@ -29,7 +36,10 @@ const INVALIDATIONS = '__redis__:invalidate';
  * instance never saw; flag writes are operator and billing events, rare next to reads.
  *
  * Every (re)connection re-establishes tracking from scratch and announces `invalidated(null)`; any
- * loss announces `lost()`. A Redis Cluster (tracking is per node) or a server that refuses CLIENT
+ * loss announces `lost()`. A server that stops answering with the connection open (hung, or a
+ * partition TCP has not noticed) would hold invalidations back unseen, and with every tenant answered
+ * from memory no request would notice it either: a PING every `heartbeatMs`, unanswered within the
+ * command bound, counts as a loss and reconnects. A Redis Cluster (tracking is per node) or a server that refuses CLIENT
  * TRACKING (older than 6, or an ACL without it) leaves tracking inactive for good, logged once.
  */
 export class RedisKeyTracking {
@@ -39,11 +49,14 @@ export class RedisKeyTracking {
   private attempt = 0;
   private readonly listeners: TrackingListener[] = [];
   private readonly connection: Redis | null;
+  private heartbeat: NodeJS.Timeout | null = null;
+  private pinging = false;
 
   private constructor(
     redis: RedisClient,
     private readonly prefix: string,
     private readonly logger: Logger,
+    private readonly options: TrackingOptions,
   ) {
     if (redis instanceof Cluster) {
       this.connection = null;
@@ -57,11 +70,13 @@ export class RedisKeyTracking {
     this.connection.on('ready', this.onReady);
     this.connection.on('close', this.onLost);
     this.connection.on('messageBuffer', this.onMessage);
+    this.heartbeat = setInterval(this.checkAlive, options.heartbeatMs ?? 1_000);
+    this.heartbeat.unref();
   }
 
   /** Tracks the keys under `prefix`; check `active` before trusting a cache built on it. */
-  static start(redis: RedisClient, prefix: string, logger: Logger): RedisKeyTracking {
-    return new RedisKeyTracking(redis, prefix, logger);
+  static start(redis: RedisClient, prefix: string, logger: Logger, options: TrackingOptions = {}): RedisKeyTracking {
+    return new RedisKeyTracking(redis, prefix, logger, options);
   }
 
   /** Every write under the prefix since the last `invalidated(null)` has been or will be announced. */
@@ -75,6 +90,7 @@ export class RedisKeyTracking {
 
   close(): void {
     this.closed = true;
+    if (this.heartbeat) clearInterval(this.heartbeat);
     this.onLost();
     this.connection?.disconnect();
   }
@@ -119,6 +135,31 @@ export class RedisKeyTracking {
       const name = key.toString();
       for (const listener of this.listeners) listener.invalidated(name);
     }
+  };
+
+  private readonly checkAlive = () => {
+    const connection = this.connection;
+    if (!connection || !this.isActive || this.pinging) return;
+    this.pinging = true;
+    const timeoutMs = this.options.timeoutMs ?? REDIS_COMMAND_TIMEOUT_MS;
+    // One setImmediate past the timer, as RedisAvailability does: our own event-loop stall must not count.
+    const timer = setTimeout(() => setImmediate(() => {
+      if (!this.pinging) return;
+      this.pinging = false;
+      this.onLost();
+      connection.disconnect(true); // ioredis reconnects; `ready` sets tracking up again
+    }), timeoutMs);
+    connection.ping().then(
+      () => {
+        clearTimeout(timer);
+        this.pinging = false;
+      },
+      () => {
+        // A dropped connection: `close` has reported the loss already.
+        clearTimeout(timer);
+        this.pinging = false;
+      },
+    );
   };
 
   private unsupported(reason: string): void {
