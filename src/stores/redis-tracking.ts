@@ -65,7 +65,7 @@ export class RedisKeyTracking {
     }
     // Set-up is ours on every `ready` (ioredis would re-subscribe without re-enabling tracking), and
     // nothing is queued while disconnected: it would be sent to a connection without tracking.
-    this.connection = redis.duplicate({ autoResubscribe: false, enableOfflineQueue: false, lazyConnect: false, connectionName: 'gateway-key-tracking' });
+    this.connection = redis.duplicate({ autoResubscribe: false, enableOfflineQueue: false, lazyConnect: false });
     this.connection.on('error', () => {}); // outages are reported once by RedisAvailability
     this.connection.on('ready', this.onReady);
     this.connection.on('close', this.onLost);
