@@ -107,8 +107,7 @@ export class RedisKeyTracking {
       // instead comes back with another `ready`, and the set-up runs again.
       if ((error as Error).name === 'ReplyError') {
         this.unsupported((error as Error).message);
-        this.closed = true;
-        connection.disconnect();
+        this.close();
       }
       return;
     }

@@ -117,6 +117,40 @@ describe('tenant flags cached in process (RedisKeyTracking)', () => {
   });
 });
 
+describe('a server that stops answering with the connection open', () => {
+  it('is noticed by the heartbeat: the cache is dropped and reads go to Redis (and its availability rules)', async () => {
+    const server = await RedisServer.start();
+    const admin = new Redis(server.url());
+    const reads = new Redis(server.url());
+    const tracking = RedisKeyTracking.start(reads, TENANT_FLAG_KEY_PREFIX, SILENT, { heartbeatMs: 100, timeoutMs: 200 });
+    const availability = RedisAvailability.attach(reads, { logger: SILENT, lastKnownSeconds: 300, timeoutMs: 200 });
+    const store = new RedisTenantFlagStore(reads, availability, tracking);
+    const pid = Number(/process_id:(\d+)/.exec(await admin.info('server'))![1]);
+    try {
+      await eventually(() => expect(tracking.active).toBe(true));
+      await store.get('acme');
+      expect(store.get('acme')).not.toBeInstanceOf(Promise);
+      process.kill(pid, 'SIGSTOP');
+      try {
+        await eventually(() => expect(tracking.active).toBe(false), 2_000, 20);
+        // Not from the cache any more: a read, bounded, which falls back to the last-known flags.
+        const read = store.get('acme');
+        expect(read).toBeInstanceOf(Promise);
+        expect(await read).toEqual({ readOnly: false, subscriptionChangedAt: null });
+      } finally {
+        process.kill(pid, 'SIGCONT');
+      }
+      await eventually(() => expect(tracking.active).toBe(true), 10_000);
+    } finally {
+      tracking.close();
+      availability.detach();
+      reads.disconnect();
+      admin.disconnect();
+      await server.stop();
+    }
+  });
+});
+
 describe('a server that refuses CLIENT TRACKING', () => {
   it('reads every time, and says so once', async () => {
     const server = await RedisServer.start(['--user', 'default', 'on', 'nopass', '~*', '&*', '+@all', '-client|tracking']);
