@@ -186,10 +186,14 @@ try {
 
   if (process.env.BENCH_REDIS !== '0') {
     const redisUrl = await startRedis();
-    const withRedis = await startGateway(upstream, publicKey, { REDIS_URL: redisUrl }, 'gateway-redis');
-    rows.push(await measure('gateway, full pipeline (Redis rate limits)', withRedis.url, withRedis.pid, tokens));
-    await stop(withRedis.child);
-    closeSync(withRedis.logFd);
+    // With BENCH_COMPARE_DIR the Redis row is an A/B too: the Redis-backed paths differ between checkouts as well.
+    const checkouts = compareDir ? Array.from({ length: abRounds }, () => [['other checkout', compareDir], ['this checkout', undefined]] as const).flat() : [['', undefined] as const];
+    for (const [label, cwd] of checkouts) {
+      const withRedis = await startGateway(upstream, publicKey, { REDIS_URL: redisUrl }, 'gateway-redis', cwd);
+      rows.push(await measure(`gateway, full pipeline (Redis rate limits)${label ? `, ${label}` : ''}`, withRedis.url, withRedis.pid, tokens));
+      await stop(withRedis.child);
+      closeSync(withRedis.logFd);
+    }
   }
 
   const direct = rows[0]!['req/s'];

@@ -44,7 +44,8 @@ import { clientErrorAnswers } from './pipeline/client-error-answers.js';
 import { registerRestRoutes, type RestUpstreams } from './rest/proxy.js';
 import { createRedis } from './stores/redis.js';
 import { RedisAvailability } from './stores/redis-availability.js';
-import { MemoryTenantFlagStore, RedisTenantFlagStore, type TenantFlagStore } from './stores/tenant-flags.js';
+import { RedisKeyTracking } from './stores/redis-tracking.js';
+import { MemoryTenantFlagStore, RedisTenantFlagStore, TENANT_FLAG_KEY_PREFIX, type TenantFlagStore } from './stores/tenant-flags.js';
 
 /** package.json sits one level up from src/ (tsx) and two from dist/src/ (the build). */
 const GATEWAY_VERSION = ((): string => {
@@ -142,7 +143,11 @@ export async function buildGateway(config: GatewayConfig, options: BuildOptions 
     redisAvailability.declare('tenantFlags', config.tenantFlagsOnStoreFailure);
     redisAvailability.declare('tokenFreshness', config.tokenFreshnessOnStoreFailure);
   }
-  const tenantFlags: TenantFlagStore = redis && redisAvailability ? new RedisTenantFlagStore(redis, redisAvailability) : new MemoryTenantFlagStore();
+  // Tenant flags are kept in process while Redis announces every write to them (client-side caching).
+  const flagTracking = redis ? RedisKeyTracking.start(redis, TENANT_FLAG_KEY_PREFIX, app.log) : null;
+  if (flagTracking) app.addHook('onClose', async () => flagTracking.close());
+  const tenantFlags: TenantFlagStore =
+    redis && redisAvailability ? new RedisTenantFlagStore(redis, redisAvailability, flagTracking) : new MemoryTenantFlagStore();
   const apiKeyStores: ApiKeyStore[] = [new ConfiguredApiKeys(config.apiKeys)];
   if (redis && redisAvailability) apiKeyStores.push(new RedisApiKeys(redis, redisAvailability));
 

@@ -150,7 +150,8 @@ export class RedisAvailability {
     };
   }
 
-  private usable(): boolean {
+  /** Redis can be asked now (connected, and not known to have stopped answering). */
+  usable(): boolean {
     // `wait`: a lazily connecting client connects on its first command.
     return (this.redis.status === 'ready' || this.redis.status === 'wait') && this.down === null;
   }

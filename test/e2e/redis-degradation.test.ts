@@ -230,11 +230,15 @@ describe('Redis outage with the default policies (fail-open, last-known values)'
     const pid = Number(/process_id:(\d+)/.exec(String(await admin.info('server')))![1]);
     process.kill(pid, 'SIGSTOP');
     try {
+      // A tenant seen before is answered from memory (its flags are cached while Redis tracks them), so
+      // the hang is noticed by the tracking connection's heartbeat, not by the first request.
       const answers: Answer[] = [];
-      for (let i = 0; i < 5; i++) answers.push(await graphql(stack, WHOAMI, acme));
+      await eventually(async () => {
+        answers.push(await graphql(stack, WHOAMI, acme));
+        expect((await ready(stack)).body).toMatchObject({ status: 'degraded', dependencies: { redis: { status: 'down' } } });
+      }, 5_000, 100);
       for (const answer of answers) expect(answer.status).toBe(200);
       for (const answer of answers) expect(answer.ms).toBeLessThan(BOUNDED_MS);
-      expect((await ready(stack)).body).toMatchObject({ status: 'degraded', dependencies: { redis: { status: 'down' } } });
     } finally {
       process.kill(pid, 'SIGCONT');
     }
