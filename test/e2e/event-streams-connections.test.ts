@@ -159,6 +159,44 @@ describe('while the Redis bus is unreachable', () => {
   });
 });
 
+describe('a replay that cannot be read', () => {
+  it('is a 503 the client retries with the same id, never a 200 that skips the events after it', async () => {
+    // The gateway's Redis fails replays (XREVRANGE from an exclusive id) while the test says so.
+    const failing = new Redis(server.url());
+    let failReplays = false;
+    const send = failing.sendCommand.bind(failing);
+    failing.sendCommand = (command: Command, ...rest: unknown[]) => {
+      if (failReplays && /^xrevrange$/i.test(command.name) && String(command.args[2]).startsWith('(')) {
+        command.reject(new Error('replay refused by the test'));
+        return command.promise;
+      }
+      return send(command, ...(rest as []));
+    };
+    try {
+      const gateway = await stack({ redis: failing });
+      const claims = { sub: 'u-replay', tenant_id: 'acme-replay' };
+      const live = openEventStream(gateway.url, await gateway.bearer(claims));
+      await live.opened;
+      const ids: string[] = [];
+      for (let n = 1; n <= 3; n++) ids.push((await redis.xadd('alerts:tenant:acme-replay', '*', 'type', 'alert', 'data', JSON.stringify({ n })))!);
+      await eventually(() => expect(live.received).toHaveLength(3));
+
+      failReplays = true;
+      const refused = await attemptEventStream(gateway.url, { ...(await gateway.bearer(claims)), 'last-event-id': ids[0]! });
+      await refused.close();
+      expect(refused).toMatchObject({ status: 503, code: 'EVENTS_UNAVAILABLE' });
+      // Once the replay can be read, the same id gets exactly what it missed.
+      failReplays = false;
+      const retried = openEventStream(gateway.url, { ...(await gateway.bearer(claims)), 'last-event-id': ids[0]! });
+      await retried.opened;
+      await eventually(() => expect(retried.received.map((event) => event.data)).toEqual([{ n: 2 }, { n: 3 }]));
+      for (const client of [live, retried]) client.source.close();
+    } finally {
+      failing.disconnect();
+    }
+  });
+});
+
 describe('a stream that ends', () => {
   it('is counted in gateway_requests_total and exports its server span', async () => {
     const spans: { name: string; attributes?: { key: string; value: { intValue?: string | number } }[] }[] = [];
