@@ -7,10 +7,13 @@ import type { GatewayMetrics } from '../observability/metrics.js';
 import type { EventBus, StreamEvent } from './bus.js';
 import type { SseConfig, StreamConfig } from './config-schema.js';
 import { eventFrame, Fanout, type Sink } from './fanout.js';
-import { streamHead } from './stream-head.js';
+import { STREAM_HEADERS, streamHead } from './stream-head.js';
+import { markStreamSocket } from './stream-sockets.js';
 import { compareIds, parseEventId } from './event-id.js';
 import { ConcurrentShares } from '../ratelimit/concurrent-shares.js';
 import { callerIdentity } from '../ratelimit/limiter.js';
+import { endServerSpan } from '../observability/tracing.js';
+import { recordUnfinishedRequest } from '../observability/request-log.js';
 
 /**
  * Server-Sent Events per tenant, through the same pipeline as every route (auth — with a short
@@ -49,8 +52,12 @@ export function registerEventStreams(
     closed: (stream) => {
       open.delete(stream);
       metrics.sseConnections.dec();
-      // The stream's own completion line: Fastify's comes with a finished response, which a stream never has.
-      stream.reply.log.info({ tenant: stream.tenant, durationMs: Math.round(stream.reply.elapsedTime) }, 'event stream closed');
+      // The stream's own completion line, span and request count: Fastify's come with a finished
+      // response, which a stream never has.
+      const { reply } = stream;
+      reply.log.info({ tenant: stream.tenant, durationMs: Math.round(reply.elapsedTime) }, 'event stream closed');
+      endServerSpan(reply.request, 200);
+      recordUnfinishedRequest(metrics, reply.request, 200, reply.elapsedTime / 1000);
     },
     tooSlow: (stream) => {
       metrics.sseEventsDropped.inc();
@@ -121,7 +128,10 @@ export function registerEventStreams(
     const tenant = principal.tenantId;
     if (!tenant) throw new GatewayError('TENANT_ACCESS_DENIED', 'Event streams are per tenant; this caller has none');
     // A HEAD request gets the stream's head and no stream (nothing can follow it on the connection).
-    if (request.method === 'HEAD') return void reply.headers(HEAD_ONLY).send();
+    if (request.method === 'HEAD') return void reply.headers(STREAM_HEADERS).send();
+    // Pipelined behind an answer still being written (another stream, say), a response has no socket
+    // yet and may never get one: it could neither be written nor notice its client leaving.
+    if (!reply.raw.socket) throw new GatewayError('BAD_REQUEST', 'An event stream cannot be pipelined behind another request; open it on a connection of its own');
     // Check and take the slot in one step, before the first await: concurrent opens cannot overshoot.
     // The user key is scoped to the tenant: subjects of different tenants never share a budget.
     const slot = slots.take({ instance: '', tenant, user: `${tenant}\u0000${callerIdentity(principal, request.ip)}` });
@@ -130,13 +140,17 @@ export function registerEventStreams(
       throw new GatewayError('TOO_MANY_STREAMS', REFUSALS[slot]);
     }
     const stream = new EventStream(reply, config.channel, tenant, host, slot);
-    // The client may leave during any await below: the stream gives back whatever it holds by then.
     const response = reply.raw;
-    if (response.destroyed) stream.close();
-    else response.on('close', () => stream.close());
+    if (response.destroyed) {
+      // Gone before setup: nothing to subscribe to or ask the store for, and nobody to answer.
+      stream.close();
+      return void reply.hijack();
+    }
+    // The client may leave during any await below: the stream gives back whatever it holds by then.
+    response.on('close', () => stream.close());
 
     let start: string;
-    let latest: string;
+    let missed: StreamEvent[];
     try {
       // Joined first, so nothing published from here on is missed; held back until the replay is out.
       await stream.join();
@@ -146,8 +160,12 @@ export function registerEventStreams(
       // only an id beyond it needs the store's newest, to tell one not delivered yet from a future one.
       const requested = parseEventId(request.headers['last-event-id'] ?? (request.query as { lastEventId?: unknown }).lastEventId);
       const live = bus.livePosition(config.channel, tenant);
-      latest = live !== null && (requested === null || compareIds(requested, live) <= 0) ? live : await bus.latestId(config.channel, tenant);
+      const latest = live !== null && (requested === null || compareIds(requested, live) <= 0) ? live : await bus.latestId(config.channel, tenant);
       start = requested !== null && compareIds(requested, latest) <= 0 ? requested : latest;
+      // The replay is read before the head is sent: once a 200 is out, a failed replay would be a gap the
+      // client cannot tell; as a 503 it retries with the same id. From the newest id, the live
+      // subscription (in place before it was read) brings everything.
+      missed = start === latest ? [] : await bus.replay(config.channel, tenant, start);
     } catch (error) {
       stream.close();
       request.log.info({ tenant, reason: (error as Error).message }, 'event stream could not be opened');
@@ -165,21 +183,16 @@ export function registerEventStreams(
     }
     reply.hijack();
     const socket = response.socket;
-    if (stream.closed || !socket?.writable) return; // the client left during setup: what it held is (being) released
+    if (stream.closed || !socket?.writable) {
+      // The client left during setup: give back what the stream holds (close runs once).
+      stream.close();
+      return;
+    }
     // The head and every frame go straight to the socket (see streamHead): the response is never
     // written through, and the connection closing is the end of the stream.
+    markStreamSocket(socket);
     socket.write(head);
     stream.attach(socket);
-
-    let missed: StreamEvent[] = [];
-    // From the newest id, the live subscription (in place before it was read) brings everything.
-    if (start !== latest) {
-      try {
-        missed = await bus.replay(config.channel, tenant, start);
-      } catch (error) {
-        request.log.warn({ reason: (error as Error).message }, 'event replay failed');
-      }
-    }
     stream.goLive(start, missed);
   }
 }
@@ -297,8 +310,6 @@ class EventStream implements Sink {
 
 /** Which limit refused a stream. */
 type SlotScope = 'instance' | 'tenant' | 'user';
-
-const HEAD_ONLY = { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache, no-transform' };
 
 const REFUSALS: Record<SlotScope, string> = {
   instance: 'This instance serves as many event streams as it can; retry shortly',

@@ -1,16 +1,17 @@
 import { validateHeaderName, validateHeaderValue } from 'node:http';
 
-/** What every event stream answers with, whatever the pipeline set. */
-const STREAM_HEADERS: Readonly<Record<string, string>> = {
+/** What every event stream answers with, whatever the pipeline set (a HEAD request gets these too). */
+export const STREAM_HEADERS: Readonly<Record<string, string>> = {
   'content-type': 'text/event-stream; charset=utf-8',
   'cache-control': 'no-cache, no-transform',
-  // The body ends when the connection does (no length, no chunks): the stream is that connection's last answer.
-  connection: 'close',
   'x-accel-buffering': 'no',
 };
 
+/** How a stream's body is framed: it ends when the connection does (no length, no chunks), its last answer. */
+const STREAM_FRAMING: Readonly<Record<string, string>> = { connection: 'close' };
+
 /** Headers that frame the body: only the stream decides them. */
-const FRAMING = new Set(['content-length', 'transfer-encoding', 'keep-alive', 'trailer', ...Object.keys(STREAM_HEADERS)]);
+const FRAMING = new Set(['content-length', 'transfer-encoding', 'keep-alive', 'trailer', ...Object.keys(STREAM_HEADERS), ...Object.keys(STREAM_FRAMING)]);
 
 /**
  * The HTTP/1.1 head of an event stream, as bytes to write on its socket: status 200, the headers
@@ -31,6 +32,7 @@ export function streamHead(pipelineHeaders: Readonly<Record<string, string | num
     for (const one of Array.isArray(value) ? value : [value]) add(name, String(one));
   }
   for (const [name, value] of Object.entries(STREAM_HEADERS)) add(name, value);
+  for (const [name, value] of Object.entries(STREAM_FRAMING)) add(name, value);
   add('date', new Date().toUTCString());
   return Buffer.from(`${head}\r\nretry: ${retryMs}\n\n`, 'latin1');
 }

@@ -96,3 +96,13 @@ export function installRequestMetrics(app: FastifyInstance, metrics: GatewayMetr
     done();
   });
 }
+
+/**
+ * Counts a request whose response never finishes through Node, so onResponse never runs for it: an
+ * event stream, which ends with its connection. Its owner calls this then (rarely: series looked up).
+ */
+export function recordUnfinishedRequest(metrics: GatewayMetrics, request: FastifyRequest, statusCode: number, seconds: number): void {
+  const route = routeLabel(request);
+  metrics.requests.series({ method: request.method, route, status: String(statusCode) }).value++;
+  metrics.requestDuration.series({ method: request.method, route }).observe(seconds);
+}

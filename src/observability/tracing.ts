@@ -10,7 +10,7 @@ import { W3CTraceContextPropagator } from '@opentelemetry/core';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import { BatchSpanProcessor, NodeTracerProvider } from '@opentelemetry/sdk-trace-node';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { routeLabel } from './request-log.js';
 
 declare module 'fastify' {
@@ -52,18 +52,24 @@ export function installTracing(app: FastifyInstance, endpoint: string | undefine
     propagator.inject(trace.setSpan(ROOT_CONTEXT, span), carrier, { set: (c, k, v) => (c[k] = v) });
     if (carrier.traceparent) request.gateway = { ...request.gateway, traceparent: carrier.traceparent };
   });
-  app.addHook('onResponse', async (request, reply) => {
-    const span = request.span;
-    if (!span) return;
-    const principal = request.gateway?.principal;
-    span.setAttributes({
-      'http.response.status_code': reply.statusCode,
-      ...(principal?.tenantId ? { 'gateway.tenant': principal.tenantId } : {}),
-    });
-    if (reply.statusCode >= 500) span.setStatus({ code: SpanStatusCode.ERROR });
-    span.end();
-  });
+  app.addHook('onResponse', async (request, reply) => endServerSpan(request, reply.statusCode));
   app.addHook('onClose', async () => provider.shutdown());
   // Registered globally too, so Apollo Gateway's own spans (planning, fetches) are exported.
   provider.register({ propagator });
+}
+
+/**
+ * Ends the request's server span (if tracing is on) with its status and tenant. Runs at onResponse;
+ * an event stream, whose response never finishes through Node, calls it when its connection closes.
+ */
+export function endServerSpan(request: FastifyRequest, statusCode: number): void {
+  const span = request.span;
+  if (!span) return;
+  const principal = request.gateway?.principal;
+  span.setAttributes({
+    'http.response.status_code': statusCode,
+    ...(principal?.tenantId ? { 'gateway.tenant': principal.tenantId } : {}),
+  });
+  if (statusCode >= 500) span.setStatus({ code: SpanStatusCode.ERROR });
+  span.end();
 }

@@ -5,6 +5,7 @@ import type { ConnectionError, FastifyInstance } from 'fastify';
 import { Counter, type Registry } from 'prom-client';
 import { GatewayError, PROBLEM_CONTENT_TYPE, problemDetails, type ErrorCode } from '../errors.js';
 import type { SecurityHeaders } from './security-headers.js';
+import { carriesEventStream } from '../events/stream-sockets.js';
 
 const CLIENT_ERRORS: Record<string, ErrorCode> = {
   ERR_HTTP_REQUEST_TIMEOUT: 'REQUEST_TIMEOUT',
@@ -43,9 +44,10 @@ export function clientErrorAnswers(headers: SecurityHeaders, registry: Registry)
     refusals.inc({ code: gatewayError.code });
     this.log.info({ code: gatewayError.code, cause: error.code, requestId, remoteAddress: socket.remoteAddress }, 'request rejected by the HTTP server');
     // As Node itself does: write an answer only if no response has started on this connection (a REST
-    // upload may already be streaming its upstream's response), then close it.
+    // upload may already be streaming its upstream's response; an event stream writes its head past
+    // the ServerResponse, which therefore never says so), then close it.
     const response = (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage;
-    if (socket.writable && !response?.headersSent) {
+    if (socket.writable && !response?.headersSent && !carriesEventStream(socket)) {
       const body = JSON.stringify(problemDetails(gatewayError, requestId));
       socket.write(
         `HTTP/1.1 ${gatewayError.status} ${STATUS_CODES[gatewayError.status]}\r\n` +

@@ -228,7 +228,10 @@ describe('the stream response', () => {
       // HEAD: the stream's head, no stream (and no slot held).
       const head = await fetch(`${stack.url}/api/v1/alerts/stream`, { method: 'HEAD', headers: { authorization } });
       expect(head.status).toBe(200);
-      expect(head.headers.get('content-type')).toMatch(/^text\/event-stream/);
+      // The same content headers as the stream itself (one constant for both).
+      expect(head.headers.get('content-type')).toBe('text/event-stream; charset=utf-8');
+      expect(head.headers.get('cache-control')).toBe('no-cache, no-transform');
+      expect(head.headers.get('x-accel-buffering')).toBe('no');
       expect((await stack.gateway.metrics.sseConnections.get()).values[0]?.value ?? 0).toBe(0);
 
       const socket = connect(Number(port), '127.0.0.1');
@@ -242,6 +245,7 @@ describe('the stream response', () => {
       expect(status).toBe('HTTP/1.1 200 OK');
       expect(headers.get('content-type')).toBe('text/event-stream; charset=utf-8');
       expect(headers.get('cache-control')).toBe('no-cache, no-transform');
+      expect(headers.get('x-accel-buffering')).toBe('no');
       // Security headers, the request id and the rate-limit fields the pipeline set, each once.
       expect(headers.get('x-content-type-options')).toBe('nosniff');
       expect(headers.get('strict-transport-security')).toBeDefined();

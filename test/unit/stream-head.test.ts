@@ -18,8 +18,8 @@ describe('event stream head', () => {
       'vary: accept',
       'content-type: text/event-stream; charset=utf-8',
       'cache-control: no-cache, no-transform',
-      'connection: close',
       'x-accel-buffering: no',
+      'connection: close',
       expect.stringMatching(/^date: \w{3}, \d{2} \w{3} \d{4} \d{2}:\d{2}:\d{2} GMT$/),
     ]);
   });
