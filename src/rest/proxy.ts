@@ -74,7 +74,7 @@ export async function registerRestRoutes(app: FastifyInstance, config: GatewayCo
     // Bodies are streamed to the upstream, never parsed or buffered here.
     scope.removeAllContentTypeParsers();
     scope.addContentTypeParser('*', (request, payload, done) =>
-      done(null, new BodyGuard(payload, request.routeOptions.bodyLimit, config.requestBodyTimeoutMs)),
+      done(null, new BodyGuard(payload, routeOf(request).bodyLimit, config.requestBodyTimeoutMs)),
     );
 
     for (const [name, service] of Object.entries(config.services)) {
