@@ -8,7 +8,7 @@ import type { AuthFailureGuard } from '../ratelimit/auth-failures.js';
 import { GatewayError } from '../errors.js';
 import type { GatewayMetrics } from '../observability/metrics.js';
 import { routeOf } from './caller-context.js';
-import type { MaybePromise } from './maybe-async.js';
+import { andThen, settle } from './maybe-async.js';
 import type { Stage } from './stages.js';
 
 /** Who may call a route. Every destination route declares one; routes without one skip auth. */
@@ -91,7 +91,7 @@ export function accessControl(deps: AccessDependencies): Stage {
       throw new GatewayError('UNAUTHENTICATED');
     }
     const decision = deps.tenantGuard.check(outcome.principal, request.requestedTenantId, deps.tokenFreshnessAllowMissingIat);
-    return decision instanceof Promise ? decision.then((d) => applyPolicy(request, policy, d)) : applyPolicy(request, policy, decision);
+    return andThen(decision, (decided) => applyPolicy(request, policy, decided));
   };
 
   const applyPolicy = (request: FastifyRequest, policy: RoutePolicy, decision: TenantDecision): void | Promise<void> => {
@@ -105,9 +105,7 @@ export function accessControl(deps: AccessDependencies): Stage {
     if (decision.readOnly && (policy.writes ?? 'method') === 'method' && !SAFE_METHODS.has(request.method)) {
       throw new GatewayError('TENANT_READ_ONLY');
     }
-    const token = deps.signer.sign(principal);
-    if (token instanceof Promise) return token.then((signed) => establish(request, decision, signed));
-    establish(request, decision, token);
+    return andThen(deps.signer.sign(principal), (signed) => establish(request, decision, signed));
   };
 
   return (request, reply) => {
@@ -120,23 +118,18 @@ export function accessControl(deps: AccessDependencies): Stage {
       throw new GatewayError('RATE_LIMITED', 'Too many failed authentication attempts; retry later');
     }
     const routeCaller = policy.routeCredential?.(request) ?? null;
-    let outcome: MaybePromise<Authenticated>;
-    try {
-      outcome = routeCaller ? { principal: routeCaller, via: 'route_credential' } : deps.authenticator.authenticate({
-        authorization: request.headers.authorization,
-        apiKey: single(request.headers['x-api-key']),
-        ticket: policy.allowTicket ? single((request.query as Record<string, string | string[] | undefined>).ticket) : undefined,
-      });
-    } catch (error) {
-      return refused(request, error);
-    }
-    if (outcome instanceof Promise) {
-      return outcome.then(
-        (authenticated) => admitCaller(request, policy, authenticated),
-        (error: unknown) => refused(request, error),
-      );
-    }
-    return admitCaller(request, policy, outcome);
+    return settle<Authenticated, void>(
+      () =>
+        routeCaller
+          ? { principal: routeCaller, via: 'route_credential' }
+          : deps.authenticator.authenticate({
+              authorization: request.headers.authorization,
+              apiKey: single(request.headers['x-api-key']),
+              ticket: policy.allowTicket ? single((request.query as Record<string, string | string[] | undefined>).ticket) : undefined,
+            }),
+      (authenticated) => admitCaller(request, policy, authenticated),
+      (error) => refused(request, error),
+    );
   };
 }
 

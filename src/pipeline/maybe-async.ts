@@ -15,3 +15,17 @@ export type MaybePromise<T> = T | Promise<T>;
 export function andThen<T, R>(value: MaybePromise<T>, next: (value: T) => MaybePromise<R>): MaybePromise<R> {
   return value instanceof Promise ? value.then(next) : next(value);
 }
+
+/**
+ * `next` of what `run` gives, now or once it settles; `onError` for what `run` throws or rejects with
+ * (not for what `next` throws: that propagates, as from any stage).
+ */
+export function settle<T, R>(run: () => MaybePromise<T>, next: (value: T) => MaybePromise<R>, onError: (error: unknown) => MaybePromise<R>): MaybePromise<R> {
+  let value: MaybePromise<T>;
+  try {
+    value = run();
+  } catch (error) {
+    return onError(error);
+  }
+  return value instanceof Promise ? value.then(next, onError) : next(value);
+}

@@ -5,7 +5,7 @@ import type { LimitScope, RateLimiter } from '../ratelimit/limiter.js';
 import { RateLimitStoreUnavailable } from '../ratelimit/resilient-store.js';
 import type { Decision } from '../ratelimit/store.js';
 import { routeOf } from './caller-context.js';
-import type { MaybePromise } from './maybe-async.js';
+import { settle } from './maybe-async.js';
 import type { Stage } from './stages.js';
 
 declare module 'fastify' {
@@ -36,19 +36,11 @@ export function rateLimit(limiter: RateLimiter, metrics: GatewayMetrics): Stage 
   return (request, reply) => {
     const scope = routeOf(request).config.rateLimit;
     if (!scope) return;
-    let decision: MaybePromise<Decision>;
-    try {
-      decision = limiter.check(request.gateway.principal, request.ip, scope);
-    } catch (error) {
-      return unavailable(reply, error);
-    }
-    if (decision instanceof Promise) {
-      return decision.then(
-        (decided) => apply(reply, scope, decided),
-        (error: unknown) => unavailable(reply, error),
-      );
-    }
-    apply(reply, scope, decision);
+    return settle(
+      () => limiter.check(request.gateway.principal, request.ip, scope),
+      (decision) => apply(reply, scope, decision),
+      (error) => unavailable(reply, error),
+    );
   };
 }
 
