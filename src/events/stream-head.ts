@@ -10,6 +10,11 @@ export const STREAM_HEADERS: Readonly<Record<string, string>> = {
 /** How a stream's body is framed: it ends when the connection does (no length, no chunks), its last answer. */
 const STREAM_FRAMING: Readonly<Record<string, string>> = { connection: 'close' };
 
+/** The stream's own fields as they go on the wire: constants, so written out once, not per open. */
+const STREAM_FIELDS = Object.entries({ ...STREAM_HEADERS, ...STREAM_FRAMING })
+  .map(([name, value]) => `${name}: ${value}\r\n`)
+  .join('');
+
 /** Headers that frame the body: only the stream decides them. */
 const FRAMING = new Set(['content-length', 'transfer-encoding', 'keep-alive', 'trailer', ...Object.keys(STREAM_HEADERS), ...Object.keys(STREAM_FRAMING)]);
 
@@ -31,8 +36,5 @@ export function streamHead(pipelineHeaders: Readonly<Record<string, string | num
     if (value === undefined || FRAMING.has(name.toLowerCase())) continue;
     for (const one of Array.isArray(value) ? value : [value]) add(name, String(one));
   }
-  for (const [name, value] of Object.entries(STREAM_HEADERS)) add(name, value);
-  for (const [name, value] of Object.entries(STREAM_FRAMING)) add(name, value);
-  add('date', new Date().toUTCString());
-  return Buffer.from(`${head}\r\nretry: ${retryMs}\n\n`, 'latin1');
+  return Buffer.from(`${head}${STREAM_FIELDS}date: ${new Date().toUTCString()}\r\n\r\nretry: ${retryMs}\n\n`, 'latin1');
 }

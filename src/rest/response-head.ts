@@ -1,6 +1,9 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import { namedByConnection, HOP_BY_HOP_SET } from './forwarding.js';
 
+/** Header fields as Fastify's `reply.getHeaders()` gives them. */
+type OwnHeaders = Readonly<Record<string, string | number | readonly string[] | undefined>>;
+
 /**
  * The head of a proxied response, as the flat `[name, value, …]` list `writeHead` takes (no object
  * copy, repeated fields such as `Set-Cookie` kept apart): the gateway's own fields first — whatever
@@ -13,9 +16,6 @@ import { namedByConnection, HOP_BY_HOP_SET } from './forwarding.js';
  * caller's rate limit. `Vary` is the exception: both lists are merged, since the response depends
  * on what either says (the gateway's `Origin` and, say, the upstream's `Accept-Encoding`).
  */
-/** Header fields as Fastify's `reply.getHeaders()` gives them. */
-type OwnHeaders = Readonly<Record<string, string | number | readonly string[] | undefined>>;
-
 export function responseHead(own: OwnHeaders, upstream: IncomingHttpHeaders, closeConnection: boolean): string[] {
   const head: string[] = [];
   for (const name in own) {
