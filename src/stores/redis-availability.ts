@@ -237,16 +237,23 @@ export class RedisAvailability {
 
 const SILENT: Logger = { info: () => {}, error: () => {} };
 
+/** What `bounded` rejects with when the bound passed first (not an error Redis or the connection gave). */
+export class RedisCallTimeout extends Error {
+  constructor(ms: number) {
+    super(`redis did not answer within ${ms} ms`);
+  }
+}
+
 /**
  * The call's own promise, or a rejection once `ms` have passed (the losing promise is still handled).
  * The rejection waits one `setImmediate` past the timer: after an event-loop stall (a burst of
  * requests on a busy machine) the timer phase runs before the poll phase that would deliver a reply
  * already waiting in the socket, and a healthy Redis must not be declared down for our own stall.
  */
-function bounded<T>(call: Promise<T>, ms: number): Promise<T> {
+export function bounded<T>(call: Promise<T>, ms: number): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => setImmediate(() => reject(new Error(`redis did not answer within ${ms} ms`))), ms);
+    timer = setTimeout(() => setImmediate(() => reject(new RedisCallTimeout(ms))), ms);
   });
   return Promise.race([call, timeout]).finally(() => clearTimeout(timer));
 }

@@ -1,6 +1,7 @@
 import type { FastifyBaseLogger } from 'fastify';
 import { Cluster, type Redis } from 'ioredis';
 import { REDIS_COMMAND_TIMEOUT_MS, type RedisClient } from './redis.js';
+import { bounded, RedisCallTimeout } from './redis-availability.js';
 
 type Logger = Pick<FastifyBaseLogger, 'info' | 'warn'>;
 
@@ -140,23 +141,16 @@ export class RedisKeyTracking {
     const connection = this.connection;
     if (!connection || !this.isActive || this.pinging) return;
     this.pinging = true;
-    const timeoutMs = this.options.timeoutMs ?? REDIS_COMMAND_TIMEOUT_MS;
-    // One setImmediate past the timer, as RedisAvailability does: our own event-loop stall must not count.
-    const timer = setTimeout(() => setImmediate(() => {
-      if (!this.pinging) return;
-      this.pinging = false;
-      this.onLost();
-      connection.disconnect(true); // ioredis reconnects; `ready` sets tracking up again
-    }), timeoutMs);
-    connection.ping().then(
+    bounded(connection.ping(), this.options.timeoutMs ?? REDIS_COMMAND_TIMEOUT_MS).then(
       () => {
-        clearTimeout(timer);
         this.pinging = false;
       },
-      () => {
-        // A dropped connection: `close` has reported the loss already.
-        clearTimeout(timer);
+      (error: unknown) => {
         this.pinging = false;
+        // A dropped connection: `close` has reported the loss already. Unanswered: tracking is lost.
+        if (!(error instanceof RedisCallTimeout)) return;
+        this.onLost();
+        connection.disconnect(true); // ioredis reconnects; `ready` sets tracking up again
       },
     );
   };
