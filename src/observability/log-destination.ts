@@ -1,6 +1,10 @@
 import { pino } from 'pino';
 
-const LOG_BATCH_BYTES = 4_096;
+/**
+ * Every asynchronous write is a thread-pool round trip (a worker woken, two context switches and a
+ * completion back on the event loop), so writes are few and large: one per ~120 request lines.
+ */
+const LOG_BATCH_BYTES = 32 * 1024;
 const LOG_FLUSH_MS = 200;
 
 type Output = ReturnType<typeof pino.destination>;
@@ -8,9 +12,8 @@ type Output = ReturnType<typeof pino.destination>;
 /**
  * Where the gateway's JSON lines go: stdout through pino's asynchronous destination (sonic-boom). A
  * synchronous write per request blocked the event loop on every line (slow pipes and log collectors
- * included); lines are written in batches of about LOG_BATCH_BYTES (one `write` per ~15 request lines
- * under load), and at least every LOG_FLUSH_MS when traffic is light, so a line is never held longer
- * than that. What is held is written out synchronously when a drain starts (`flushSync`), on process
+ * included); lines are written in batches of about LOG_BATCH_BYTES, and at least every LOG_FLUSH_MS
+ * when traffic is light, so a line is never held longer than that. What is held is written out synchronously when a drain starts (`flushSync`), on process
  * exit (main.ts exits after the drain) and on a crash.
  *
  * The batch is gathered here, and sonic-boom gets one string per batch: given single lines, it
@@ -33,7 +36,7 @@ export class LogDestination {
    * (asynchronously), a partial one (the timer's, a drain's) stays there until written, synchronously
    * by `flushSync`, so no write can be left in flight when a SIGKILL follows a drain's start.
    */
-  constructor(private readonly output: Output = pino.destination({ dest: 1, sync: false, minLength: LOG_BATCH_BYTES })) {
+  constructor(private readonly output: Output = pino.destination({ dest: 1, sync: false, minLength: LOG_BATCH_BYTES, maxWrite: 4 * LOG_BATCH_BYTES })) {
     this.timer = setInterval(() => this.handOverAndFlush(), LOG_FLUSH_MS);
     this.timer.unref();
     // pino flushes its own destination on exit; the lines held here must reach it first.

@@ -86,6 +86,11 @@ export class BucketLists {
 }
 
 export class MemoryRateLimitStore implements RateLimitStore {
+  /**
+   * No TTL: an untouched bucket refills by the arithmetic above (one window later it is full, as good
+   * as absent), so expiry would only reclaim memory, which the LRU bound does already. Buckets are
+   * updated in place: a decision allocates no bucket, and the LRU does no per-entry TTL bookkeeping.
+   */
   private readonly buckets = new LRUCache<string, Bucket>({ max: 100_000 });
   private readonly lists: BucketLists;
 
@@ -99,17 +104,26 @@ export class MemoryRateLimitStore implements RateLimitStore {
   consume(checks: readonly BucketCheck[]): Decision {
     const list = this.lists.of(checks);
     const now = this.now();
+    const found: (Bucket | undefined)[] = [];
     const tokens: number[] = [];
     let allowed = true;
     for (let i = 0; i < checks.length; i++) {
-      const level = refill(this.buckets.get(checks[i]!.key), list.capacity[i]!, list.perMs[i]!, now);
+      const bucket = this.buckets.get(checks[i]!.key);
+      const level = refill(bucket, list.capacity[i]!, list.perMs[i]!, now);
       if (level < 1) allowed = false;
+      found.push(bucket);
       tokens.push(level);
     }
     if (allowed) {
       for (let i = 0; i < checks.length; i++) {
-        tokens[i]! -= 1;
-        this.buckets.set(checks[i]!.key, { tokens: tokens[i]!, at: now }, list.keep[i]);
+        const level = (tokens[i] = tokens[i]! - 1);
+        const bucket = found[i];
+        if (bucket) {
+          bucket.tokens = level;
+          bucket.at = now;
+        } else {
+          this.buckets.set(checks[i]!.key, { tokens: level, at: now });
+        }
       }
     }
     return decide(allowed, list, tokens);
