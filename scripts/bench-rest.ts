@@ -18,7 +18,9 @@ import { UNREACHED_RATE_LIMITS, baseEnv, cpuMicros, cpuProfArgs, freePort, hasTa
  * with rate limits in a redis-server the bench starts itself; BENCH_CPU_PROF=<dir> writes a CPU
  * profile of the gateway there. BENCH_COMPARE_DIR=<another checkout, with node_modules> adds rows
  * for the gateway run from there, alternated with this one's (A/B on a noisy machine), BENCH_AB_ROUNDS
- * (default 2) pairs of them. BENCH_RATE=<req/s> holds every row at that overall request rate instead
+ * (default 2) pairs of them. BENCH_ROUNDS (default 2) alternates the bare proxy and the gateway that
+ * many times, each gateway row compared with the bare row just before it, and prints the median of
+ * those ratios: on a shared 2-core machine one pair can be off by 10% either way. BENCH_RATE=<req/s> holds every row at that overall request rate instead
  * of as fast as it goes: CPU µs per request is then compared at the same load (batching in the
  * event loop makes a request cheaper the busier the process is), which keeps A/B rows honest when
  * other work on the machine slows one of them down.
@@ -26,6 +28,7 @@ import { UNREACHED_RATE_LIMITS, baseEnv, cpuMicros, cpuProfArgs, freePort, hasTa
 const seconds = Number(process.env.BENCH_SECONDS ?? 10);
 const connections = Number(process.env.BENCH_CONNECTIONS ?? 50);
 const abRounds = Number(process.env.BENCH_AB_ROUNDS ?? 2);
+const rounds = Math.max(1, Number(process.env.BENCH_ROUNDS ?? 2));
 const rate = process.env.BENCH_RATE ? Number(process.env.BENCH_RATE) : undefined;
 const warmupSeconds = Math.min(3, Math.max(1, Math.round(seconds / 4)));
 const LOAD_CPU = 0;
@@ -161,17 +164,24 @@ try {
 
   rows.push(await measure('upstream directly', upstream, null, null));
 
-  const bare = await startBareProxy(upstream);
-  rows.push(await measure('bare @fastify/http-proxy', bare.url, bare.pid, null));
-  await stop(bare.child);
+  /** Each pair's gateway row against the bare row measured just before it. */
+  const pairs: { bare: Row; gateway: Row }[] = [];
+  for (let round = 0; round < rounds; round++) {
+    const bare = await startBareProxy(upstream);
+    const bareRow = await measure('bare @fastify/http-proxy', bare.url, bare.pid, null);
+    rows.push(bareRow);
+    await stop(bare.child);
 
-  const gateway = await startGateway(upstream, publicKey, {}, 'gateway');
-  rows.push(await measure('gateway, full pipeline (memory rate limits)', gateway.url, gateway.pid, tokens));
-  await stop(gateway.child);
-  closeSync(gateway.logFd);
-  const lines = readFileSync(gateway.logFile, 'utf8').split('\n').filter((line) => line.includes('"request completed"')).length;
-  const answered = sent.get('gateway, full pipeline (memory rate limits)');
-  console.log(`gateway log: ${lines} request lines for ${answered} responses (${(statSync(gateway.logFile).size / 1e6).toFixed(1)} MB)`);
+    const gateway = await startGateway(upstream, publicKey, {}, 'gateway');
+    const gatewayRow = await measure('gateway, full pipeline (memory rate limits)', gateway.url, gateway.pid, tokens);
+    rows.push(gatewayRow);
+    pairs.push({ bare: bareRow, gateway: gatewayRow });
+    await stop(gateway.child);
+    closeSync(gateway.logFd);
+    const lines = readFileSync(gateway.logFile, 'utf8').split('\n').filter((line) => line.includes('"request completed"')).length;
+    const answered = sent.get('gateway, full pipeline (memory rate limits)');
+    console.log(`gateway log: ${lines} request lines for ${answered} responses (${(statSync(gateway.logFile).size / 1e6).toFixed(1)} MB)`);
+  }
 
   const compareDir = process.env.BENCH_COMPARE_DIR;
   if (compareDir) {
@@ -198,6 +208,12 @@ try {
 
   const direct = rows[0]!['req/s'];
   const bareRps = rows[1]!['req/s'];
+  const median = (values: number[]) => {
+    const sorted = [...values].sort((a, b) => a - b);
+    const middle = Math.floor(sorted.length / 2);
+    return sorted.length % 2 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
+  };
+  const cpuOf = (row: Row) => Number(row['CPU µs/req']);
   console.log(`\n${connections} connections${rate ? `, ${rate} req/s overall` : ''}, ${seconds} s per row (after ${warmupSeconds} s warm-up); system under test on CPU ${SUT_CPU}, upstream + load on CPU ${LOAD_CPU}\n`);
   console.log('| System under test | req/s | p50 | p99 | CPU µs/req | × direct | × bare proxy | errors |');
   console.log('|---|---|---|---|---|---|---|---|');
@@ -206,6 +222,13 @@ try {
       `| ${row.system} | ${row['req/s']} | ${row['p50 ms']} ms | ${row['p99 ms']} ms | ${row['CPU µs/req']} | ${(row['req/s'] / direct).toFixed(2)} | ${(row['req/s'] / bareRps).toFixed(2)} | ${row.errors} |`,
     );
   }
+  const throughput = pairs.map((pair) => pair.gateway['req/s'] / pair.bare['req/s']);
+  const cpu = pairs.map((pair) => cpuOf(pair.bare) / cpuOf(pair.gateway));
+  console.log(
+    `\ngateway (memory rate limits) against the bare proxy measured just before it, ${pairs.length} pair(s): ` +
+      `throughput ${throughput.map((r) => r.toFixed(2)).join(', ')} (median ${median(throughput).toFixed(2)}×), ` +
+      `bare CPU per request ÷ gateway's ${cpu.map((r) => r.toFixed(2)).join(', ')} (median ${median(cpu).toFixed(2)}×)`,
+  );
 } finally {
   for (const child of children) await stop(child).catch(() => undefined);
   rmSync(work, { recursive: true, force: true });
