@@ -56,6 +56,12 @@ export class Authenticator {
   }
 
   private fromBearer(header: string): MaybePromise<Principal> {
+    // A token seen before, sent the usual way: found without running the syntax check over it (~1 µs
+    // for a 1 KB token), since only tokens that passed it are cached.
+    if (header.startsWith('Bearer ')) {
+      const payload = this.verifier?.cached(header.slice(7));
+      if (payload) return this.principalOf(payload);
+    }
     const match = /^Bearer[ ]+([A-Za-z0-9._~+/=-]+)\s*$/i.exec(header);
     if (!match) throw new GatewayError('INVALID_TOKEN', 'The Authorization header must be "Bearer <token>"');
     if (!this.verifier) throw new GatewayError('INVALID_TOKEN', 'Token authentication is not configured');

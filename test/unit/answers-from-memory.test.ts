@@ -43,6 +43,29 @@ describe('answers from memory come at once', () => {
     expect(() => authenticator.authenticate({ authorization: 'Basic abc' })).toThrow(expect.objectContaining({ code: 'INVALID_TOKEN' }));
   });
 
+  it('a token that ends like a cached one but differs before is verified, not taken for it', async () => {
+    const config = loadConfig({ JWT_SECRET: SECRET, JWT_ALGORITHMS: 'HS256' });
+    const keys = await loadKeySources(config);
+    const counts = { hit: 0, miss: 0 };
+    const verifier = new TokenVerifier(keys!, config, { hit: () => counts.hit++, miss: () => counts.miss++ });
+    const signer = await ContextSigner.create(config);
+    const authenticator = new Authenticator(verifier, new ConfiguredApiKeys([]), config.claims, null, signer);
+    const authorization = await hs256Bearer(SECRET, 'u-1', { tenant_id: 'acme', roles: ['admin'] });
+    await authenticator.authenticate({ authorization });
+
+    // Another subject and tenant in the payload, the cached token's signature (its tail) kept.
+    const [header, , signature] = authorization.slice('Bearer '.length).split('.');
+    const payload = Buffer.from(JSON.stringify({ sub: 'intruder', tenant_id: 'other', roles: ['admin'], exp: Math.floor(Date.now() / 1000) + 600 })).toString('base64url');
+    const forged = `Bearer ${header}.${payload}.${signature}`;
+    await expect(authenticator.authenticate({ authorization: forged })).rejects.toMatchObject({ code: 'INVALID_TOKEN' });
+    expect(counts).toEqual({ hit: 0, miss: 2 });
+    // The genuine token is still answered from memory: the forgery displaced nothing.
+    expect(authenticator.authenticate({ authorization })).toMatchObject({ principal: { id: 'u-1', tenantId: 'acme' } });
+    // Also when sent with a lower-case scheme and trailing space (the parsed path, same cache entry).
+    expect(authenticator.authenticate({ authorization: `bearer ${authorization.slice(7)}  ` })).toMatchObject({ principal: { id: 'u-1' } });
+    expect(counts).toEqual({ hit: 2, miss: 2 });
+  });
+
   it('the context token once signed, and tenant checks and rate limits kept in memory', async () => {
     const signer = await ContextSigner.create(loadConfig({}));
     const caller = user();
