@@ -134,7 +134,7 @@ export function registerEventStreams(
     if (!reply.raw.socket) throw new GatewayError('BAD_REQUEST', 'An event stream cannot be pipelined behind another request; open it on a connection of its own');
     // Check and take the slot in one step, before the first await: concurrent opens cannot overshoot.
     // The user key is scoped to the tenant: subjects of different tenants never share a budget.
-    const slot = slots.take({ instance: '', tenant, user: `${tenant}\u0000${callerIdentity(principal, request.ip)}` });
+    const slot = slots.take({ instance: '', tenant, user: `${tenant}\u0000${callerIdentity(principal, request.gateway.clientIp)}` });
     if (typeof slot !== 'function') {
       reply.header('retry-after', '5');
       throw new GatewayError('TOO_MANY_STREAMS', REFUSALS[slot]);

@@ -78,7 +78,7 @@ export function accessControl(deps: AccessDependencies): Stage {
   const refused = (request: FastifyRequest, error: unknown): Promise<never> | never => {
     deps.metrics.authAttempts.inc({ result: error instanceof GatewayError ? error.code.toLowerCase() : 'error' });
     if (error instanceof GatewayError && error.status === 401 && deps.authFailures) {
-      return deps.authFailures.recordFailure(request.ip).then(() => {
+      return deps.authFailures.recordFailure(request.gateway.clientIp).then(() => {
         throw error;
       });
     }
@@ -112,7 +112,7 @@ export function accessControl(deps: AccessDependencies): Stage {
     const policy = routeOf(request).config.policy;
     if (!policy || policy.auth === 'public' || policy.skip?.(request)) return;
 
-    const blockedFor = deps.authFailures?.blockedFor(request.ip) ?? 0;
+    const blockedFor = deps.authFailures?.blockedFor(request.gateway.clientIp) ?? 0;
     if (blockedFor > 0) {
       reply.header('retry-after', String(blockedFor));
       throw new GatewayError('RATE_LIMITED', 'Too many failed authentication attempts; retry later');

@@ -37,7 +37,7 @@ export function rateLimit(limiter: RateLimiter, metrics: GatewayMetrics): Stage 
     const scope = routeOf(request).config.rateLimit;
     if (!scope) return;
     return settle(
-      () => limiter.check(request.gateway.principal, request.ip, scope),
+      () => limiter.check(request.gateway.principal, request.gateway.clientIp, scope),
       (decision) => apply(reply, scope, decision),
       (error) => unavailable(reply, error),
     );

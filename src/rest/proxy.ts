@@ -223,7 +223,7 @@ class Forwarder implements ExchangeOwner {
    */
   private admit(request: FastifyRequest, reply: FastifyReply, exchange: Exchange): void {
     const { principal } = request.gateway;
-    const caller = callerIdentity(principal, request.ip);
+    const caller = callerIdentity(principal, request.gateway.clientIp);
     const entered = this.gate.take({ caller, tenant: principal.tenantId === null ? caller : `tenant:${principal.tenantId}` });
     if (typeof entered === 'function') {
       exchange.releaseShare = entered;
