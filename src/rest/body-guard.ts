@@ -53,9 +53,10 @@ export class BodyGuard extends Transform {
     callback(error);
   }
 
+  /** One timer per upload, pushed back on each chunk (`refresh`), not a new timer per chunk. */
   private arm(): void {
-    this.disarm();
-    this.timer = setTimeout(() => this.onIdle(), this.idleMs);
+    if (this.timer) this.timer.refresh();
+    else this.timer = setTimeout(() => this.onIdle(), this.idleMs);
   }
 
   private disarm(): void {
@@ -66,6 +67,7 @@ export class BodyGuard extends Transform {
   private onIdle(): void {
     if (this.destroyed || this.writableEnded) return;
     if (this.source.isPaused() || this.source.readableLength > 0) {
+      // The timer has fired: it is re-armed by a refresh like any other.
       this.arm();
       return;
     }
