@@ -1,46 +1,19 @@
 import { once } from 'node:events';
-import { mkdtempSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { connect, type Socket } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { Redis, type Command } from 'ioredis';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { accountsSubgraph } from '../../subgraphs/accounts/index.js';
+import { describe, expect, it } from 'vitest';
 import { eventually } from '../helpers/eventually.js';
-import { TestIssuer } from '../helpers/issuer.js';
 import { RedisServer } from '../helpers/redis-server.js';
 import { attemptEventStream, openEventStream } from '../helpers/sse.js';
-import { startStack, type Stack, type StackOptions } from '../helpers/stack.js';
+import { eventStreamSuite } from '../helpers/event-stream-suite.js';
+import type { Stack } from '../helpers/stack.js';
 
 // Event streams on real connections: pipelining, bytes after the request, clients gone early, an
 // unreachable bus, and what a stream leaves in metrics and traces when it ends.
 
-let issuer: TestIssuer;
-let server: RedisServer;
-let redis: Redis;
-const stacks: Stack[] = [];
-
-beforeAll(async () => {
-  issuer = await TestIssuer.create();
-  server = await RedisServer.start();
-  redis = new Redis(server.url());
-});
-afterAll(async () => {
-  await Promise.all(stacks.map((stack) => stack.close()));
-  redis?.disconnect();
-  await server?.stop();
-});
-
-async function stack(options: { sse?: Record<string, unknown>; env?: Record<string, string> } & Omit<StackOptions, 'env'> = {}): Promise<Stack> {
-  const { sse, env: extra = {}, ...rest } = options;
-  const env: Record<string, string> = { ...extra };
-  if (!rest.redis && !env.REDIS_URL) env.REDIS_URL = server.url();
-  if (sse) env.GATEWAY_CONFIG = writeConfig({ sse });
-  const started = await startStack({ issuer, definitions: [accountsSubgraph()], env, ...rest });
-  stacks.push(started);
-  return started;
-}
+const suite = eventStreamSuite();
+const stack = suite.stack;
 
 /** A raw connection to the gateway, collecting everything it answers. */
 function rawConnection(target: Stack): { socket: Socket; text: () => string; closed: Promise<unknown> } {
@@ -91,7 +64,7 @@ describe('bytes sent after a stream request', () => {
 describe('a client gone before its stream is set up', () => {
   it('neither subscribes nor asks Redis about its stream', async () => {
     // The gateway's Redis holds every command while the test says so: the client leaves meanwhile.
-    const gated = new Redis(server.url());
+    const gated = new Redis(suite.server.url());
     let holding = false;
     const held: (() => void)[] = [];
     const keysAsked: string[] = [];
@@ -162,7 +135,7 @@ describe('while the Redis bus is unreachable', () => {
 describe('a replay that cannot be read', () => {
   it('is a 503 the client retries with the same id, never a 200 that skips the events after it', async () => {
     // The gateway's Redis fails replays (XREVRANGE from an exclusive id) while the test says so.
-    const failing = new Redis(server.url());
+    const failing = new Redis(suite.server.url());
     let failReplays = false;
     const send = failing.sendCommand.bind(failing);
     failing.sendCommand = (command: Command, ...rest: unknown[]) => {
@@ -178,7 +151,7 @@ describe('a replay that cannot be read', () => {
       const live = openEventStream(gateway.url, await gateway.bearer(claims));
       await live.opened;
       const ids: string[] = [];
-      for (let n = 1; n <= 3; n++) ids.push((await redis.xadd('alerts:tenant:acme-replay', '*', 'type', 'alert', 'data', JSON.stringify({ n })))!);
+      for (let n = 1; n <= 3; n++) ids.push((await suite.redis.xadd('alerts:tenant:acme-replay', '*', 'type', 'alert', 'data', JSON.stringify({ n })))!);
       await eventually(() => expect(live.received).toHaveLength(3));
 
       failReplays = true;
@@ -232,8 +205,3 @@ describe('a stream that ends', () => {
   });
 });
 
-function writeConfig(config: Record<string, unknown>): string {
-  const file = join(mkdtempSync(join(tmpdir(), 'gw-sse-connections-')), 'gateway.json');
-  writeFileSync(file, JSON.stringify(config));
-  return file;
-}

@@ -1,50 +1,21 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { EventSource } from 'eventsource';
 import { Redis, type Command } from 'ioredis';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { accountsSubgraph } from '../../subgraphs/accounts/index.js';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { compareIds, parseEventId } from '../../src/events/event-id.js';
 import { eventually } from '../helpers/eventually.js';
-import { TestIssuer } from '../helpers/issuer.js';
-import { RedisServer } from '../helpers/redis-server.js';
 import { attemptEventStream, openEventStream, type StreamClient } from '../helpers/sse.js';
-import { startStack, type Stack, type StackOptions } from '../helpers/stack.js';
+import { eventStreamSuite } from '../helpers/event-stream-suite.js';
+import type { Stack } from '../helpers/stack.js';
 
 // The largest id Redis can hold, and one it refuses outright (the ms part overflows 64 bits).
 const MAX_ID = '18446744073709551615-18446744073709551615';
 const OVERFLOWING_ID = '99999999999999999999999-0';
 
-let issuer: TestIssuer;
-let server: RedisServer;
-let redis: Redis;
-const stacks: Stack[] = [];
+const suite = eventStreamSuite();
+const stack = suite.stack;
 
-beforeAll(async () => {
-  issuer = await TestIssuer.create();
-  server = await RedisServer.start();
-  redis = new Redis(server.url());
-});
-afterAll(async () => {
-  await Promise.all(stacks.map((stack) => stack.close()));
-  redis?.disconnect();
-  await server?.stop();
-});
-
-/** A gateway on the test's Redis (or its own client of it, `redis`), or on the in-process bus (`memoryBus`). */
-async function stack(options: { memoryBus?: boolean; sse?: Record<string, unknown> } & Omit<StackOptions, 'env'> = {}): Promise<Stack> {
-  const { memoryBus = false, sse, ...rest } = options;
-  const env: Record<string, string> = {};
-  if (!memoryBus && !rest.redis) env.REDIS_URL = server.url();
-  if (sse) env.GATEWAY_CONFIG = writeConfig({ sse });
-  const started = await startStack({ issuer, definitions: [accountsSubgraph()], env, ...rest });
-  stacks.push(started);
-  return started;
-}
-
-const xadd = (tenant: string, data: unknown) => redis.xadd(`alerts:tenant:${tenant}`, '*', 'type', 'alert', 'data', JSON.stringify(data));
+const xadd = (tenant: string, data: unknown) => suite.redis.xadd(`alerts:tenant:${tenant}`, '*', 'type', 'alert', 'data', JSON.stringify(data));
 
 async function listen(target: Stack, claims: Record<string, unknown>, lastEventId?: string): Promise<StreamClient> {
   const client = openEventStream(target.url, { ...(await target.bearer(claims)), ...(lastEventId ? { 'last-event-id': lastEventId } : {}) });
@@ -117,7 +88,7 @@ describe('a client cursor never moves or breaks the shared Redis reader', () => 
 
 describe('opening a stream of a followed tenant', () => {
   it('asks Redis nothing about the stream: the reader already knows where live delivery starts', async () => {
-    const counting = new Redis(server.url());
+    const counting = new Redis(suite.server.url());
     let reads = 0;
     const send = counting.sendCommand.bind(counting);
     counting.sendCommand = (command: Command, ...rest: unknown[]) => {
@@ -157,9 +128,9 @@ describe('events a service XADDs directly', () => {
       });
       const key = 'alerts:tenant:acme-cr';
       const ids = [
-        await redis.xadd(key, '*', 'type', 'alert', 'data', '{"n":1}\rid: 1-1'),
-        await redis.xadd(key, '*', 'type', 'alert\rid: 2-2', 'data', '{"n":2}'),
-        await redis.xadd(key, '*', 'type', 'alert', 'data', '{"n":3}\r\nid: 3-3\r'),
+        await suite.redis.xadd(key, '*', 'type', 'alert', 'data', '{"n":1}\rid: 1-1'),
+        await suite.redis.xadd(key, '*', 'type', 'alert\rid: 2-2', 'data', '{"n":2}'),
+        await suite.redis.xadd(key, '*', 'type', 'alert', 'data', '{"n":3}\r\nid: 3-3\r'),
       ];
       await eventually(() => expect(received).toHaveLength(3));
       // Every event carries the id Redis gave it (what the client would send back as Last-Event-ID).
@@ -191,7 +162,7 @@ describe('a Redis error on one stream key', () => {
     await eventually(() => expect(flaky.received).toHaveLength(1));
 
     // Someone overwrites one tenant's stream with a string: every XREAD naming it fails (WRONGTYPE).
-    await redis.multi().del('alerts:tenant:flaky').set('alerts:tenant:flaky', 'not a stream').exec();
+    await suite.redis.multi().del('alerts:tenant:flaky').set('alerts:tenant:flaky', 'not a stream').exec();
     await xadd('steady', { n: 1 });
     await xadd('steady', { n: 2 });
     await eventually(() => expect(steady.received.map((e) => e.data)).toEqual([{ n: 1 }, { n: 2 }]));
@@ -201,7 +172,7 @@ describe('a Redis error on one stream key', () => {
     const failures = lines.filter((line) => line.includes('alerts:tenant:flaky') && line.includes('"level":40'));
     expect(failures).toHaveLength(1);
 
-    await redis.del('alerts:tenant:flaky');
+    await suite.redis.del('alerts:tenant:flaky');
     await xadd('flaky', { n: 2 });
     await eventually(() => expect(flaky.received.map((e) => e.data)).toEqual([{ n: 1 }, { n: 2 }]));
     await xadd('steady', { n: 3 });
@@ -261,7 +232,7 @@ describe('stream slots', () => {
 
   it('a client that disconnects while its stream is being set up gives the slot back', async () => {
     // The gateway's Redis answers stream commands only when the test lets it.
-    const slow = new Redis(server.url());
+    const slow = new Redis(suite.server.url());
     let entered!: () => void;
     const reachedRedis = new Promise<void>((resolve) => (entered = resolve));
     let release!: () => void;
@@ -300,8 +271,3 @@ describe('stream slots', () => {
   });
 });
 
-function writeConfig(config: Record<string, unknown>): string {
-  const file = join(mkdtempSync(join(tmpdir(), 'gw-sse-hardening-')), 'gateway.json');
-  writeFileSync(file, JSON.stringify(config));
-  return file;
-}

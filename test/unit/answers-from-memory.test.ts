@@ -21,14 +21,19 @@ import { hs256Bearer } from '../helpers/hs256.js';
 const SECRET = 'a-test-secret-that-is-long-enough-0123456789';
 const user = (overrides: Partial<Principal> = {}): Principal => ({ ...anonymousPrincipal('acme'), kind: 'user', id: 'u-1', roles: ['viewer'], ...overrides });
 
+/** An authenticator of HS256 tokens with a real verifier, and its token cache's hit and miss counts. */
+async function tokenAuthenticator(): Promise<{ authenticator: Authenticator; counts: { hit: number; miss: number } }> {
+  const config = loadConfig({ JWT_SECRET: SECRET, JWT_ALGORITHMS: 'HS256' });
+  const keys = await loadKeySources(config);
+  const counts = { hit: 0, miss: 0 };
+  const verifier = new TokenVerifier(keys!, config, { hit: () => counts.hit++, miss: () => counts.miss++ });
+  const signer = await ContextSigner.create(config);
+  return { authenticator: new Authenticator(verifier, new ConfiguredApiKeys([]), config.claims, null, signer), counts };
+}
+
 describe('answers from memory come at once', () => {
   it('a cached bearer token: the same principal, without a promise', async () => {
-    const config = loadConfig({ JWT_SECRET: SECRET, JWT_ALGORITHMS: 'HS256' });
-    const keys = await loadKeySources(config);
-    const counts = { hit: 0, miss: 0 };
-    const verifier = new TokenVerifier(keys!, config, { hit: () => counts.hit++, miss: () => counts.miss++ });
-    const signer = await ContextSigner.create(config);
-    const authenticator = new Authenticator(verifier, new ConfiguredApiKeys([]), config.claims, null, signer);
+    const { authenticator, counts } = await tokenAuthenticator();
     const authorization = await hs256Bearer(SECRET, 'u-1', { tenant_id: 'acme', roles: ['viewer'] });
 
     const first = authenticator.authenticate({ authorization });
@@ -44,12 +49,7 @@ describe('answers from memory come at once', () => {
   });
 
   it('a token that ends like a cached one but differs before is verified, not taken for it', async () => {
-    const config = loadConfig({ JWT_SECRET: SECRET, JWT_ALGORITHMS: 'HS256' });
-    const keys = await loadKeySources(config);
-    const counts = { hit: 0, miss: 0 };
-    const verifier = new TokenVerifier(keys!, config, { hit: () => counts.hit++, miss: () => counts.miss++ });
-    const signer = await ContextSigner.create(config);
-    const authenticator = new Authenticator(verifier, new ConfiguredApiKeys([]), config.claims, null, signer);
+    const { authenticator, counts } = await tokenAuthenticator();
     const authorization = await hs256Bearer(SECRET, 'u-1', { tenant_id: 'acme', roles: ['admin'] });
     await authenticator.authenticate({ authorization });
 
