@@ -31,6 +31,7 @@ import { installCors } from './pipeline/cors.js';
 import { installDrain } from './pipeline/drain.js';
 import { guardPath } from './pipeline/path-guard.js';
 import { securityHeaders, setSecurityHeaders } from './pipeline/security-headers.js';
+import { refuseRequestsBehindStreams } from './events/stream-sockets.js';
 import { installStages, type Stage } from './pipeline/stages.js';
 import { rateLimit } from './pipeline/rate-limit.js';
 import { AuthFailureGuard } from './ratelimit/auth-failures.js';
@@ -191,11 +192,16 @@ export async function buildGateway(config: GatewayConfig, options: BuildOptions 
   }
   installRequestMetrics(app, metrics);
   // The synchronous entry of the pipeline, one hook: request id and security headers on every
-  // answer (the refusals below included) → refusal while draining → path guard → caller context
-  // (identity headers stripped, the anonymous context started).
+  // answer (the refusals below included) → refusal of a request pipelined behind an event-stream
+  // request → refusal while draining → path guard → caller context (identity headers stripped, the
+  // anonymous context started).
   installStages(app, [
     echoRequestId,
     withSecurityHeaders,
+    refuseRequestsBehindStreams(new Set(config.streams.map((stream) => stream.path)), (request) => {
+      metrics.sseRequestsRefused.inc();
+      request.log.info({ method: request.method, path: request.url.split('?')[0] }, 'request pipelined behind an event stream request refused');
+    }),
     drain.admit,
     guardPath,
     installCallerContext(app, config.defaultTenantId ?? null),

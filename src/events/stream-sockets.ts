@@ -1,4 +1,8 @@
+import type { ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { GatewayError } from '../errors.js';
+import type { Stage } from '../pipeline/stages.js';
 
 // The sockets event streams have taken over. Their heads go straight to the socket, so Node's
 // ServerResponse never shows an answer as started: whatever else answers on a connection (the
@@ -13,4 +17,30 @@ export function markStreamSocket(socket: Socket): void {
 /** True if an event stream writes on `socket`: nothing else may answer on it. */
 export function carriesEventStream(socket: Socket): boolean {
   return streamSockets.has(socket);
+}
+
+/**
+ * A pipeline stage, before any that admits or runs anything: a request pipelined behind an event-stream request on its
+ * connection is refused before anything runs for it (route, auth, rate limits). If the stream opens,
+ * no answer can follow it on that connection — its body lasts as long as the connection — so
+ * executing the request (a publish, say) would do what its client never learns happened; if the
+ * stream is refused instead, this 400 (with `Connection: close`) follows that refusal. Node has
+ * parsed the request already; it is queued behind the stream request's response, which has the
+ * connection (the pipelined response has none: `reply.raw.socket` is null only then).
+ * `refused` logs and counts it.
+ */
+export function refuseRequestsBehindStreams(streamPaths: ReadonlySet<string>, refused: (request: FastifyRequest) => void): Stage {
+  return (request: FastifyRequest, reply: FastifyReply) => {
+    if (reply.raw.socket !== null) return;
+    const ahead = (request.raw.socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage?.req;
+    if (!ahead || ahead.method !== 'GET' || !streamPaths.has(pathOf(ahead.url))) return;
+    refused(request);
+    reply.header('connection', 'close');
+    throw new GatewayError('BAD_REQUEST', 'A request cannot be pipelined behind an event stream request; send it on a connection of its own');
+  };
+}
+
+function pathOf(url: string | undefined): string {
+  const query = url?.indexOf('?') ?? -1;
+  return query === -1 ? (url ?? '') : url!.slice(0, query);
 }

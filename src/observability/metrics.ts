@@ -54,6 +54,7 @@ export function createMetrics(registry = new Registry()) {
     sseConnections: gauge('gateway_sse_connections', 'Open event stream connections'),
     sseEventsDelivered: counter('gateway_sse_events_delivered_total', 'Events written to event stream clients'),
     sseEventsDropped: counter('gateway_sse_events_dropped_total', 'Events not delivered because a slow client was disconnected'),
+    sseRequestsRefused: counter('gateway_sse_pipelined_requests_refused_total', 'Requests pipelined behind an event-stream request on its connection: refused (400) without being executed'),
   };
 }
 

@@ -46,6 +46,49 @@ describe('a stream request pipelined behind another on one connection', () => {
   });
 });
 
+describe('a request pipelined behind a running stream on its connection', () => {
+  it('is refused before it runs: a publish behind the stream publishes nothing, and is counted', async () => {
+    const gateway = await stack();
+    const { authorization } = await gateway.bearer({ sub: 'u-pipelined-publisher', tenant_id: 'acme-behind', roles: ['publisher'] });
+    const body = JSON.stringify({ type: 'notice', data: { message: 'never published' } });
+    const publish =
+      `POST /api/v1/alerts HTTP/1.1\r\nHost: localhost\r\nAuthorization: ${authorization}\r\n` +
+      `Content-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
+    const refused = async () => (await gateway.gateway.metrics.sseRequestsRefused.get()).values[0]?.value ?? 0;
+    const connection = rawConnection(gateway);
+    await once(connection.socket, 'connect');
+    connection.socket.write(streamRequest(authorization) + publish);
+    await eventually(() => expect(connection.text()).toContain('retry:'));
+    await eventually(async () => expect(await refused()).toBe(1));
+    // Nothing reached the bus: neither Redis nor the stream itself saw the event.
+    expect(await suite.redis.exists('alerts:tenant:acme-behind')).toBe(0);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(connection.text()).not.toContain('never published');
+    expect(connection.text().match(/HTTP\/1\.1/g)).toHaveLength(1);
+    // The stream is still served: a publish on a connection of its own reaches it.
+    const answer = await fetch(`${gateway.url}/api/v1/alerts`, { method: 'POST', headers: { authorization, 'content-type': 'application/json' }, body: JSON.stringify({ type: 'notice', data: { message: 'published' } }) });
+    expect(answer.status).toBe(201);
+    await eventually(() => expect(connection.text()).toContain('published'));
+    connection.socket.destroy();
+    await connection.closed;
+  });
+
+  it('gets its 400 after the stream request is refused, and the connection closes', async () => {
+    const gateway = await stack();
+    const connection = rawConnection(gateway);
+    await once(connection.socket, 'connect');
+    connection.socket.write(streamRequest('Bearer not-a-token') + 'GET /health HTTP/1.1\r\nHost: localhost\r\n\r\n');
+    await connection.closed;
+    const statuses = [...connection.text().matchAll(/HTTP\/1\.1 (\d{3})/g)].map((match) => match[1]);
+    expect(statuses).toEqual(['401', '400']);
+    const refusal = connection.text().slice(connection.text().lastIndexOf('HTTP/1.1 400'));
+    expect(refusal).toContain('cannot be pipelined behind an event stream request');
+    // Like every refusal: the request id and the security headers.
+    expect(refusal).toMatch(/x-request-id: [0-9a-f-]{36}\r\n/);
+    expect(refusal).toContain('x-content-type-options: nosniff');
+  });
+});
+
 describe('bytes sent after a stream request', () => {
   it('close the connection; no HTTP answer is written into the event stream', async () => {
     const gateway = await stack();
