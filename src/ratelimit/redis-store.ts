@@ -82,8 +82,10 @@ class Batch {
  * to Redis as one script call, one bounded wait (RedisAvailability.run) and one reply, instead of
  * one of each per request. The batch is sent from `setImmediate`, which runs right after the poll
  * phase that parsed the requests: the command is written when ioredis's auto-pipelining would have
- * written it (that too waits for `setImmediate`), so no request waits longer, and a busy poll phase
- * shares one call. A batch that fails fails each of its decisions as that decision's own call
+ * written it (that too waits for `setImmediate`; createRedis exempts this command from it, so it is
+ * not deferred twice), so no request waits longer, and a busy poll phase shares one call. (A
+ * microtask flush would gather only the decisions of one request's callback: mostly batches of
+ * one, and more CPU per request in the REST benchmark.) A batch that fails fails each of its decisions as that decision's own call
  * would have failed (RedisUnavailable), so each falls back per the store-failure policy.
  *
  * Keys of one caller share a hash tag (`rl:{caller}:…`); on a Redis Cluster a batch is split by
@@ -96,6 +98,8 @@ export class RedisRateLimitStore implements RateLimitStore {
   private readonly cluster: boolean;
   /** Open batches by hash slot (slot 0 when not a Cluster). */
   private readonly open = new Map<number, Batch>();
+  /** A Cluster's slot of each bucket list (lists are kept per caller): worked out once per list. */
+  private readonly slots = new WeakMap<BucketList, number>();
   private scheduled = false;
 
   constructor(redis: RedisClient, availability: RedisAvailability = RedisAvailability.of(redis)) {
@@ -109,7 +113,11 @@ export class RedisRateLimitStore implements RateLimitStore {
     const list = this.lists.of(checks);
     let slot = 0;
     if (this.cluster) {
-      slot = generateMulti(checks.map((check) => check.key));
+      slot = this.slots.get(list) ?? -2;
+      if (slot === -2) {
+        slot = generateMulti(checks.map((check) => check.key));
+        this.slots.set(list, slot);
+      }
       // Keys across slots: the call fails with CROSSSLOT, as it did alone; it must not fail others.
       if (slot < 0) {
         const alone = new Batch();
