@@ -1,7 +1,7 @@
 import { generateMulti } from 'cluster-key-slot';
 import { Cluster, ReplyError } from 'ioredis';
 import { RedisAvailability, RedisUnavailable } from '../stores/redis-availability.js';
-import type { RedisClient } from '../stores/redis.js';
+import { TOKEN_BUCKETS_COMMAND, type RedisClient } from '../stores/redis.js';
 import type { BucketCheck } from './policy.js';
 import { BucketLists, decide, type BucketList, type Decision, type RateLimitStore } from './store.js';
 
@@ -103,7 +103,7 @@ export class RedisRateLimitStore implements RateLimitStore {
   private scheduled = false;
 
   constructor(redis: RedisClient, availability: RedisAvailability = RedisAvailability.of(redis)) {
-    if (!('tokenBuckets' in redis)) redis.defineCommand('tokenBuckets', { lua: TOKEN_BUCKETS });
+    if (!(TOKEN_BUCKETS_COMMAND in redis)) redis.defineCommand(TOKEN_BUCKETS_COMMAND, { lua: TOKEN_BUCKETS });
     this.redis = redis as WithTokenBuckets;
     this.availability = availability;
     this.cluster = redis instanceof Cluster;

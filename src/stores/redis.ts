@@ -22,8 +22,10 @@ export interface RedisTarget {
   sentinelName?: string | undefined;
 }
 
-/** Commands that batch themselves (RedisRateLimitStore's `tokenBuckets`). */
-const AUTO_PIPELINING_IGNORED = ['tokenBuckets'] as const;
+/** The rate-limit script's command name (RedisRateLimitStore), which batches its calls itself. */
+export const TOKEN_BUCKETS_COMMAND = 'tokenBuckets';
+/** Commands that batch themselves. */
+const AUTO_PIPELINING_IGNORED = [TOKEN_BUCKETS_COMMAND] as const;
 
 export function createRedis(target: RedisTarget): RedisClient {
   const options = {
