@@ -173,8 +173,8 @@ export async function buildGateway(config: GatewayConfig, options: BuildOptions 
   const limits = config.rateLimits;
   const limitStore = !limits.enabled
     ? null
-    : redis
-      ? new ResilientRateLimitStore(new RedisRateLimitStore(redis), {
+    : redis && redisAvailability
+      ? new ResilientRateLimitStore(new RedisRateLimitStore(redis, redisAvailability), {
           mode: limits.onStoreFailure,
           fallbackFactor: limits.fallbackFactor,
           logger: app.log,

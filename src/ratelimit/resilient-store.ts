@@ -13,7 +13,10 @@ export interface ResilienceOptions {
   fallbackFactor: number;
   logger: FastifyBaseLogger;
   onFailover: () => void;
-  /** The shared store's Redis: not asked while known unreachable, each call bounded. */
+  /**
+   * The shared store's Redis, for readiness (this feature's policy) and the fallback count. The
+   * shared store bounds its own calls through it (RedisRateLimitStore: one bounded call per batch).
+   */
   availability?: RedisAvailability | null;
   now?: () => number;
 }
@@ -55,9 +58,7 @@ export class ResilientRateLimitStore implements RateLimitStore {
     if (this.downSince === null || now - this.lastProbe >= 1_000) {
       if (this.downSince !== null) this.lastProbe = now;
       try {
-        const decision = await (this.availability
-          ? this.availability.run(async () => this.shared.consume(checks))
-          : this.shared.consume(checks));
+        const decision = await this.shared.consume(checks);
         if (this.downSince !== null) {
           this.logger.info({ downForMs: now - this.downSince }, 'rate limit store recovered; shared limits apply again');
           this.downSince = null;

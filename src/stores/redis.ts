@@ -22,6 +22,11 @@ export interface RedisTarget {
   sentinelName?: string | undefined;
 }
 
+/** The rate-limit script's command name (RedisRateLimitStore), which batches its calls itself. */
+export const TOKEN_BUCKETS_COMMAND = 'tokenBuckets';
+/** Commands that batch themselves. */
+const AUTO_PIPELINING_IGNORED = [TOKEN_BUCKETS_COMMAND] as const;
+
 export function createRedis(target: RedisTarget): RedisClient {
   const options = {
     // A backstop for callers that talk to Redis directly; request paths are bounded more tightly, and
@@ -31,6 +36,9 @@ export function createRedis(target: RedisTarget): RedisClient {
     maxRetriesPerRequest: 1,
     connectTimeout: 2_000,
     enableAutoPipelining: true,
+    // The rate-limit store batches its script calls itself (one per event-loop turn): pipelining
+    // them again would only add a Pipeline object and a turn of delay per call.
+    autoPipeliningIgnoredCommands: [...AUTO_PIPELINING_IGNORED],
     retryStrategy: (attempt: number) => Math.min(attempt * 200, 2_000),
   };
   const hostPort = (entry: string, defaultPort: string) => {
@@ -42,6 +50,7 @@ export function createRedis(target: RedisTarget): RedisClient {
         target.clusterNodes.map((entry) => hostPort(entry, '6379')),
         {
           enableAutoPipelining: true,
+          autoPipeliningIgnoredCommands: [...AUTO_PIPELINING_IGNORED],
           clusterRetryStrategy: options.retryStrategy,
           redisOptions: { ...options, ...(target.url ? urlOptions(target.url) : {}) },
         },

@@ -145,6 +145,86 @@ describe('two gateway processes on one Redis', () => {
   });
 });
 
+describe('concurrent requests on one gateway with Redis (decisions batched per event-loop turn)', () => {
+  let redisServer: RedisServer;
+  let stack: Stack;
+
+  beforeAll(async () => {
+    redisServer = await RedisServer.start();
+    stack = await startStack({
+      definitions: [accountsSubgraph()],
+      env: {
+        REDIS_URL: redisServer.url(),
+        RATE_LIMIT_ENABLED: 'true',
+        GATEWAY_CONFIG: writeConfig({
+          rateLimits: { default: { requests: 40, windowSeconds: 3600 }, tenant: { requests: 50, windowSeconds: 3600 }, fallbackFactor: 0.5 },
+        }),
+      },
+    });
+  });
+  afterAll(async () => {
+    await stack.close();
+    await redisServer.stop();
+  });
+
+  const burst = (auths: readonly Record<string, string>[], each: number) =>
+    Promise.all(Array.from({ length: auths.length * each }, (_, i) => postGraphQL(stack.url, TYPENAME, auths[i % auths.length]!)));
+
+  it('one caller: exactly the limit admitted, and each remaining count told to exactly one request', async () => {
+    const answers = await burst([await stack.bearer(freshUser())], 100);
+    const admitted = answers.filter((a) => a.status === 200);
+    expect(admitted).toHaveLength(40);
+    expect(admitted.map((a) => Number(a.headers.get('x-ratelimit-remaining'))).sort((x, y) => x - y)).toEqual(Array.from({ length: 40 }, (_, i) => i));
+    const refused = answers.filter((a) => a.status !== 200);
+    expect(refused).toHaveLength(60);
+    for (const answer of refused) {
+      expect(answer.status).toBe(429);
+      expect(answer.headers.get('x-ratelimit-remaining')).toBe('0');
+      const retryAfter = Number(answer.headers.get('retry-after'));
+      expect(retryAfter).toBeGreaterThanOrEqual(1);
+      expect(retryAfter).toBeLessThanOrEqual(90);
+    }
+  });
+
+  it('callers of two tenants mixed in one burst: each caller its own count, the tenant ceiling (a second call) exact', async () => {
+    const tenant = `t-${Date.now()}`;
+    const acme = [await stack.bearer({ ...freshUser(), tenant_id: `${tenant}-a` }), await stack.bearer({ ...freshUser(), tenant_id: `${tenant}-a` })];
+    const globex = await stack.bearer({ ...freshUser(), tenant_id: `${tenant}-g` });
+    const answers = await burst([acme[0]!, globex, acme[1]!], 60);
+    const admittedOf = (k: number) => answers.filter((a, i) => i % 3 === k && a.status === 200).length;
+    // Each acme caller gets 40 from its own bucket; the tenant's 50 are shared between them.
+    expect(admittedOf(0)).toBeLessThanOrEqual(40);
+    expect(admittedOf(2)).toBeLessThanOrEqual(40);
+    expect(admittedOf(0) + admittedOf(2)).toBe(50);
+    expect(admittedOf(1)).toBe(40);
+    for (const answer of answers) expect([200, 429]).toContain(answer.status);
+  });
+
+  it('a hung Redis (process stopped) during a burst: every request gets the local fallback within the bound, none hangs', async () => {
+    const auth = await stack.bearer(freshUser());
+    expect((await postGraphQL(stack.url, TYPENAME, auth)).status).toBe(200);
+    const admin = new Redis(redisServer.url());
+    const pid = Number(/process_id:(\d+)/.exec(await admin.info('server'))![1]);
+    admin.disconnect();
+    process.kill(pid, 'SIGSTOP');
+    try {
+      const timed = await Promise.all(
+        Array.from({ length: 30 }, async () => {
+          const started = Date.now();
+          const answer = await postGraphQL(stack.url, TYPENAME, auth);
+          return { status: answer.status, ms: Date.now() - started };
+        }),
+      );
+      // Local buckets hold half the capacity (20), fresh: 20 admitted, the rest refused.
+      expect(timed.filter((t) => t.status === 200)).toHaveLength(20);
+      expect(timed.filter((t) => t.status === 429)).toHaveLength(10);
+      for (const t of timed) expect(t.ms).toBeLessThan(1_500);
+    } finally {
+      process.kill(pid, 'SIGCONT');
+    }
+  });
+});
+
 describe('Redis outage', () => {
   let redisServer: RedisServer;
   let port: number;
