@@ -61,7 +61,7 @@ return out
 `;
 
 type WithTokenBuckets = RedisClient & {
-  tokenBuckets(keyCount: number, keys: readonly string[], args: readonly number[]): Promise<(number | string)[]>;
+  tokenBuckets(keyCount: number, keys: readonly string[], args: readonly string[]): Promise<(number | string)[]>;
 };
 
 /** A batch bigger than this is sent at once, so one script never holds Redis for long. */
@@ -70,8 +70,8 @@ export const MAX_BATCH = 256;
 /** The decisions asked during one event-loop turn (of one hash slot, on a Cluster). */
 class Batch {
   readonly keys: string[] = [];
-  /** ARGV: [decision count, then per decision: key count, (capacity, perMs, ttl) per key]. */
-  readonly args: number[] = [0];
+  /** ARGV: [decision count (set when sent), then per decision: key count, (capacity, perMs, ttl) per key]. */
+  readonly args: string[] = [''];
   readonly lists: BucketList[] = [];
   readonly resolves: ((decision: Decision) => void)[] = [];
   readonly rejects: ((error: Error) => void)[] = [];
@@ -101,6 +101,12 @@ export class RedisRateLimitStore implements RateLimitStore {
   /** A Cluster's slot of each bucket list (lists are kept per caller): worked out once per list. */
   private readonly slots = new WeakMap<BucketList, number>();
   private scheduled = false;
+  /**
+   * Each bucket list's part of ARGV as strings (key count, then capacity, tokens per ms and TTL per
+   * bucket), made once per list: ioredis would otherwise format the same numbers — floats among
+   * them — on every decision.
+   */
+  private readonly argsOf = new WeakMap<BucketList, readonly string[]>();
 
   constructor(redis: RedisClient, availability: RedisAvailability = RedisAvailability.of(redis)) {
     if (!(TOKEN_BUCKETS_COMMAND in redis)) redis.defineCommand(TOKEN_BUCKETS_COMMAND, { lua: TOKEN_BUCKETS });
@@ -143,18 +149,24 @@ export class RedisRateLimitStore implements RateLimitStore {
   }
 
   private add(batch: Batch, list: BucketList): Promise<Decision> {
-    const { checks, capacity, perMs, keep } = list;
-    batch.args.push(checks.length);
-    for (let i = 0; i < checks.length; i++) {
-      batch.keys.push(checks[i]!.key);
-      batch.args.push(capacity[i]!, perMs[i]!, keep[i]!.ttl);
-    }
-    batch.args[0]! += 1;
+    for (const check of list.checks) batch.keys.push(check.key);
+    for (const arg of this.scriptArgs(list)) batch.args.push(arg);
     batch.lists.push(list);
     return new Promise<Decision>((resolve, reject) => {
       batch.resolves.push(resolve);
       batch.rejects.push(reject);
     });
+  }
+
+  private scriptArgs(list: BucketList): readonly string[] {
+    let args = this.argsOf.get(list);
+    if (!args) {
+      const made = [String(list.checks.length)];
+      for (let i = 0; i < list.checks.length; i++) made.push(String(list.capacity[i]), String(list.perMs[i]), String(list.keep[i]!.ttl));
+      this.argsOf.set(list, made);
+      args = made;
+    }
+    return args;
   }
 
   private readonly flush = (): void => {
@@ -165,6 +177,7 @@ export class RedisRateLimitStore implements RateLimitStore {
 
   /** One call for the batch; each decision settles from its part of the reply, or fails with the call. */
   private send(batch: Batch): void {
+    batch.args[0] = String(batch.lists.length);
     this.availability.run(() => this.redis.tokenBuckets(batch.keys.length, batch.keys, batch.args)).then(
       (reply) => settle(batch, reply),
       (error: unknown) => {

@@ -1,6 +1,7 @@
 import type { FastifyBaseLogger } from 'fastify';
 import type { RedisAvailability } from '../stores/redis-availability.js';
 import type { BucketCheck } from './policy.js';
+import { settle, type MaybePromise } from '../pipeline/maybe-async.js';
 import { MemoryRateLimitStore, type Decision, type RateLimitStore } from './store.js';
 
 export class RateLimitStoreUnavailable extends Error {
@@ -53,31 +54,45 @@ export class ResilientRateLimitStore implements RateLimitStore {
     return this.downSince !== null;
   }
 
-  async consume(checks: readonly BucketCheck[]): Promise<Decision> {
+  /**
+   * The shared store's decision while it answers; while it is down, the local one at once (`open`)
+   * or a rejection (`closed`). No `async`: a decision costs the shared store's promise and one
+   * `then`, not an async function's own promise and resumption on top.
+   */
+  consume(checks: readonly BucketCheck[]): MaybePromise<Decision> {
     const now = this.now();
     if (this.downSince === null || now - this.lastProbe >= 1_000) {
       if (this.downSince !== null) this.lastProbe = now;
-      try {
-        const decision = await this.shared.consume(checks);
-        if (this.downSince !== null) {
-          this.logger.info({ downForMs: now - this.downSince }, 'rate limit store recovered; shared limits apply again');
-          this.downSince = null;
-        }
-        return decision;
-      } catch (error) {
-        if (this.downSince === null) {
-          this.downSince = now;
-          this.lastProbe = now;
-          this.onFailover();
-          this.logger.error(
-            { reason: (error as Error).message, mode: this.mode },
-            this.mode === 'open' ? 'rate limit store unavailable; using local limits' : 'rate limit store unavailable; refusing requests',
-          );
-        }
-      }
+      return settle(
+        () => this.shared.consume(checks),
+        (decision) => {
+          if (this.downSince !== null) {
+            this.logger.info({ downForMs: now - this.downSince }, 'rate limit store recovered; shared limits apply again');
+            this.downSince = null;
+          }
+          return decision;
+        },
+        (error) => {
+          if (this.downSince === null) {
+            this.downSince = now;
+            this.lastProbe = now;
+            this.onFailover();
+            this.logger.error(
+              { reason: (error as Error).message, mode: this.mode },
+              this.mode === 'open' ? 'rate limit store unavailable; using local limits' : 'rate limit store unavailable; refusing requests',
+            );
+          }
+          return this.local(checks);
+        },
+      );
     }
+    return this.local(checks);
+  }
+
+  /** The decision without the shared store: local buckets (`open`), or a refusal (`closed`, as a rejection). */
+  private local(checks: readonly BucketCheck[]): MaybePromise<Decision> {
     this.availability?.fellBack('rateLimits');
-    if (this.mode === 'closed') throw new RateLimitStoreUnavailable('rate limit store unavailable');
+    if (this.mode === 'closed') return Promise.reject(new RateLimitStoreUnavailable('rate limit store unavailable'));
     return this.fallback.consume(checks);
   }
 }
