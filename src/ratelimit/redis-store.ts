@@ -8,8 +8,10 @@ import { BucketLists, decide, type BucketList, type Decision, type RateLimitStor
 /**
  * Every decision of one batch in one atomic script call, each evaluated in order exactly as alone:
  * refill from Redis's own clock (no skew between gateway instances), admit only if all of its
- * buckets hold a token, then take one from each. ARGV is the decision count, then per decision its
- * key count and per key capacity, tokens per ms and TTL; KEYS are the decisions' keys in order.
+ * buckets hold a token, then take one from each. KEYS are the decisions' keys in order; ARGV[1] is
+ * a JSON array with, per decision, `[key count, then capacity, tokens per ms and TTL per key]` (one
+ * argument per batch rather than nine per decision: ioredis's cost per argument was most of a
+ * batched decision's).
  * The reply is, per decision, `allowed` and each bucket's level, or -1 and the error of a decision
  * Redis refused (a key of the wrong type): it fails alone, having taken nothing, as it did alone.
  * Registered with ioredis `defineCommand`, so it is sent once and then called by its SHA.
@@ -17,15 +19,17 @@ import { BucketLists, decide, type BucketList, type Decision, type RateLimitStor
 const TOKEN_BUCKETS = `
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local out, o, k, a = {}, 0, 0, 2
-for d = 1, tonumber(ARGV[1]) do
-  local n = tonumber(ARGV[a])
+local decisions = cjson.decode(ARGV[1])
+local out, o, k = {}, 0, 0
+for d = 1, #decisions do
+  local spec = decisions[d]
+  local n = spec[1]
   local levels = {}
   local allowed = 1
   local failed = nil
   for i = 1, n do
-    local capacity = tonumber(ARGV[a + i * 3 - 2])
-    local perMs = tonumber(ARGV[a + i * 3 - 1])
+    local capacity = spec[i * 3 - 1]
+    local perMs = spec[i * 3]
     local state = redis.pcall('HMGET', KEYS[k + i], 'tokens', 'at')
     if state.err then
       failed = state.err
@@ -47,7 +51,7 @@ for d = 1, tonumber(ARGV[1]) do
       for i = 1, n do
         levels[i] = levels[i] - 1
         redis.call('HSET', KEYS[k + i], 'tokens', tostring(levels[i]), 'at', now)
-        redis.call('PEXPIRE', KEYS[k + i], ARGV[a + i * 3])
+        redis.call('PEXPIRE', KEYS[k + i], spec[i * 3 + 1])
       end
     end
     out[o + 1] = allowed
@@ -55,13 +59,12 @@ for d = 1, tonumber(ARGV[1]) do
     o = o + 1 + n
   end
   k = k + n
-  a = a + 1 + n * 3
 end
 return out
 `;
 
 type WithTokenBuckets = RedisClient & {
-  tokenBuckets(keyCount: number, keys: readonly string[], args: readonly string[]): Promise<(number | string)[]>;
+  tokenBuckets(keyCount: number, keys: readonly string[], decisions: string): Promise<(number | string)[]>;
 };
 
 /** A batch bigger than this is sent at once, so one script never holds Redis for long. */
@@ -70,8 +73,8 @@ export const MAX_BATCH = 256;
 /** The decisions asked during one event-loop turn (of one hash slot, on a Cluster). */
 class Batch {
   readonly keys: string[] = [];
-  /** ARGV: [decision count (set when sent), then per decision: key count, (capacity, perMs, ttl) per key]. */
-  readonly args: string[] = [''];
+  /** Each decision's part of ARGV[1] (its bucket list's JSON array). */
+  readonly specs: string[] = [];
   readonly lists: BucketList[] = [];
   readonly resolves: ((decision: Decision) => void)[] = [];
   readonly rejects: ((error: Error) => void)[] = [];
@@ -101,12 +104,8 @@ export class RedisRateLimitStore implements RateLimitStore {
   /** A Cluster's slot of each bucket list (lists are kept per caller): worked out once per list. */
   private readonly slots = new WeakMap<BucketList, number>();
   private scheduled = false;
-  /**
-   * Each bucket list's part of ARGV as strings (key count, then capacity, tokens per ms and TTL per
-   * bucket), made once per list: ioredis would otherwise format the same numbers — floats among
-   * them — on every decision.
-   */
-  private readonly argsOf = new WeakMap<BucketList, readonly string[]>();
+  /** Each bucket list's JSON array for ARGV[1], made once per list (lists are kept per caller). */
+  private readonly specOf = new WeakMap<BucketList, string>();
 
   constructor(redis: RedisClient, availability: RedisAvailability = RedisAvailability.of(redis)) {
     if (!(TOKEN_BUCKETS_COMMAND in redis)) redis.defineCommand(TOKEN_BUCKETS_COMMAND, { lua: TOKEN_BUCKETS });
@@ -150,7 +149,7 @@ export class RedisRateLimitStore implements RateLimitStore {
 
   private add(batch: Batch, list: BucketList): Promise<Decision> {
     for (const check of list.checks) batch.keys.push(check.key);
-    for (const arg of this.scriptArgs(list)) batch.args.push(arg);
+    batch.specs.push(this.spec(list));
     batch.lists.push(list);
     return new Promise<Decision>((resolve, reject) => {
       batch.resolves.push(resolve);
@@ -158,15 +157,15 @@ export class RedisRateLimitStore implements RateLimitStore {
     });
   }
 
-  private scriptArgs(list: BucketList): readonly string[] {
-    let args = this.argsOf.get(list);
-    if (!args) {
-      const made = [String(list.checks.length)];
-      for (let i = 0; i < list.checks.length; i++) made.push(String(list.capacity[i]), String(list.perMs[i]), String(list.keep[i]!.ttl));
-      this.argsOf.set(list, made);
-      args = made;
+  private spec(list: BucketList): string {
+    let spec = this.specOf.get(list);
+    if (spec === undefined) {
+      const numbers = [list.checks.length];
+      for (let i = 0; i < list.checks.length; i++) numbers.push(list.capacity[i]!, list.perMs[i]!, list.keep[i]!.ttl);
+      spec = JSON.stringify(numbers);
+      this.specOf.set(list, spec);
     }
-    return args;
+    return spec;
   }
 
   private readonly flush = (): void => {
@@ -177,8 +176,8 @@ export class RedisRateLimitStore implements RateLimitStore {
 
   /** One call for the batch; each decision settles from its part of the reply, or fails with the call. */
   private send(batch: Batch): void {
-    batch.args[0] = String(batch.lists.length);
-    this.availability.run(() => this.redis.tokenBuckets(batch.keys.length, batch.keys, batch.args)).then(
+    const decisions = `[${batch.specs.join(',')}]`;
+    this.availability.run(() => this.redis.tokenBuckets(batch.keys.length, batch.keys, decisions)).then(
       (reply) => settle(batch, reply),
       (error: unknown) => {
         for (const reject of batch.rejects) reject(error as Error);
