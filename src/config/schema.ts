@@ -5,6 +5,7 @@ import { fieldRateLimitSchema } from '../graphql/field-rate-limits.js';
 import { OPERATION_LIMIT_DEFAULTS, operationLimitsSchema } from '../graphql/operation-limits.js';
 import { RATE_LIMIT_DEFAULTS, rateLimitSchema } from '../ratelimit/policy.js';
 import { SERVICE_URL_ENV_PATTERN, routeSchema, serviceSchema, trustProxySchema } from '../rest/config-schema.js';
+import { coversEveryAddress } from './trust-coverage.js';
 
 /** Longer would make Node's timers fire at once (they take a signed 32-bit delay). */
 const subgraphTimeoutMs = z.coerce.number().int().positive().max(2_147_483_647);
@@ -209,18 +210,24 @@ export const TRUST_EVERY_PEER =
   "auth-failure blocking); set TRUST_PROXY to your proxies' addresses or CIDRs (e.g. 10.0.0.0/8) or loopback, linklocal, uniquelocal";
 
 /**
- * The TRUST_PROXY entry that believes every peer, or null: `true`, and a `/0` range (`0.0.0.0/0`,
- * `::/0`, or the netmask `0.0.0.0/0.0.0.0`), which matches every address of its family just as `true` does.
+ * The TRUST_PROXY entry that believes every peer, or null: `true`, a `/0` range (`0.0.0.0/0`,
+ * `::/0`, or the netmask `0.0.0.0/0.0.0.0`), which matches every address of its family just as
+ * `true` does, or (the whole list) ranges that together match every address of a family.
  */
 export function trustsEveryPeer(trustProxy: boolean | readonly string[]): string | null {
   if (trustProxy === true) return 'true';
   if (trustProxy === false) return null;
-  return trustProxy.find((entry) => /\/(0+|0\.0\.0\.0)$/.test(entry)) ?? null;
+  const single = trustProxy.find((entry) => /\/(0+|0\.0\.0\.0)$/.test(entry));
+  if (single) return single;
+  // Narrower ranges can still add up to every address of a family (0.0.0.0/1,128.0.0.0/1).
+  return coversEveryAddress(trustProxy) ? trustProxy.join(',') : null;
 }
 
 /** The refusal (production) or warning (elsewhere) for an entry that trusts every peer. */
 export function trustEveryPeerMessage(entry: string): string {
-  return entry === 'true' ? TRUST_EVERY_PEER : `${entry} matches every address, so it${TRUST_EVERY_PEER.slice('true'.length)}`;
+  if (entry === 'true') return TRUST_EVERY_PEER;
+  const rest = TRUST_EVERY_PEER.slice('true trusts'.length);
+  return entry.includes(',') ? `${entry} together match every address of a family, so they trust${rest}` : `${entry} matches every address, so it trusts${rest}`;
 }
 
 export type GatewayConfig = Readonly<z.output<typeof configSchema>>;

@@ -38,6 +38,19 @@ describe('TRUST_PROXY=true', () => {
     expect(configWarnings(loadConfig({ NODE_ENV: 'production', TRUST_PROXY: '10.0.0.0/8,fd00::/8,192.168.0.0/255.255.0.0' }))).toEqual([]);
   });
 
+  it('ranges that add up to every address of a family are refused just the same', () => {
+    // Two halves of IPv4; IPv4 clients matched through their mapped form; the mapped block plus IPv4; half of IPv6 holding the mapped block.
+    for (const TRUST_PROXY of ['0.0.0.0/1,128.0.0.0/1', '::ffff:0.0.0.0/96', '::ffff:0:0/97, 128.0.0.0/1', '::/1', '0.0.0.0/128.0.0.0,128.0.0.0/1,10.0.0.0/8']) {
+      expect(() => loadConfig({ NODE_ENV: 'production', TRUST_PROXY }), TRUST_PROXY).toThrow(
+        /trustProxy \(env TRUST_PROXY\): \S+ (together match every address of a family, so they|matches every address, so it) trust/,
+      );
+    }
+    // Ranges with a gap between them leave the clients in the gap unable to choose their address.
+    for (const TRUST_PROXY of ['0.0.0.0/1,128.0.0.0/2,192.0.0.0/3', '10.0.0.0/8,::ffff:10.0.0.0/104,fd00::/8', 'loopback,linklocal,uniquelocal']) {
+      expect(configWarnings(loadConfig({ NODE_ENV: 'production', TRUST_PROXY })), TRUST_PROXY).toEqual([]);
+    }
+  });
+
   it('stops a production process at start-up with exit code 78 and the message on stderr', async () => {
     const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
       env: { PATH: process.env.PATH ?? '', NODE_ENV: 'production', TRUST_PROXY: 'true', HOST: '127.0.0.1', PORT: '0' },
