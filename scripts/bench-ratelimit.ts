@@ -7,13 +7,16 @@ import { stringify } from 'yaml';
 import { RedisRateLimitStore } from '../src/ratelimit/redis-store.js';
 import { MemoryRateLimitStore, type RateLimitStore } from '../src/ratelimit/store.js';
 import { spawnGateway } from '../test/helpers/gateway-process.js';
+import { RedisServer } from '../test/helpers/redis-server.js';
 
 /**
- * `npm run bench:ratelimit` (needs Redis on 127.0.0.1:6379): decisions per second of each store,
- * and the latency the limiter adds to a request through the gateway (Redis on loopback).
+ * `npm run bench:ratelimit`: decisions per second of each store, and the latency the limiter adds to
+ * a request through the gateway, with Redis in a redis-server the bench starts on a free port (a Redis
+ * already running, such as one on 6379, is never touched).
  */
 const seconds = Number(process.env.BENCH_SECONDS ?? 5);
-const redisUrl = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379/9';
+const server = await RedisServer.start();
+const redisUrl = server.url();
 const policy = { requests: 1_000_000_000, windowSeconds: 60 };
 const checks = (i: number) => [
   { name: 'default', key: `rl:{bench-${i % 1000}}:default`, policy },
@@ -35,7 +38,8 @@ async function decisionsPerSecond(store: RateLimitStore, concurrency: number): P
 }
 
 const redis = new Redis(redisUrl);
-await redis.flushdb();
+// Connected before the store is measured: its availability tracker refuses calls while connecting.
+await redis.ping();
 const stores = [
   { store: 'memory', 'decisions/s': await decisionsPerSecond(new MemoryRateLimitStore(), 64) },
   { store: 'redis (Lua, 2 buckets)', 'decisions/s': await decisionsPerSecond(new RedisRateLimitStore(redis), 64) },
@@ -64,5 +68,5 @@ for (const [name, env] of [
   await gateway.exited;
 }
 console.table(rows);
-await redis.flushdb();
 redis.disconnect();
+await server.stop();
