@@ -20,8 +20,9 @@ export function carriesEventStream(socket: Socket): boolean {
 }
 
 /**
- * A pipeline stage, before any that admits or runs anything: a request pipelined behind an event-stream request on its
- * connection is refused before anything runs for it (route, auth, rate limits). If the stream opens,
+ * A pipeline stage, before any that admits or runs anything: a request pipelined behind an
+ * event-stream request on its connection is refused before anything runs for it (route, auth, rate
+ * limits). If the stream opens,
  * no answer can follow it on that connection — its body lasts as long as the connection — so
  * executing the request (a publish, say) would do what its client never learns happened; if the
  * stream is refused instead, this 400 (with `Connection: close`) follows that refusal. Node has

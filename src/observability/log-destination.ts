@@ -13,8 +13,9 @@ type Output = ReturnType<typeof pino.destination>;
  * Where the gateway's JSON lines go: stdout through pino's asynchronous destination (sonic-boom). A
  * synchronous write per request blocked the event loop on every line (slow pipes and log collectors
  * included); lines are written in batches of about LOG_BATCH_BYTES, and at least every LOG_FLUSH_MS
- * when traffic is light, so a line is never held longer than that. What is held is written out synchronously when a drain starts (`flushSync`), on process
- * exit (main.ts exits after the drain) and on a crash.
+ * when traffic is light, so a line is never held longer than that. What is held is written out
+ * synchronously when a drain starts (`flushSync`), on process exit (main.ts exits after the drain)
+ * and on a crash.
  *
  * The batch is gathered here, and sonic-boom gets one string per batch: given single lines, it
  * appends each to its pending string and measures that string's UTF-8 length on every write, which
