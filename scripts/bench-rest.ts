@@ -73,6 +73,14 @@ async function startRedis(): Promise<string> {
   }
 }
 
+/** Empties the bench's own redis-server (never another: the bench started this one). */
+async function flushRedis(url: string): Promise<void> {
+  const { Redis } = await import('ioredis');
+  const client = new Redis(url, { maxRetriesPerRequest: 1 });
+  await client.flushall();
+  client.disconnect();
+}
+
 async function startGateway(upstream: string, publicKey: string, extra: Record<string, string>, name: string, cwd?: string) {
   const port = await freePort();
   const logFile = join(work, `${name}.log`);
@@ -199,6 +207,9 @@ try {
     // With BENCH_COMPARE_DIR the Redis row is an A/B too: the Redis-backed paths differ between checkouts as well.
     const checkouts = compareDir ? Array.from({ length: abRounds }, () => [['other checkout', compareDir], ['this checkout', undefined]] as const).flat() : [['', undefined] as const];
     for (const [label, cwd] of checkouts) {
+      // Every row starts from empty buckets, as each memory-store row does: the rows share this Redis,
+      // and the class quotas (1,000 requests an hour per user by default) would run out a few rows in.
+      await flushRedis(redisUrl);
       const withRedis = await startGateway(upstream, publicKey, { REDIS_URL: redisUrl }, 'gateway-redis', cwd);
       rows.push(await measure(`gateway, full pipeline (Redis rate limits)${label ? `, ${label}` : ''}`, withRedis.url, withRedis.pid, tokens));
       await stop(withRedis.child);
