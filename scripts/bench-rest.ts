@@ -20,10 +20,10 @@ import { UNREACHED_RATE_LIMITS, baseEnv, cpuMicros, cpuProfArgs, freePort, hasTa
  * for the gateway run from there, alternated with this one's (A/B on a noisy machine), BENCH_AB_ROUNDS
  * (default 2) pairs of them. BENCH_ROUNDS (default 2) alternates the bare proxy and the gateway that
  * many times, each gateway row compared with the bare row just before it, and prints the median of
- * those ratios: on a shared 2-core machine one pair can be off by 10% either way. BENCH_RATE=<req/s> holds every row at that overall request rate instead
- * of as fast as it goes: CPU µs per request is then compared at the same load (batching in the
- * event loop makes a request cheaper the busier the process is), which keeps A/B rows honest when
- * other work on the machine slows one of them down.
+ * those ratios: on a shared 2-core machine one pair can be off by 10% either way. BENCH_RATE=<req/s>
+ * holds every row at that overall request rate instead of as fast as it goes: CPU µs per request is
+ * then compared at the same load (batching in the event loop makes a request cheaper the busier the
+ * process is), which keeps A/B rows honest when other work on the machine slows one of them down.
  */
 const seconds = Number(process.env.BENCH_SECONDS ?? 10);
 const connections = Number(process.env.BENCH_CONNECTIONS ?? 50);
@@ -192,9 +192,12 @@ try {
   }
 
   const compareDir = process.env.BENCH_COMPARE_DIR;
+  /** With BENCH_COMPARE_DIR: the other checkout and this one, alternated, BENCH_AB_ROUNDS times. */
+  const abCheckouts = compareDir
+    ? Array.from({ length: abRounds }, () => [['other checkout', compareDir], ['this checkout', undefined]] as const).flat()
+    : [];
   if (compareDir) {
-    const pair = [['other checkout', compareDir], ['this checkout', undefined]] as const;
-    for (const [label, cwd] of Array.from({ length: abRounds }, () => pair).flat()) {
+    for (const [label, cwd] of abCheckouts) {
       const gw = await startGateway(upstream, publicKey, {}, 'compare', cwd);
       rows.push(await measure(`gateway, ${label}`, gw.url, gw.pid, tokens));
       await stop(gw.child);
@@ -205,8 +208,7 @@ try {
   if (process.env.BENCH_REDIS !== '0') {
     const redisUrl = await startRedis();
     // With BENCH_COMPARE_DIR the Redis row is an A/B too: the Redis-backed paths differ between checkouts as well.
-    const checkouts = compareDir ? Array.from({ length: abRounds }, () => [['other checkout', compareDir], ['this checkout', undefined]] as const).flat() : [['', undefined] as const];
-    for (const [label, cwd] of checkouts) {
+    for (const [label, cwd] of compareDir ? abCheckouts : [['', undefined] as const]) {
       // Every row starts from empty buckets, as each memory-store row does: the rows share this Redis,
       // and the class quotas (1,000 requests an hour per user by default) would run out a few rows in.
       await flushRedis(redisUrl);
