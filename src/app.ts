@@ -113,7 +113,7 @@ export async function buildGateway(config: GatewayConfig, options: BuildOptions 
     trustProxy: config.trustProxy === true || config.trustProxy === false ? config.trustProxy : [...config.trustProxy],
     // Client-side timeouts (REQUEST_TIMEOUT_MS) and problem+json answers to what Node refuses itself.
     ...inboundServerOptions(config),
-    clientErrorHandler: clientErrorAnswers(helmetHeaders, metrics.registry),
+    clientErrorHandler: clientErrorAnswers(helmetHeaders, metrics.clientErrors),
     // Malformed URLs (bad percent-encoding) are refused by Fastify before any hook runs.
     frameworkErrors: (error, request, reply) => {
       const gatewayError = error.code === 'FST_ERR_BAD_URL' ? new GatewayError('PATH_NOT_ALLOWED') : GatewayError.from(error);
@@ -198,10 +198,7 @@ export async function buildGateway(config: GatewayConfig, options: BuildOptions 
   installStages(app, [
     echoRequestId,
     withSecurityHeaders,
-    refuseRequestsBehindStreams(new Set(config.streams.map((stream) => stream.path)), (request) => {
-      metrics.sseRequestsRefused.inc();
-      request.log.info({ method: request.method, path: request.url.split('?')[0] }, 'request pipelined behind an event stream request refused');
-    }),
+    ...(config.streams.length > 0 ? [refuseRequestsBehindStreams(new Set(config.streams.map((stream) => stream.path)), metrics.sseRequestsRefused)] : []),
     drain.admit,
     guardPath,
     installCallerContext(app, config.defaultTenantId ?? null),

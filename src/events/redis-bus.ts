@@ -37,7 +37,7 @@ export class RedisEventBus implements EventBus {
   livePosition(channel: string, tenantId: string): string | null {
     // While Redis is unreachable the reader is not following anything: a new stream asks the store
     // (and is refused) instead of opening on a position nothing will advance.
-    if (this.availability.readiness().status !== 'up') return null;
+    if (!this.availability.usable()) return null;
     return this.reader.position(streamKey(channel, tenantId));
   }
 

@@ -1,8 +1,10 @@
 import type { ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { Counter } from 'prom-client';
 import { GatewayError } from '../errors.js';
 import type { Stage } from '../pipeline/stages.js';
+import { pathOf } from '../pipeline/path-guard.js';
 
 // The sockets event streams have taken over. Their heads go straight to the socket, so Node's
 // ServerResponse never shows an answer as started: whatever else answers on a connection (the
@@ -28,20 +30,16 @@ export function carriesEventStream(socket: Socket): boolean {
  * stream is refused instead, this 400 (with `Connection: close`) follows that refusal. Node has
  * parsed the request already; it is queued behind the stream request's response, which has the
  * connection (the pipelined response has none: `reply.raw.socket` is null only then).
- * `refused` logs and counts it.
+ * It is logged, and counted in `refused`.
  */
-export function refuseRequestsBehindStreams(streamPaths: ReadonlySet<string>, refused: (request: FastifyRequest) => void): Stage {
+export function refuseRequestsBehindStreams(streamPaths: ReadonlySet<string>, refused: Counter): Stage {
   return (request: FastifyRequest, reply: FastifyReply) => {
     if (reply.raw.socket !== null) return;
     const ahead = (request.raw.socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage?.req;
-    if (!ahead || ahead.method !== 'GET' || !streamPaths.has(pathOf(ahead.url))) return;
-    refused(request);
+    if (!ahead || ahead.method !== 'GET' || !streamPaths.has(pathOf(ahead.url ?? ''))) return;
+    refused.inc();
+    request.log.info({ method: request.method, path: pathOf(request.url) }, 'request pipelined behind an event stream request refused');
     reply.header('connection', 'close');
     throw new GatewayError('BAD_REQUEST', 'A request cannot be pipelined behind an event stream request; send it on a connection of its own');
   };
-}
-
-function pathOf(url: string | undefined): string {
-  const query = url?.indexOf('?') ?? -1;
-  return query === -1 ? (url ?? '') : url!.slice(0, query);
 }

@@ -45,6 +45,7 @@ export function createMetrics(registry = new Registry()) {
     ]),
     authCacheHits: counter('gateway_auth_cache_hits_total', 'Bearer tokens answered from the verified-token cache'),
     authCacheMisses: counter('gateway_auth_cache_misses_total', 'Bearer tokens that needed a signature verification'),
+    clientErrors: counter('gateway_client_errors_total', 'Requests the HTTP server refused before routing (malformed, too slow, headers too large), by code', ['code']),
     rateLimitExceeded: counter('gateway_rate_limit_exceeded_total', 'Requests refused by a rate limit, by scope (graphql, rest, stream)', ['scope']),
     rateLimitStoreFailovers: counter('gateway_rate_limit_store_failovers_total', 'Times the shared rate limit store became unreachable'),
     upstreamHealth: gauge('gateway_upstream_health', '1 when an upstream instance may receive traffic', ['service', 'instance']),

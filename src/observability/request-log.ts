@@ -3,6 +3,7 @@ import type { GatewayMetrics } from './metrics.js';
 import type { CounterSeries, HistogramSeries } from './series-metrics.js';
 import { DeferredChildLogger, REQUEST_ID_LOG_LABEL } from './request-logger.js';
 import { routeOf } from '../pipeline/caller-context.js';
+import { pathOf } from '../pipeline/path-guard.js';
 
 /**
  * One log line per request, at completion: request id, method, route template, path (never the
@@ -22,8 +23,6 @@ export class GatewayLogController extends LogController {
     const log = request.log;
     // Through the parent logger, the line names its request id itself (the child would add it).
     const parent = log instanceof DeferredChildLogger ? log.unboundParent : null;
-    const url = request.raw.url ?? '';
-    const queryAt = url.indexOf('?');
     // One object literal of one shape for every request: pino leaves out undefined fields, so the
     // line is the same as with conditional spreads, without their intermediate objects. (A literal
     // key, not [REQUEST_ID_LOG_LABEL]: V8 builds literals with computed keys the slow way.)
@@ -31,7 +30,7 @@ export class GatewayLogController extends LogController {
       reqId: parent ? request.id : undefined,
       method: request.method,
       route: routeLabel(request),
-      path: queryAt === -1 ? url : url.slice(0, queryAt),
+      path: pathOf(request.raw.url ?? ''),
       status: reply.statusCode,
       durationMs: Math.round(reply.elapsedTime * 100) / 100,
       tenant: context?.principal.tenantId ?? undefined,

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { STATUS_CODES, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { ConnectionError, FastifyInstance } from 'fastify';
-import { Counter, type Registry } from 'prom-client';
+import type { Counter } from 'prom-client';
 import { GatewayError, PROBLEM_CONTENT_TYPE, problemDetails, type ErrorCode } from '../errors.js';
 import type { SecurityHeaders } from './security-headers.js';
 import { carriesEventStream } from '../events/stream-sockets.js';
@@ -20,13 +20,7 @@ const CLIENT_ERRORS: Record<string, ErrorCode> = {
  * `gateway_client_errors_total{code}` (gateway_requests_total never sees them) and logged at info:
  * these are the client's faults.
  */
-export function clientErrorAnswers(headers: SecurityHeaders, registry: Registry) {
-  const refusals = new Counter({
-    name: 'gateway_client_errors_total',
-    help: 'Requests the HTTP server refused before routing (malformed, too slow, headers too large), by code',
-    labelNames: ['code'],
-    registers: [registry],
-  });
+export function clientErrorAnswers(headers: SecurityHeaders, refusals: Counter<'code'>) {
   // The fixed part of every answer's head, built once.
   const securityLines = headers.map(([name, value]) => `${name}: ${value}\r\n`).join('');
 

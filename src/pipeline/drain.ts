@@ -1,6 +1,7 @@
 import type { ServerResponse } from 'node:http';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { GatewayError } from '../errors.js';
+import { pathOf } from './path-guard.js';
 
 /**
  * Graceful drain, bounded by one deadline.
@@ -41,7 +42,7 @@ export function installDrain(app: FastifyInstance, timeoutMs: number): Drain {
     if (inFlight.size === 0 && idle) idle();
   }
   const admit = (request: FastifyRequest, reply: FastifyReply): void => {
-    if (draining && !SERVED_WHILE_DRAINING.has(request.url.split('?')[0]!)) {
+    if (draining && !SERVED_WHILE_DRAINING.has(pathOf(request.url))) {
       reply.header('connection', 'close').header('retry-after', '1');
       throw new GatewayError('SHUTTING_DOWN');
     }

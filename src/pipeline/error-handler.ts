@@ -1,5 +1,6 @@
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import { GatewayError, PROBLEM_CONTENT_TYPE, problemDetails, wwwAuthenticate } from '../errors.js';
+import { pathOf } from './path-guard.js';
 
 /** Every non-GraphQL error leaves as RFC 9457 problem+json with a stable code and the request id. */
 export function installProblemErrors(app: FastifyInstance): void {
@@ -11,11 +12,11 @@ export function installProblemErrors(app: FastifyInstance): void {
     return reply
       .code(gatewayError.status)
       .type(PROBLEM_CONTENT_TYPE)
-      .send(problemDetails(gatewayError, request.id, request.url.split('?')[0]));
+      .send(problemDetails(gatewayError, request.id, pathOf(request.url)));
   });
 
   app.setNotFoundHandler((request, reply) => {
-    const error = new GatewayError('NOT_FOUND', `No route for ${request.method} ${request.url.split('?')[0]}`);
+    const error = new GatewayError('NOT_FOUND', `No route for ${request.method} ${pathOf(request.url)}`);
     return reply.code(error.status).type(PROBLEM_CONTENT_TYPE).send(problemDetails(error, request.id));
   });
 }

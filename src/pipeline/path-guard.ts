@@ -12,9 +12,14 @@ const SUSPICIOUS = /\\|%5c|%2f|%00|%25|\/\/|%2e/i;
 /** `.`, `..` and their `;param` forms (`..;/`), which Java servers normalise to `..`. */
 const DOT_SEGMENT = /^\.\.?(;.*)?$/;
 
+/** A request target without its query string (tokens and tickets travel there). */
+export function pathOf(url: string): string {
+  const queryAt = url.indexOf('?');
+  return queryAt === -1 ? url : url.slice(0, queryAt);
+}
+
 export function isAmbiguousPath(rawUrl: string): boolean {
-  const queryAt = rawUrl.indexOf('?');
-  const path = queryAt === -1 ? rawUrl : rawUrl.slice(0, queryAt);
+  const path = pathOf(rawUrl);
   if (!path.startsWith('/')) return true;
   if (SUSPICIOUS.test(path)) return true;
   // Without `%` the path decodes to itself, and without `.` no segment is a dot segment: most

@@ -67,6 +67,12 @@ type WithTokenBuckets = RedisClient & {
   tokenBuckets(keyCount: number, keys: readonly string[], decisions: string): Promise<(number | string)[]>;
 };
 
+/** A bucket list as the script takes it: its JSON array for ARGV[1], and its hash slot (0 unless a Cluster; -1 across slots). */
+interface ScriptedList {
+  readonly spec: string;
+  readonly slot: number;
+}
+
 /** A batch bigger than this is sent at once, so one script never holds Redis for long. */
 export const MAX_BATCH = 256;
 
@@ -101,11 +107,9 @@ export class RedisRateLimitStore implements RateLimitStore {
   private readonly cluster: boolean;
   /** Open batches by hash slot (slot 0 when not a Cluster). */
   private readonly open = new Map<number, Batch>();
-  /** A Cluster's slot of each bucket list (lists are kept per caller): worked out once per list. */
-  private readonly slots = new WeakMap<BucketList, number>();
   private scheduled = false;
-  /** Each bucket list's JSON array for ARGV[1], made once per list (lists are kept per caller). */
-  private readonly specOf = new WeakMap<BucketList, string>();
+  /** What a bucket list needs here, worked out once per list (lists are kept per caller). */
+  private readonly scripted = new WeakMap<BucketList, ScriptedList>();
 
   constructor(redis: RedisClient, availability: RedisAvailability = RedisAvailability.of(redis)) {
     if (!(TOKEN_BUCKETS_COMMAND in redis)) redis.defineCommand(TOKEN_BUCKETS_COMMAND, { lua: TOKEN_BUCKETS });
@@ -116,20 +120,13 @@ export class RedisRateLimitStore implements RateLimitStore {
 
   consume(checks: readonly BucketCheck[]): Promise<Decision> {
     const list = this.lists.of(checks);
-    let slot = 0;
-    if (this.cluster) {
-      slot = this.slots.get(list) ?? -2;
-      if (slot === -2) {
-        slot = generateMulti(checks.map((check) => check.key));
-        this.slots.set(list, slot);
-      }
-      // Keys across slots: the call fails with CROSSSLOT, as it did alone; it must not fail others.
-      if (slot < 0) {
-        const alone = new Batch();
-        const decision = this.add(alone, list);
-        this.send(alone);
-        return decision;
-      }
+    const { slot } = this.scriptedOf(list);
+    // Keys across slots (a Cluster only): the call fails with CROSSSLOT, as it did alone; it must not fail others.
+    if (slot < 0) {
+      const alone = new Batch();
+      const decision = this.add(alone, list);
+      this.send(alone);
+      return decision;
     }
     let batch = this.open.get(slot);
     if (!batch) {
@@ -149,7 +146,7 @@ export class RedisRateLimitStore implements RateLimitStore {
 
   private add(batch: Batch, list: BucketList): Promise<Decision> {
     for (const check of list.checks) batch.keys.push(check.key);
-    batch.specs.push(this.spec(list));
+    batch.specs.push(this.scriptedOf(list).spec);
     batch.lists.push(list);
     return new Promise<Decision>((resolve, reject) => {
       batch.resolves.push(resolve);
@@ -157,15 +154,19 @@ export class RedisRateLimitStore implements RateLimitStore {
     });
   }
 
-  private spec(list: BucketList): string {
-    let spec = this.specOf.get(list);
-    if (spec === undefined) {
+  private scriptedOf(list: BucketList): ScriptedList {
+    let scripted = this.scripted.get(list);
+    if (!scripted) {
       const numbers = [list.checks.length];
-      for (let i = 0; i < list.checks.length; i++) numbers.push(list.capacity[i]!, list.perMs[i]!, list.keep[i]!.ttl);
-      spec = JSON.stringify(numbers);
-      this.specOf.set(list, spec);
+      for (let i = 0; i < list.checks.length; i++) {
+        // PEXPIRE: after a window an untouched bucket is full again, as good as absent.
+        numbers.push(list.capacity[i]!, list.perMs[i]!, Math.ceil(list.checks[i]!.policy.windowSeconds * 1000));
+      }
+      const slot = this.cluster ? generateMulti(list.checks.map((check) => check.key)) : 0;
+      scripted = { spec: JSON.stringify(numbers), slot };
+      this.scripted.set(list, scripted);
     }
-    return spec;
+    return scripted;
   }
 
   private readonly flush = (): void => {

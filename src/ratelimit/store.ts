@@ -50,8 +50,6 @@ export class BucketList {
   readonly capacity: readonly number[];
   /** Tokens refilled per millisecond. */
   readonly perMs: readonly number[];
-  /** How long an untouched bucket is kept: after a window it is full again, as good as absent. */
-  readonly keep: readonly { readonly ttl: number }[];
   readonly policy: string;
 
   constructor(
@@ -60,7 +58,6 @@ export class BucketList {
   ) {
     this.capacity = checks.map((check) => Math.max(1, Math.floor(check.policy.requests * scale)));
     this.perMs = checks.map((check, i) => this.capacity[i]! / (check.policy.windowSeconds * 1000));
-    this.keep = checks.map((check) => ({ ttl: Math.ceil(check.policy.windowSeconds * 1000) }));
     this.policy = checks.map((check, i) => `"${check.name}";q=${this.capacity[i]};w=${check.policy.windowSeconds}`).join(', ');
   }
 }

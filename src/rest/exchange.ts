@@ -89,15 +89,9 @@ export class Exchange implements Dispatcher.DispatchHandler {
     readonly host: string,
   ) {
     this.raw = reply.raw;
-    // Fastify runs the handler even when the client left during an async hook (auth fetching a
-    // JWKS, a Redis rate limit): 'close' has then been emitted already and would never reach a
-    // listener, and everything taken after it would be held for ever.
-    if (this.raw.destroyed) {
-      this.closed = true;
-      this.clientGone = !this.raw.writableFinished;
-      return;
-    }
-    // One listener for everything held by this request, rather than one each.
+    // One listener for everything held by this request, rather than one each. (A client that left
+    // during an async hook never gets this far: Forwarder.forward answers nothing for it, since its
+    // 'close' has been emitted already and would never reach this listener.)
     this.raw.on('close', () => this.onClose());
   }
 

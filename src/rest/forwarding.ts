@@ -156,7 +156,7 @@ export function forwardedHeaderList(request: FastifyRequest, headers: IncomingHt
   let client: string;
   if (ips === undefined) {
     // One hop, the usual case: no chain to build.
-    client = isIP(request.ip ?? '') ? request.ip : 'unknown';
+    client = isIP(request.gateway.clientIp) ? request.gateway.clientIp : 'unknown';
     out.push('x-forwarded-for', client, 'forwarded', `for=${forwardedNode(client)}${first}`);
   } else {
     const chain = [...ips].reverse().map((address) => (isIP(address ?? '') ? address : 'unknown'));

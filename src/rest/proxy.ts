@@ -15,6 +15,7 @@ import { UpstreamDispatcher } from './upstream-dispatcher.js';
 import { classifyUpstreamError, errorCodes } from './upstream-errors.js';
 import { UpstreamPool, type UpstreamInstance } from './upstream-pool.js';
 import { routeOf } from '../pipeline/caller-context.js';
+import { pathOf } from '../pipeline/path-guard.js';
 
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE']);
 /**
@@ -391,8 +392,7 @@ class Forwarder implements ExchangeOwner {
    * (`/api/v1/user%73`) the prefix arithmetic below would cut the wrong bytes.
    */
   private upstreamPath(raw: string): string {
-    const queryAt = raw.indexOf('?');
-    const path = queryAt === -1 ? raw : raw.slice(0, queryAt);
+    const path = pathOf(raw);
     const rest = path.slice(this.route.prefix.length);
     if (!path.startsWith(this.route.prefix) || (rest !== '' && !rest.startsWith('/'))) {
       throw new GatewayError('PATH_NOT_ALLOWED', 'The path must name its route prefix literally (no percent-encoding)');
@@ -415,7 +415,7 @@ function routeConfig(route: RouteConfig) {
 
 function sendProblem(request: FastifyRequest, reply: FastifyReply, error: GatewayError): void {
   if (reply.sent || reply.raw.headersSent) return;
-  reply.code(error.status).type(PROBLEM_CONTENT_TYPE).send(problemDetails(error, request.id, request.url.split('?')[0]));
+  reply.code(error.status).type(PROBLEM_CONTENT_TYPE).send(problemDetails(error, request.id, pathOf(request.url)));
 }
 
 /**
