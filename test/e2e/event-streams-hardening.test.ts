@@ -100,6 +100,7 @@ describe('opening a stream of a followed tenant', () => {
       await xadd('acme-open', { n: 0 });
       const first = await listen(gateway, { sub: 'u-open-0', tenant_id: 'acme-open' });
       const afterFirst = reads; // the reader's one look at the stream's newest id
+      expect(afterFirst).toBe(1);
       const more = await Promise.all([1, 2, 3, 4, 5].map((i) => listen(gateway, { sub: `u-open-${i}`, tenant_id: 'acme-open' })));
       expect(reads).toBe(afterFirst);
       await xadd('acme-open', { n: 1 });
