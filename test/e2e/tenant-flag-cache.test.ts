@@ -62,6 +62,16 @@ describe('tenant flags cached in process (RedisKeyTracking)', () => {
     return { store: new RedisTenantFlagStore(readsVia, availability, tracking), tracking };
   }
 
+  it('sees its own writes at once, without waiting for Redis to announce them', async () => {
+    const { store, tracking } = flagStore();
+    await eventually(() => expect(tracking.active).toBe(true));
+    expect(await store.get('own-writes')).toEqual({ readOnly: false, subscriptionChangedAt: null });
+    await store.setReadOnly('own-writes', true);
+    expect(await store.get('own-writes')).toMatchObject({ readOnly: true });
+    await store.markSubscriptionChanged('own-writes', 1_700_000_000);
+    expect(await store.get('own-writes')).toEqual({ readOnly: true, subscriptionChangedAt: 1_700_000_000 });
+  });
+
   it('answers a tenant read once at once, without asking Redis, until anyone writes one of its flags', async () => {
     const { store, tracking } = flagStore();
     await eventually(() => expect(tracking.active).toBe(true));
