@@ -56,6 +56,10 @@ function answer(socket: Socket, path: string): void {
   } else if (path.endsWith('/hints')) {
     socket.write('HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\n');
     finishHints = () => socket.write('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok');
+  } else if (path.endsWith('/truncated')) {
+    // The head and the first bytes of a body it promised to be longer, then the connection drops.
+    socket.write('HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\nfirst bytes');
+    setTimeout(() => socket.destroy(), 50);
   } else if (path.endsWith('/reset-now')) {
     socket.resetAndDestroy();
   } else if (path.endsWith('/headers-first')) {
@@ -158,6 +162,19 @@ describe('review 3: the dispatch-handler exchange', () => {
     await eventually(() => expect(streaming.size).toBe(0), 5_000);
     const instances = stack.gateway.rest.pools.get('flaky')!.instances;
     expect(instances.map((instance) => instance.active)).toEqual([0, 0]);
+  });
+
+  it('an upstream body that breaks off after bytes reached the client cuts the client\'s response short: never a clean end', async () => {
+    const client = await rawClient(stack.url, 'GET /api/v1/raw/truncated HTTP/1.1\r\nHost: gw.test\r\n\r\n');
+    await eventually(() => expect(client.closed).toBe(true));
+    const [head, body] = client.text.split('\r\n\r\n');
+    expect(head).toMatch(/^HTTP\/1\.1 200 /);
+    expect(head).toMatch(/\r\ncontent-length: 1000/i);
+    // What arrived, and no more: the connection closed before the promised 1000 bytes, so the client
+    // knows the body is incomplete (a 502 cannot follow a 200 already sent).
+    expect(body).toBe('first bytes');
+    // The gateway carries on.
+    expect((await rawRequest(stack.url, '/api/v1/raw/204')).status).toBe(204);
   });
 
   it('a 304 or 204 with a Content-Length is passed on, not a 502, and not counted against the service', async () => {
