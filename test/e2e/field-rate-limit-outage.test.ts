@@ -1,12 +1,11 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { catalogSubgraph } from '../../subgraphs/catalog/index.js';
 import { eventually } from '../helpers/eventually.js';
-import { RedisServer } from '../helpers/redis-server.js';
+import { RedisServer, hang } from '../helpers/redis-server.js';
 import { postGraphQL, startStack, type Stack } from '../helpers/stack.js';
 
 /**
@@ -32,15 +31,6 @@ async function timed(stack: Stack, body: unknown, headers: Record<string, string
   return { ...response, ms: Date.now() - started };
 }
 
-/** Stops the redis-server process (its connections stay open, nothing answers) until the returned function runs. */
-async function hang(server: RedisServer): Promise<() => void> {
-  const admin = new Redis(server.url(), { maxRetriesPerRequest: 0 });
-  admin.on('error', () => {});
-  const pid = Number(/process_id:(\d+)/.exec(String(await admin.info('server')))![1]);
-  admin.disconnect();
-  process.kill(pid, 'SIGSTOP');
-  return () => process.kill(pid, 'SIGCONT');
-}
 
 function fixture(env: Record<string, string>) {
   const state: { server?: RedisServer; stack?: Stack } = {};

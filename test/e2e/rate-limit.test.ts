@@ -11,7 +11,7 @@ import { eventually } from '../helpers/eventually.js';
 import { spawnGateway } from '../helpers/gateway-process.js';
 import { postGraphQL, startStack, type Stack } from '../helpers/stack.js';
 import { rawRequest, startUpstream, type Upstream } from '../helpers/upstream.js';
-import { RedisServer } from '../helpers/redis-server.js';
+import { RedisServer, hang } from '../helpers/redis-server.js';
 import { sharedRedisUrl } from '../helpers/shared-redis.js';
 
 const API_KEY = 'rl-test-key-0123456789';
@@ -203,10 +203,7 @@ describe('concurrent requests on one gateway with Redis (decisions batched per e
   it('a hung Redis (process stopped) during a burst: every request gets the local fallback within the bound, none hangs', async () => {
     const auth = await stack.bearer(freshUser());
     expect((await postGraphQL(stack.url, TYPENAME, auth)).status).toBe(200);
-    const admin = new Redis(redisServer.url());
-    const pid = Number(/process_id:(\d+)/.exec(await admin.info('server'))![1]);
-    admin.disconnect();
-    process.kill(pid, 'SIGSTOP');
+    const resume = await hang(redisServer);
     try {
       const timed = await Promise.all(
         Array.from({ length: 30 }, async () => {
@@ -220,7 +217,7 @@ describe('concurrent requests on one gateway with Redis (decisions batched per e
       expect(timed.filter((t) => t.status === 429)).toHaveLength(10);
       for (const t of timed) expect(t.ms).toBeLessThan(1_500);
     } finally {
-      process.kill(pid, 'SIGCONT');
+      resume();
     }
   });
 });

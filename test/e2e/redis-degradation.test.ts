@@ -10,7 +10,7 @@ import { sha256 } from '../../src/graphql/persisted-queries.js';
 import { LastKnown } from '../../src/stores/last-known.js';
 import { catalogSubgraph } from '../../subgraphs/catalog/index.js';
 import { eventually } from '../helpers/eventually.js';
-import { RedisServer } from '../helpers/redis-server.js';
+import { RedisServer, hang } from '../helpers/redis-server.js';
 import { startStack, type Stack, type StackOptions } from '../helpers/stack.js';
 import { startUpstream, type Upstream } from '../helpers/upstream.js';
 
@@ -227,8 +227,7 @@ describe('Redis outage with the default policies (fail-open, last-known values)'
   it('a Redis that stops answering (process stopped, connection open) costs bounded waits, and is noticed when it answers again', async () => {
     const acme = await stack.bearer({ tenant_id: 'acme' });
     expect((await graphql(stack, WHOAMI, acme)).status).toBe(200);
-    const pid = Number(/process_id:(\d+)/.exec(String(await admin.info('server')))![1]);
-    process.kill(pid, 'SIGSTOP');
+    const resume = await hang(admin);
     try {
       // A tenant seen before is answered from memory (its flags are cached while Redis tracks them), so
       // the hang is noticed by the tracking connection's heartbeat, not by the first request.
@@ -240,7 +239,7 @@ describe('Redis outage with the default policies (fail-open, last-known values)'
       for (const answer of answers) expect(answer.status).toBe(200);
       for (const answer of answers) expect(answer.ms).toBeLessThan(BOUNDED_MS);
     } finally {
-      process.kill(pid, 'SIGCONT');
+      resume();
     }
     await eventually(async () => expect((await ready(stack)).body).toMatchObject({ status: 'ready' }));
   });

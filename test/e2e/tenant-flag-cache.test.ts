@@ -9,7 +9,7 @@ import { RedisAvailability } from '../../src/stores/redis-availability.js';
 import { RedisKeyTracking } from '../../src/stores/redis-tracking.js';
 import { RedisTenantFlagStore, TENANT_FLAG_KEY_PREFIX } from '../../src/stores/tenant-flags.js';
 import { eventually } from '../helpers/eventually.js';
-import { RedisServer } from '../helpers/redis-server.js';
+import { RedisServer, hang } from '../helpers/redis-server.js';
 import { startStack, type Stack } from '../helpers/stack.js';
 import { startUpstream, type Upstream } from '../helpers/upstream.js';
 
@@ -137,12 +137,11 @@ describe('a server that stops answering with the connection open', () => {
     const tracking = RedisKeyTracking.start(reads, TENANT_FLAG_KEY_PREFIX, SILENT, { heartbeatMs: 100, timeoutMs: 200 });
     const availability = RedisAvailability.attach(reads, { logger: SILENT, lastKnownSeconds: 300, timeoutMs: 200 });
     const store = new RedisTenantFlagStore(reads, availability, tracking);
-    const pid = Number(/process_id:(\d+)/.exec(await admin.info('server'))![1]);
     try {
       await eventually(() => expect(tracking.active).toBe(true));
       await store.get('acme');
       expect(store.get('acme')).not.toBeInstanceOf(Promise);
-      process.kill(pid, 'SIGSTOP');
+      const resume = await hang(admin);
       try {
         await eventually(() => expect(tracking.active).toBe(false), 2_000, 20);
         // Not from the cache any more: a read, bounded, which falls back to the last-known flags.
@@ -150,7 +149,7 @@ describe('a server that stops answering with the connection open', () => {
         expect(read).toBeInstanceOf(Promise);
         expect(await read).toEqual({ readOnly: false, subscriptionChangedAt: null });
       } finally {
-        process.kill(pid, 'SIGCONT');
+        resume();
       }
       await eventually(() => expect(tracking.active).toBe(true), 10_000);
     } finally {

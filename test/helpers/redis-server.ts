@@ -29,6 +29,12 @@ export class RedisServer {
     }
   }
 
+  /** The running redis-server's process id. */
+  get pid(): number {
+    if (!this.process?.pid) throw new Error(`redis-server on port ${this.port} is not running`);
+    return this.process.pid;
+  }
+
   /** `redis://127.0.0.1:<port>/<db>` */
   url(db = 0): string {
     return `redis://127.0.0.1:${this.port}/${db}`;
@@ -72,4 +78,15 @@ async function ping(port: number): Promise<void> {
   } finally {
     probe.disconnect();
   }
+}
+
+/**
+ * Stops a redis-server (SIGSTOP: its connections stay open and nothing answers, as when Redis hangs)
+ * until the returned function resumes it. `target` is a server of the test's own, or a client of one
+ * (a Cluster node, say), asked for the process id.
+ */
+export async function hang(target: RedisServer | { info(section: string): Promise<string> }): Promise<() => void> {
+  const pid = target instanceof RedisServer ? target.pid : Number(/process_id:(\d+)/.exec(await target.info('server'))![1]);
+  process.kill(pid, 'SIGSTOP');
+  return () => process.kill(pid, 'SIGCONT');
 }

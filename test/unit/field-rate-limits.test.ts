@@ -8,7 +8,7 @@ import { FieldRateLimiter, limitedOccurrences } from '../../src/graphql/field-ra
 import { createRedis, type RedisClient } from '../../src/stores/redis.js';
 import { RedisAvailability } from '../../src/stores/redis-availability.js';
 import { eventually } from '../helpers/eventually.js';
-import { RedisServer } from '../helpers/redis-server.js';
+import { RedisServer, hang } from '../helpers/redis-server.js';
 
 /** Log lines at or above info, as the gateway's logger would write them. */
 function capturingLogger() {
@@ -77,14 +77,13 @@ describe('field rate limits with Redis: what is logged', () => {
 
   it('an outage is logged once, by RedisAvailability, and so is the recovery', async () => {
     start();
-    const pid = Number(/process_id:(\d+)/.exec(String(await redis.info('server')))![1]);
-    process.kill(pid, 'SIGSTOP');
+    const resume = await hang(server);
     try {
       await limiter.spend(occurrences, {}, caller('10.0.0.3'));
       await eventually(async () => expect(availability.readiness()).toMatchObject({ status: 'down' }));
       await limiter.spend(occurrences, {}, caller('10.0.0.3'));
     } finally {
-      process.kill(pid, 'SIGCONT');
+      resume();
     }
     await eventually(async () => expect(availability.readiness()).toEqual({ status: 'up' }));
     await limiter.spend(occurrences, {}, caller('10.0.0.3'));

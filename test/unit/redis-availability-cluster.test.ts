@@ -7,6 +7,7 @@ import { RedisAvailability, RedisUnavailable } from '../../src/stores/redis-avai
 import { DEADLINE_MS } from '../helpers/deadlines.js';
 import { eventually } from '../helpers/eventually.js';
 import { startRedisCluster } from '../helpers/redis-cluster.js';
+import { hang } from '../helpers/redis-server.js';
 
 /**
  * On a Redis Cluster one shard can hang while the others answer. The check that follows a late
@@ -44,8 +45,7 @@ describe('Redis availability on a Cluster with one hung shard', () => {
     for (const hung of masters) {
       const key = keyOn(hung);
       expect(await availability.run(() => redis.get(key))).toBeNull();
-      const pid = Number(/process_id:(\d+)/.exec(String(await hung.info('server')))![1]);
-      process.kill(pid, 'SIGSTOP');
+      const resume = await hang(hung);
       try {
         await expect(availability.run(() => redis.get(key))).rejects.toBeInstanceOf(RedisUnavailable);
         await eventually(async () => expect(availability.readiness()).toMatchObject({ status: 'down' }), 2_000, 50);
@@ -53,7 +53,7 @@ describe('Redis availability on a Cluster with one hung shard', () => {
         await new Promise((resolve) => setTimeout(resolve, 1_000));
         expect(availability.readiness()).toMatchObject({ status: 'down' });
       } finally {
-        process.kill(pid, 'SIGCONT');
+        resume();
       }
       await eventually(async () => expect(availability.readiness()).toEqual({ status: 'up' }), DEADLINE_MS, 50);
     }

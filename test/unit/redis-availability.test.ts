@@ -3,7 +3,7 @@ import { Registry } from 'prom-client';
 import { createRedis, type RedisClient } from '../../src/stores/redis.js';
 import { RedisAvailability, RedisUnavailable } from '../../src/stores/redis-availability.js';
 import { eventually } from '../helpers/eventually.js';
-import { RedisServer } from '../helpers/redis-server.js';
+import { RedisServer, hang } from '../helpers/redis-server.js';
 
 /** Blocks this process's event loop, as a busy machine or a long GC pause does. */
 function stall(ms: number): void {
@@ -55,8 +55,7 @@ describe('Redis availability under load', () => {
   });
 
   it('a Redis that stops answering (connection open) is still declared down, and a call then fails fast', async () => {
-    const pid = Number(/process_id:(\d+)/.exec(String(await redis.info('server')))![1]);
-    process.kill(pid, 'SIGSTOP');
+    const resume = await hang(server);
     try {
       const started = Date.now();
       await expect(availability.run(() => redis.get('hung'))).rejects.toBeInstanceOf(RedisUnavailable);
@@ -67,7 +66,7 @@ describe('Redis availability under load', () => {
       await expect(availability.run(() => redis.get('hung'))).rejects.toBeInstanceOf(RedisUnavailable);
       expect(Date.now() - fast).toBeLessThan(100);
     } finally {
-      process.kill(pid, 'SIGCONT');
+      resume();
     }
   });
 });

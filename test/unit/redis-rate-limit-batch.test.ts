@@ -11,7 +11,7 @@ import { createRedis, type RedisClient } from '../../src/stores/redis.js';
 import { DEADLINE_MS } from '../helpers/deadlines.js';
 import { eventually } from '../helpers/eventually.js';
 import { startRedisCluster } from '../helpers/redis-cluster.js';
-import { RedisServer } from '../helpers/redis-server.js';
+import { RedisServer, hang } from '../helpers/redis-server.js';
 
 const silent = pino({ level: 'silent' }) as FastifyBaseLogger;
 let run = 0;
@@ -132,9 +132,8 @@ describe('Redis token buckets, batched per event-loop turn', () => {
     const closed = resilient('closed');
     await own.ping();
     const checks = [bucket('user:hung', 'default', 10)];
-    const pid = Number(/process_id:(\d+)/.exec(String(await admin.info('server')))![1]);
     const runSpy = vi.spyOn(ownAvailability, 'run');
-    process.kill(pid, 'SIGSTOP');
+    const resume = await hang(admin);
     try {
       const started = Date.now();
       const outcomes = await Promise.allSettled(Array.from({ length: 40 }, (_, i) => (i % 2 === 0 ? open : closed).consume(checks)));
@@ -154,7 +153,7 @@ describe('Redis token buckets, batched per event-loop turn', () => {
       expect(open.degraded && closed.degraded).toBe(true);
       await eventually(() => expect(ownAvailability.readiness().status).toBe('down'), DEADLINE_MS, 50);
     } finally {
-      process.kill(pid, 'SIGCONT');
+      resume();
       runSpy.mockRestore();
     }
     await eventually(() => expect(ownAvailability.readiness()).toEqual({ status: 'up' }), DEADLINE_MS, 50);
